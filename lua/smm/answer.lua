@@ -1,0 +1,96 @@
+-- Reads what a transport brought back and says what it means for the API: the decoded JSON
+-- answer, or an error of the right kind. Transports know HTTP; this file knows panels.
+--
+-- A transport result is either an HTTP answer
+--   { status = 200, json = <decoded or nil>, body = <raw, when not JSON>, decode_error = ...,
+--     content_type = ..., retry_after = <seconds>, location = ... }
+-- or a failure before any answer
+--   { failure = "network" | "timeout" | "too_large" | "tls", message = ..., sent = <bool> }
+local errors = require "smm.errors"
+
+local M = {}
+
+local EXCERPT = 160
+
+local function excerpt(body)
+  if type(body) ~= "string" or body == "" then return nil end
+  local title = body:match("<[Tt][Ii][Tt][Ll][Ee][^>]*>%s*(.-)%s*</[Tt][Ii][Tt][Ll][Ee]>")
+  local s = body:gsub("%s+", " ")
+  if #s > EXCERPT then s = s:sub(1, EXCERPT) .. "..." end
+  return s, title
+end
+
+local function looks_html(result)
+  local ct = result.content_type and result.content_type:lower() or ""
+  return ct:find("html", 1, true) ~= nil or (result.body or ""):find("^%s*<") ~= nil
+end
+
+-- ctx: { action =, idempotent =, secret = }. `idempotent` false means the action spends or
+-- changes something, so an answer we could not read leaves its outcome unknown (ambiguous).
+function M.read(result, ctx)
+  local action, secret = ctx.action, ctx.secret
+  local changes = not ctx.idempotent
+
+  local failure = result.failure
+  if failure then
+    local sent = result.sent ~= false
+    if failure == "too_large" then
+      return nil, errors.new({ kind = "http", action = action, ambiguous = changes,
+        message = "the answer is larger than max_body: " .. tostring(result.message) }, secret)
+    end
+    local kind = failure == "timeout" and "timeout" or "network"
+    local where = sent and "" or " (nothing was sent)"
+    return nil, errors.new({ kind = kind, action = action, message = tostring(result.message) .. where,
+      retryable = true, ambiguous = changes and sent, sent = sent }, secret)
+  end
+
+  local status, json = result.status, result.json
+  if type(json) == "table" and json.error ~= nil then
+    local message = type(json.error) == "string" and json.error or
+      (type(json.error) == "table" and tostring(json.error.message or "error") or tostring(json.error))
+    local code = errors.api_code(message)
+    local retryable = errors.api_retryable(code) or status == 429 or (status and status >= 500)
+    return nil, errors.new({ kind = "api", action = action, message = message, code = code,
+      status = status, retryable = retryable and true or false,
+      retry_after = result.retry_after }, secret)
+  end
+
+  if status >= 300 and status < 400 then
+    return nil, errors.new({ kind = "http", action = action, status = status,
+      message = "the panel redirected to " .. tostring(result.location or "another address") ..
+        "; redirects are not followed because the API key is in the body: use that URL",
+    }, secret)
+  end
+
+  if status >= 400 or status < 200 then
+    local body, title = excerpt(result.body)
+    local retryable = status == 429 or status == 408 or status >= 500
+    local message = "HTTP " .. status .. (title and (": " .. title) or "")
+    if status == 429 then message = message .. " (rate limited" ..
+      (result.retry_after and (", retry after " .. result.retry_after .. " s)") or ")") end
+    return nil, errors.new({ kind = "http", action = action, status = status, message = message,
+      retryable = retryable, retry_after = result.retry_after, body = body,
+      ambiguous = changes and status ~= 429 and status >= 500 }, secret)
+  end
+
+  if json == nil then
+    local body, title = excerpt(result.body)
+    local message
+    if result.decode_error then
+      message = "the answer is not valid JSON (" .. tostring(result.decode_error) .. ")"
+    elseif looks_html(result) then
+      message = "the panel answered an HTML page" .. (title and (" (" .. title .. ")") or "") ..
+        " instead of JSON: a CDN challenge or an error page"
+    elseif body == nil then
+      message = "the panel answered an empty body"
+    else
+      message = "the answer is not JSON"
+    end
+    return nil, errors.new({ kind = "decode", action = action, status = status, message = message,
+      body = body, retryable = true, ambiguous = changes }, secret)
+  end
+
+  return json
+end
+
+return M

@@ -1,0 +1,26 @@
+-- lua-smm: a client for the SMM panel API v2.
+--
+--   local smm = require "smm"
+--   local client = smm.new{ url = "https://panel.example/api/v2", key = os.getenv("SMM_API_KEY") }
+--   local b, err = client:balance()
+local client = require "smm.client"
+local errors = require "smm.errors"
+local normalize = require "smm.normalize"
+
+local M = {
+  _VERSION = "0.1.0",
+}
+
+-- syntax: client = smm.new{ url = ..., key = ..., [options] }   (raises on misuse)
+M.new = client.new
+
+-- syntax: bool = smm.is_error(value)
+M.is_error = errors.is
+
+-- syntax: bool = smm.is_final(status)   -- "Completed", "Partial", "Canceled", "Refunded"
+M.is_final = normalize.is_final
+
+-- syntax: bool = smm.is_refill_final(status)
+M.is_refill_final = normalize.is_refill_final
+
+return M

@@ -1,0 +1,222 @@
+-- Turns what a panel answered into one shape, whatever the panel's habits:
+--   ids and counts  -> Lua integers ("157" and 157 alike; whole floats on Lua 5.1/LuaJIT)
+--   money           -> the exact decimal string ("0.35" and 0.35 alike, never 0.34999...)
+--   flags           -> booleans (true, 1, "1", "true", "yes")
+--   statuses        -> one spelling per state ("Cancelled", "canceled" -> "Canceled")
+-- Answers are normalised in place: they are fresh tables from the transport.
+local M = {}
+
+local floor, huge = math.floor, math.huge
+local type, tonumber, tostring = type, tonumber, tostring
+local MAX_EXACT = 2 ^ 53
+
+local tointeger = math.tointeger or function(x)
+  if x == floor(x) and x > -MAX_EXACT and x < MAX_EXACT then return x end
+  return nil
+end
+
+-- JSON null arrives as a light userdata from lua-cjson.
+local function is_null(v)
+  return v == nil or type(v) == "userdata"
+end
+
+local function trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+-- "157" / 157 / 157.0 / "157.00" -> 157. Empty or null -> nil. Anything else is returned as
+-- it came, rather than silently turned into a different number.
+local function integer(v)
+  local t = type(v)
+  if t == "number" then
+    if v ~= v or v == huge or v == -huge then return v end
+    return tointeger(v) or v
+  elseif t == "string" then
+    local s = trim(v)
+    if s == "" then return nil end
+    local whole = s:match("^([+-]?%d+)$") or s:match("^([+-]?%d+)%.0*$")
+    if whole then
+      local n = tonumber(whole)
+      if n and n > -MAX_EXACT and n < MAX_EXACT then return tointeger(n) end
+    end
+    return v
+  elseif is_null(v) then
+    return nil
+  end
+  return v
+end
+M.integer = integer
+
+-- 1.2345e-05 -> "0.000012345": panels write money as plain decimals.
+local function plain_decimal(s)
+  local sign, mantissa, exp = s:match("^(-?)([%d%.]+)[eE]([+-]?%d+)$")
+  if not sign then return s end
+  local int, frac = mantissa:match("^(%d*)%.?(%d*)$")
+  local digits = int .. frac
+  local point = #int + tonumber(exp)
+  local out
+  if point <= 0 then
+    out = "0." .. string.rep("0", -point) .. digits
+  elseif point >= #digits then
+    out = digits .. string.rep("0", point - #digits)
+  else
+    out = digits:sub(1, point) .. "." .. digits:sub(point + 1)
+  end
+  out = out:gsub("^0+(%d)", "%1")
+  if out:find("%.") then out = out:gsub("0+$", ""):gsub("%.$", "") end
+  return sign .. out
+end
+
+-- The shortest decimal that reads back as the same double: what the panel wrote.
+local function number_to_decimal(x)
+  local whole = tointeger(x)
+  if whole then return string.format("%d", whole) end
+  if x ~= x or x == huge or x == -huge then return tostring(x) end
+  local s
+  for precision = 15, 17 do
+    s = string.format("%." .. precision .. "g", x)
+    if tonumber(s) == x then break end
+  end
+  return plain_decimal(s)
+end
+M.number_to_decimal = number_to_decimal
+
+local function money(v)
+  local t = type(v)
+  if t == "string" then
+    local s = trim(v)
+    if s == "" then return nil end
+    if s:find("^[+-]?%d*%.?%d+$") or s:find("^[+-]?%d+%.$") then return s end
+    if s:find("^[+-]?[%d%.]+[eE][+-]?%d+$") then return plain_decimal(s) end
+    return v
+  elseif t == "number" then
+    return number_to_decimal(v)
+  elseif is_null(v) then
+    return nil
+  end
+  return v
+end
+M.money = money
+
+local TRUTHY = { ["1"] = true, ["true"] = true, ["yes"] = true, ["on"] = true }
+local FALSY = { ["0"] = true, ["false"] = true, ["no"] = true, ["off"] = true, [""] = true }
+
+local function boolean(v)
+  local t = type(v)
+  if t == "boolean" then return v end
+  if t == "number" then return v ~= 0 end
+  if t == "string" then
+    local s = trim(v):lower()
+    if TRUTHY[s] then return true end
+    if FALSY[s] then return false end
+    return v
+  end
+  if is_null(v) then return nil end
+  return v
+end
+M.boolean = boolean
+
+local function text(v)
+  if is_null(v) then return nil end
+  if type(v) == "number" then return number_to_decimal(v) end
+  return v
+end
+
+-- Order states, one spelling each. The final ones never change again.
+local ORDER_STATUS = {
+  ["pending"] = "Pending", ["awaiting"] = "Pending", ["queued"] = "Pending",
+  ["in progress"] = "In progress", ["inprogress"] = "In progress", ["active"] = "In progress",
+  ["processing"] = "Processing",
+  ["completed"] = "Completed", ["complete"] = "Completed", ["done"] = "Completed",
+  ["partial"] = "Partial", ["partially completed"] = "Partial",
+  ["canceled"] = "Canceled", ["cancelled"] = "Canceled", ["cancel"] = "Canceled",
+  ["refunded"] = "Refunded", ["refund"] = "Refunded",
+}
+local FINAL_ORDER = { Completed = true, Partial = true, Canceled = true, Refunded = true }
+
+local REFILL_STATUS = {
+  ["pending"] = "Pending", ["awaiting"] = "Awaiting",
+  ["in progress"] = "In progress", ["inprogress"] = "In progress",
+  ["processing"] = "Processing", ["processed"] = "Completed",
+  ["completed"] = "Completed", ["complete"] = "Completed",
+  ["rejected"] = "Rejected", ["failed"] = "Failed", ["error"] = "Failed",
+  ["canceled"] = "Rejected", ["cancelled"] = "Rejected",
+}
+local FINAL_REFILL = { Completed = true, Rejected = true, Failed = true }
+
+local function canonical(map, v)
+  if is_null(v) then return nil end
+  local s = trim(tostring(text(v)))
+  local key = s:lower():gsub("[_%-]", " "):gsub("%s+", " ")
+  return map[key] or s
+end
+
+function M.order_status(v) return canonical(ORDER_STATUS, v) end
+function M.refill_status(v) return canonical(REFILL_STATUS, v) end
+
+-- Accepts a status string as any panel spells it, or a status entry.
+function M.is_final(status)
+  if type(status) == "table" then status = status.status end
+  return FINAL_ORDER[M.order_status(status)] == true
+end
+
+function M.is_refill_final(status)
+  if type(status) == "table" then status = status.status end
+  return FINAL_REFILL[M.refill_status(status)] == true
+end
+
+-- The text of a per-id or whole-answer error: {"error": "..."} or a bare string.
+local function error_text(v)
+  if type(v) == "table" then v = v.error end
+  if is_null(v) then return "unknown error" end
+  return tostring(text(v))
+end
+M.error_text = error_text
+
+local function int_list(list)
+  if type(list) ~= "table" then return integer(list) end
+  for i = 1, #list do list[i] = integer(list[i]) end
+  return list
+end
+
+function M.service(s)
+  if type(s) ~= "table" then return s end
+  s.service = integer(s.service)
+  s.rate = money(s.rate)
+  s.min = integer(s.min)
+  s.max = integer(s.max)
+  if s.refill ~= nil then s.refill = boolean(s.refill) end
+  if s.cancel ~= nil then s.cancel = boolean(s.cancel) end
+  if s.dripfeed ~= nil then s.dripfeed = boolean(s.dripfeed) end
+  s.name, s.type, s.category = text(s.name), text(s.type), text(s.category)
+  return s
+end
+
+function M.services(list)
+  for i = 1, #list do M.service(list[i]) end
+  return list
+end
+
+-- One order's status entry: { charge, start_count, status, remains, currency, [runs, orders] }
+function M.order(entry)
+  if type(entry) ~= "table" then return entry end
+  if entry.error ~= nil then return { error = error_text(entry) } end
+  entry.charge = money(entry.charge)
+  entry.start_count = integer(entry.start_count)
+  entry.remains = integer(entry.remains)
+  local raw = entry.status
+  entry.status = M.order_status(raw)
+  entry.currency = text(entry.currency)
+  if entry.runs ~= nil then entry.runs = integer(entry.runs) end
+  if entry.posts ~= nil then entry.posts = integer(entry.posts) end
+  if type(entry.orders) == "table" then int_list(entry.orders) end
+  return entry
+end
+
+function M.balance(b)
+  b.balance = money(b.balance)
+  b.currency = text(b.currency)
+  return b
+end
+
+return M

@@ -1,0 +1,77 @@
+-- The service list as a cache: fetched once, kept for `services_ttl` ms, indexed by id and
+-- searched by text. Inside nginx a lua_shared_dict (option `shared_dict`) lets every worker
+-- share one fetch.
+local M = {}
+
+local Cache = {}
+Cache.__index = Cache
+
+-- ttl in ms; clock: a function returning ms; store: nil or a table with get/set (ngx.shared.X)
+-- plus encode/decode functions for it.
+function M.cache(ttl, clock, store)
+  return setmetatable({ ttl = ttl, clock = clock, store = store }, Cache)
+end
+
+local function index(list)
+  local by_id = {}
+  for _, s in ipairs(list) do
+    if type(s) == "table" and s.service ~= nil then by_id[s.service] = s end
+  end
+  return by_id
+end
+
+function Cache:get()
+  if self.list and self.clock() - self.fetched < self.ttl then return self.list end
+  if self.store then
+    local list, fetched = self.store.load()
+    if list and self.clock() - fetched < self.ttl then
+      self.list, self.by_id, self.fetched = list, index(list), fetched
+      return list
+    end
+  end
+  return nil
+end
+
+function Cache:put(list)
+  self.list, self.by_id, self.fetched = list, index(list), self.clock()
+  if self.store then self.store.save(list, self.fetched, self.ttl) end
+end
+
+function Cache:lookup(id)
+  if not self:get() then return nil end
+  return self.by_id[id]
+end
+
+function Cache:clear()
+  self.list, self.by_id, self.fetched = nil, nil, nil
+  if self.store then self.store.clear() end
+end
+
+local function lower(v)
+  return type(v) == "string" and v:lower() or ""
+end
+
+-- filter: { search = text in name or category, category = exact (any case), type = exact
+-- (any case), refill = bool, cancel = bool }. Sorted by id.
+function M.find(list, filter)
+  filter = filter or {}
+  local search = filter.search and lower(filter.search)
+  local category = filter.category and lower(filter.category)
+  local kind = filter.type and lower(filter.type)
+  local out = {}
+  for _, s in ipairs(list) do
+    local ok = (not search or lower(s.name):find(search, 1, true) or lower(s.category):find(search, 1, true))
+      and (not category or lower(s.category) == category)
+      and (not kind or lower(s.type) == kind)
+      and (filter.refill == nil or s.refill == filter.refill)
+      and (filter.cancel == nil or s.cancel == filter.cancel)
+    if ok then out[#out + 1] = s end
+  end
+  table.sort(out, function(a, b)
+    if type(a.service) == type(b.service) then return a.service < b.service end
+    return tostring(a.service) < tostring(b.service)
+  end)
+  return out
+end
+
+return M
