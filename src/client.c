@@ -1,0 +1,597 @@
+/*
+ * client.c: the handle userdata "smm.core.handle": option validation (core.new), the curl easy
+ * handle pool and its configuration, the write/header callbacks, request/request_many argument
+ * handling, result tables, close/__gc/__close/__tostring.
+ *
+ * Rules kept here: the userdata (with its __gc metatable) exists before any curl handle is
+ * made, so a Lua error at any point cannot leak; every argument is checked and every body is
+ * encoded before a transfer starts; curl callbacks only append to C buffers owned by the
+ * userdata and never touch Lua.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+
+#define DEFAULT_TIMEOUT_MS 30000L
+#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+#define DEFAULT_MAX_BODY ((size_t)64 * 1024 * 1024)
+#define DEFAULT_CONCURRENCY 4
+#define DEFAULT_USER_AGENT "lua-smm/" SMM_VERSION
+
+/* ------------------------------------------------------------------------------------------ */
+/* curl callbacks: C only, no Lua.                                                             */
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
+  smm_transfer *t = userdata;
+  size_t n = size * nmemb;
+  /* Counts decoded bytes (CURLOPT_ACCEPT_ENCODING), so a gzip bomb is capped too. */
+  if (n > t->max_body || t->body.len > t->max_body - n) {
+    t->too_large = 1;
+    return 0; /* != n: curl aborts with CURLE_WRITE_ERROR */
+  }
+  if (smm_buffer_append(&t->body, ptr, n) != 0) return 0;
+  return n;
+}
+
+static int header_is(const char *p, size_t n, const char *name, size_t *value_at) {
+  size_t len = strlen(name), i;
+  if (n <= len || p[len] != ':') return 0;
+  for (i = 0; i < len; i++) {
+    char ch = p[i];
+    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
+    if (ch != name[i]) return 0;
+  }
+  *value_at = len + 1;
+  return 1;
+}
+
+static void capture_value(smm_buffer *b, const char *p, size_t n, size_t at) {
+  while (at < n && (p[at] == ' ' || p[at] == '\t')) at++;
+  while (n > at && (p[n - 1] == '\r' || p[n - 1] == '\n' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+    n--;
+  smm_buffer_reset(b);
+  (void)smm_buffer_append(b, p + at, n - at); /* out of memory: the header is just missing */
+}
+
+static size_t header_cb(char *ptr, size_t size, size_t nitems, void *userdata) {
+  smm_transfer *t = userdata;
+  size_t n = size * nitems, at;
+  if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) { /* a new response (e.g. after 1xx) */
+    smm_buffer_reset(&t->location);
+    smm_buffer_reset(&t->retry_after);
+  } else if (header_is(ptr, n, "location", &at)) {
+    capture_value(&t->location, ptr, n, at);
+  } else if (header_is(ptr, n, "retry-after", &at)) {
+    capture_value(&t->retry_after, ptr, n, at);
+  }
+  return n;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The easy handle pool.                                                                       */
+
+static CURLcode configure_easy(smm_client *c, smm_transfer *t) {
+  CURL *e = t->easy;
+  CURLcode r = CURLE_OK;
+#define SET(opt, val) \
+  if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val)
+  SET(CURLOPT_NOSIGNAL, 1L);
+  SET(CURLOPT_PRIVATE, (void *)t);
+  SET(CURLOPT_ERRORBUFFER, t->errbuf);
+  SET(CURLOPT_WRITEFUNCTION, write_cb);
+  SET(CURLOPT_WRITEDATA, (void *)t);
+  SET(CURLOPT_HEADERFUNCTION, header_cb);
+  SET(CURLOPT_HEADERDATA, (void *)t);
+  SET(CURLOPT_TIMEOUT_MS, c->timeout_ms);
+  SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
+  /* No proxy option means no proxy: "" also stops libcurl from picking one up from the
+   * environment (http_proxy...), which would silently route the API key elsewhere. */
+  SET(CURLOPT_PROXY, c->proxy ? c->proxy : "");
+  SET(CURLOPT_SSL_VERIFYPEER, c->ssl_verify ? 1L : 0L);
+  SET(CURLOPT_SSL_VERIFYHOST, c->ssl_verify ? 2L : 0L);
+  if (c->cainfo) SET(CURLOPT_CAINFO, c->cainfo);
+  SET(CURLOPT_USERAGENT, c->user_agent);
+  SET(CURLOPT_ACCEPT_ENCODING, ""); /* every encoding libcurl can decode */
+  SET(CURLOPT_PROTOCOLS_STR, "http,https");
+  SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  /* Never follow redirects: the API key is in the body. The 3xx comes back with location. */
+  SET(CURLOPT_FOLLOWLOCATION, 0L);
+  SET(CURLOPT_HTTPHEADER, c->headers);
+  SET(CURLOPT_TCP_KEEPALIVE, 1L);
+  SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+  SET(CURLOPT_POST, 1L);
+#undef SET
+  return r;
+}
+
+/* Makes sure pool[0..n-1] exist. Raises on failure (nothing is in flight when called). */
+void smm_client_ensure_pool(lua_State *L, smm_client *c, int n) {
+  if (n > c->pool_cap) {
+    smm_transfer **p = realloc(c->pool, (size_t)n * sizeof(*p));
+    if (p == NULL) luaL_error(L, "smm.core: out of memory");
+    c->pool = p;
+    c->pool_cap = n;
+  }
+  while (c->pool_len < n) {
+    smm_transfer *t = calloc(1, sizeof(*t));
+    CURLcode r;
+    if (t == NULL) luaL_error(L, "smm.core: out of memory");
+    t->easy = curl_easy_init();
+    if (t->easy == NULL) {
+      free(t);
+      luaL_error(L, "smm.core: curl_easy_init failed");
+    }
+    c->pool[c->pool_len++] = t; /* owned by the handle from here on */
+    t->max_body = c->max_body;
+    r = configure_easy(c, t);
+    if (r != CURLE_OK) luaL_error(L, "smm.core: curl setup failed: %s", curl_easy_strerror(r));
+  }
+}
+
+/* Takes every transfer out of the multi handle. A transfer can be left in it only when a Lua
+ * error (out of memory while building a result) escaped smm_multi_run. */
+void smm_client_abort_inflight(smm_client *c) {
+  int i;
+  for (i = 0; i < c->pool_len; i++) {
+    smm_transfer *t = c->pool[i];
+    if (t->in_multi) {
+      curl_multi_remove_handle(c->multi, t->easy);
+      t->in_multi = 0;
+    }
+  }
+}
+
+static void client_free(smm_client *c) {
+  int i;
+  smm_client_abort_inflight(c);
+  for (i = 0; i < c->pool_len; i++) {
+    smm_transfer *t = c->pool[i];
+    curl_easy_cleanup(t->easy);
+    smm_buffer_free(&t->body);
+    smm_buffer_free(&t->location);
+    smm_buffer_free(&t->retry_after);
+    free(t);
+  }
+  free(c->pool);
+  c->pool = NULL;
+  c->pool_len = c->pool_cap = 0;
+  if (c->multi) curl_multi_cleanup(c->multi);
+  c->multi = NULL;
+  curl_slist_free_all(c->headers); /* after the easy handles that used it */
+  c->headers = NULL;
+  smm_buffer_free(&c->form);
+  free(c->proxy);
+  free(c->cainfo);
+  free(c->user_agent);
+  c->proxy = c->cainfo = c->user_agent = NULL;
+  c->closed = 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Results.                                                                                    */
+
+static int is_tls_failure(CURLcode code) {
+  switch (code) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* sent = false only when the request provably never left this machine: curl failed before
+ * or while connecting (resolve, connect, TLS handshake, a timeout in those phases, a URL it
+ * refused), AND it reports zero request bytes issued AND it never reached the pre-transfer
+ * point. Anything else, including every unknown case, is sent = true: for a non-idempotent
+ * "add" a false "not sent" would invite a second order. */
+static int provably_unsent(CURL *e, CURLcode code) {
+  long request_size = 1;
+  curl_off_t pretransfer = 1;
+  switch (code) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+      break;
+    default:
+      if (!is_tls_failure(code)) return 0;
+  }
+  if (curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK) return 0;
+  if (curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK) return 0;
+  return request_size == 0 && pretransfer == 0;
+}
+
+static const char *failure_kind(smm_transfer *t, CURLcode code) {
+  if (code == CURLE_OPERATION_TIMEDOUT) return "timeout";
+  if (t->too_large) return "too_large";
+  if (is_tls_failure(code)) return "tls";
+  return "network";
+}
+
+static int parse_seconds(const smm_buffer *b, lua_Integer *out) {
+  size_t i;
+  lua_Integer v = 0;
+  if (b->len == 0 || b->len > 12) return 0;
+  for (i = 0; i < b->len; i++) {
+    if (b->data[i] < '0' || b->data[i] > '9') return 0;
+    v = v * 10 + (b->data[i] - '0');
+  }
+  *out = v;
+  return 1;
+}
+
+void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
+                     int decode_idx) {
+  CURL *e = t->easy;
+  curl_off_t total = 0;
+  int res;
+  lua_createtable(L, 0, 8);
+  res = lua_gettop(L);
+  if (!started) total = 0; /* the handle's info still describes its previous transfer */
+  if (!started || curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK) {
+    lua_pushnumber(L, (lua_Number)total / 1000.0);
+    lua_setfield(L, res, "time");
+  }
+  if (code == CURLE_OK) {
+    long status = 0;
+    char *ctype = NULL;
+    curl_off_t retry = -1;
+    lua_Integer seconds;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    lua_pushinteger(L, (lua_Integer)status);
+    lua_setfield(L, res, "status");
+    if (curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype != NULL) {
+      lua_pushstring(L, ctype);
+      lua_setfield(L, res, "content_type");
+    }
+    if (t->retry_after.len > 0) {
+      /* libcurl turns both forms (seconds, HTTP date) into seconds, but reports 0 for "none"
+       * and for an unparsable value; a literal "0" is taken from the header itself. */
+      if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry) == CURLE_OK && retry > 0) {
+        lua_pushinteger(L, (lua_Integer)retry);
+        lua_setfield(L, res, "retry_after");
+      } else if (parse_seconds(&t->retry_after, &seconds)) {
+        lua_pushinteger(L, seconds);
+        lua_setfield(L, res, "retry_after");
+      }
+    }
+    if (t->location.len > 0) {
+      lua_pushlstring(L, t->location.data, t->location.len);
+      lua_setfield(L, res, "location");
+    }
+    smm_decode_body(L, decode_idx, t->body.data, t->body.len);
+  } else {
+    const char *msg = curl_easy_strerror(code);
+    lua_pushstring(L, failure_kind(t, code));
+    lua_setfield(L, res, "failure");
+    if (t->too_large) {
+      char limit[64];
+      snprintf(limit, sizeof limit, "%.0f", (double)t->max_body);
+      lua_pushfstring(L, "%s: answer larger than max_body (%s bytes)", msg, limit);
+    } else if (t->errbuf[0] != '\0')
+      lua_pushfstring(L, "%s: %s", msg, t->errbuf);
+    else
+      lua_pushstring(L, msg);
+    lua_setfield(L, res, "message");
+    lua_pushboolean(L, started ? !provably_unsent(e, code) : 0);
+    lua_setfield(L, res, "sent");
+    lua_pushinteger(L, (lua_Integer)code);
+    lua_setfield(L, res, "code");
+  }
+  smm_buffer_reset(&t->body);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* core.new and options.                                                                       */
+
+static const char *const option_names[] = {"timeout", "connect_timeout", "proxy", "ssl_verify",
+                                           "cainfo", "user_agent", "max_body", "concurrency",
+                                           NULL};
+
+typedef struct options {
+  long timeout_ms, connect_timeout_ms;
+  const char *proxy, *cainfo, *user_agent;
+  int ssl_verify;
+  size_t max_body;
+  int concurrency;
+} options;
+
+static int opt_field(lua_State *L, int idx, const char *name) {
+  lua_pushstring(L, name);
+  lua_rawget(L, idx);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+static lua_Number opt_number(lua_State *L, const char *name, lua_Number max, const char *what) {
+  lua_Number x;
+  if (lua_type(L, -1) != LUA_TNUMBER) goto bad;
+  x = lua_tonumber(L, -1);
+  if (!(x >= 0 && x <= max)) goto bad;
+  lua_pop(L, 1);
+  return x;
+bad:
+  luaL_error(L, "smm.core.new: option '%s' must be %s", name, what);
+  return 0;
+}
+
+static const char *opt_string(lua_State *L, const char *name, const char *what) {
+  const char *s;
+  size_t len;
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "smm.core.new: option '%s' must be %s", name, what);
+  s = lua_tolstring(L, -1, &len);
+  if (strlen(s) != len) luaL_error(L, "smm.core.new: option '%s' must not contain NUL bytes", name);
+  lua_pop(L, 1); /* still anchored by the options table */
+  return s;
+}
+
+static int has_prefix(const char *s, const char *p) {
+  return strncmp(s, p, strlen(p)) == 0;
+}
+
+static void read_options(lua_State *L, int idx, options *o) {
+  o->timeout_ms = DEFAULT_TIMEOUT_MS;
+  o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+  o->proxy = o->cainfo = NULL;
+  o->user_agent = DEFAULT_USER_AGENT;
+  o->ssl_verify = 1;
+  o->max_body = DEFAULT_MAX_BODY;
+  o->concurrency = DEFAULT_CONCURRENCY;
+  if (lua_isnoneornil(L, idx)) return;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    luaL_error(L, "smm.core.new: options must be a table, got %s", luaL_typename(L, idx));
+
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int i;
+    if (lua_type(L, -2) != LUA_TSTRING)
+      luaL_error(L, "smm.core.new: option names must be strings, got %s", luaL_typename(L, -2));
+    for (i = 0; option_names[i]; i++)
+      if (strcmp(lua_tostring(L, -2), option_names[i]) == 0) break;
+    if (option_names[i] == NULL)
+      luaL_error(L, "smm.core.new: unknown option '%s'", lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+
+  if (opt_field(L, idx, "timeout"))
+    o->timeout_ms = (long)opt_number(L, "timeout", 2147483647.0,
+                                     "a non-negative number of milliseconds");
+  if (opt_field(L, idx, "connect_timeout"))
+    o->connect_timeout_ms = (long)opt_number(L, "connect_timeout", 2147483647.0,
+                                             "a non-negative number of milliseconds");
+  if (opt_field(L, idx, "proxy")) {
+    const char *what = "a string starting with http://, https://, socks5:// or socks5h://";
+    o->proxy = opt_string(L, "proxy", what);
+    if (!has_prefix(o->proxy, "http://") && !has_prefix(o->proxy, "https://") &&
+        !has_prefix(o->proxy, "socks5://") && !has_prefix(o->proxy, "socks5h://"))
+      luaL_error(L, "smm.core.new: option 'proxy' must be %s", what);
+  }
+  if (opt_field(L, idx, "ssl_verify")) {
+    if (lua_type(L, -1) != LUA_TBOOLEAN)
+      luaL_error(L, "smm.core.new: option 'ssl_verify' must be a boolean");
+    o->ssl_verify = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  if (opt_field(L, idx, "cainfo")) o->cainfo = opt_string(L, "cainfo", "a file path string");
+  if (opt_field(L, idx, "user_agent"))
+    o->user_agent = opt_string(L, "user_agent", "a string");
+  if (opt_field(L, idx, "max_body")) {
+    lua_Number x = opt_number(L, "max_body", 4503599627370496.0, "a positive number of bytes");
+    if (x < 1 || (double)(size_t)x != (double)x)
+      luaL_error(L, "smm.core.new: option 'max_body' must be a positive number of bytes");
+    o->max_body = (size_t)x;
+  }
+  if (opt_field(L, idx, "concurrency")) {
+    lua_Number x = opt_number(L, "concurrency", SMM_MAX_CONCURRENCY,
+                              "an integer from 1 to 256");
+    if (x < 1 || (lua_Number)(int)x != x)
+      luaL_error(L, "smm.core.new: option 'concurrency' must be an integer from 1 to 256");
+    o->concurrency = (int)x;
+  }
+}
+
+static char *dup_string(lua_State *L, const char *s) {
+  size_t n;
+  char *p;
+  if (s == NULL) return NULL;
+  n = strlen(s) + 1;
+  p = malloc(n);
+  if (p == NULL) luaL_error(L, "smm.core: out of memory");
+  memcpy(p, s, n);
+  return p;
+}
+
+int smm_client_new(lua_State *L) {
+  options o;
+  smm_client *c;
+  struct curl_slist *h;
+  read_options(L, 1, &o); /* raises on bad options: nothing allocated yet */
+  lua_settop(L, 1);
+
+  /* The userdata and its __gc come first: from here on, whatever fails, close frees it. */
+  c = (smm_client *)lua_newuserdata(L, sizeof(*c));
+  memset(c, 0, sizeof(*c));
+  c->closed = 1; /* until fully set up: a half-built handle must not be usable */
+  luaL_setmetatable(L, SMM_HANDLE_MT);
+
+  /* A private cjson instance; its decode function lives in the user value table. */
+  lua_createtable(L, 1, 0);
+  lua_getglobal(L, "require");
+  lua_pushstring(L, "cjson.safe");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "new");
+  if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "smm.core: cjson.safe.new not found");
+  lua_call(L, 0, 1);
+  lua_getfield(L, -1, "decode");
+  if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "smm.core: cjson decode not found");
+  lua_rawseti(L, -4, 1); /* uv[1] = decode */
+  lua_pop(L, 2);         /* instance, module */
+  smm_setuservalue(L, 2);
+
+  c->timeout_ms = o.timeout_ms;
+  c->connect_timeout_ms = o.connect_timeout_ms;
+  c->ssl_verify = o.ssl_verify;
+  c->max_body = o.max_body;
+  c->concurrency = o.concurrency;
+  c->proxy = dup_string(L, o.proxy);
+  c->cainfo = dup_string(L, o.cainfo);
+  c->user_agent = dup_string(L, o.user_agent);
+
+  /* "Expect:" (empty) removes the 100-continue wait; the Content-Type is explicit. */
+  h = curl_slist_append(NULL, "Expect:");
+  if (h == NULL) luaL_error(L, "smm.core: out of memory");
+  c->headers = h;
+  h = curl_slist_append(c->headers, "Content-Type: application/x-www-form-urlencoded");
+  if (h == NULL) luaL_error(L, "smm.core: out of memory");
+  c->headers = h;
+
+  c->multi = curl_multi_init();
+  if (c->multi == NULL) luaL_error(L, "smm.core: curl_multi_init failed");
+  smm_client_ensure_pool(L, c, 1);
+  c->closed = 0;
+  return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Methods.                                                                                    */
+
+static smm_client *check_open(lua_State *L) {
+  smm_client *c = (smm_client *)luaL_checkudata(L, 1, SMM_HANDLE_MT);
+  if (c->closed) luaL_error(L, "smm.core: handle is closed");
+  return c;
+}
+
+/* ropts at idx: { idempotent = boolean, concurrency = n (request_many only) } */
+static void read_ropts(lua_State *L, int idx, int many, int *idempotent, int *conc) {
+  if (lua_isnoneornil(L, idx)) return;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (name && strcmp(name, "idempotent") == 0) {
+      if (lua_type(L, -1) != LUA_TBOOLEAN)
+        luaL_error(L, "smm.core: request option 'idempotent' must be a boolean");
+      *idempotent = lua_toboolean(L, -1);
+    } else if (name && many && strcmp(name, "concurrency") == 0) {
+      lua_Number x = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+      if (!(x >= 1 && x <= SMM_MAX_CONCURRENCY) || (lua_Number)(int)x != x)
+        luaL_error(L, "smm.core: request option 'concurrency' must be an integer from 1 to 256");
+      *conc = (int)x;
+    } else {
+      lua_pushvalue(L, -2);
+      luaL_error(L, "smm.core: unknown request option '%s'",
+                 name ? name : luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* Shared tail of request/request_many: stack = 1 handle, 2 url, 3 fields/list, 4 ropts,
+ * 5 bodies (strings), 6 results. Pushes the decode function and runs. */
+static void run(lua_State *L, smm_client *c, int n, int conc, int idempotent) {
+  smm_getuservalue(L, 1);
+  lua_rawgeti(L, -1, 1);
+  lua_replace(L, -2); /* 7 = decode */
+  if (conc > n) conc = n;
+  smm_client_abort_inflight(c);
+  smm_client_ensure_pool(L, c, conc);
+  smm_multi_run(L, c, lua_tostring(L, 2), 5, n, conc, idempotent, 6, 7);
+  lua_pop(L, 1);
+}
+
+static int client_request(lua_State *L) {
+  smm_client *c = check_open(L);
+  int idempotent = 1, conc = 1;
+  luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  read_ropts(L, 4, 0, &idempotent, &conc);
+  lua_settop(L, 4);
+  smm_form_encode(L, 3, &c->form, 0);
+  lua_createtable(L, 1, 0); /* 5: bodies */
+  lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
+  lua_rawseti(L, 5, 1);
+  smm_buffer_reset(&c->form);
+  lua_createtable(L, 1, 0); /* 6: results */
+  run(L, c, 1, 1, idempotent);
+  lua_rawgeti(L, 6, 1);
+  return 1;
+}
+
+static int client_request_many(lua_State *L) {
+  smm_client *c = check_open(L);
+  int idempotent = 1, conc = c->concurrency, n, i;
+  luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  read_ropts(L, 4, 1, &idempotent, &conc);
+  lua_settop(L, 4);
+  n = (int)lua_rawlen(L, 3);
+  lua_createtable(L, n, 0); /* 5: bodies, all encoded before anything is sent */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 3, i);
+    if (lua_type(L, -1) != LUA_TTABLE)
+      luaL_error(L, "smm.core: request_many: item %d must be a table of fields, got %s", i,
+                 luaL_typename(L, -1));
+    smm_form_encode(L, lua_gettop(L), &c->form, i);
+    lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len);
+    lua_rawseti(L, 5, i);
+    lua_pop(L, 1);
+  }
+  smm_buffer_reset(&c->form);
+  lua_createtable(L, n, 0); /* 6: results */
+  if (n > 0) run(L, c, n, conc, idempotent);
+  lua_pushvalue(L, 6);
+  return 1;
+}
+
+static int client_close(lua_State *L) {
+  smm_client *c = (smm_client *)luaL_checkudata(L, 1, SMM_HANDLE_MT);
+  client_free(c); /* idempotent: everything freed is set to NULL */
+  return 0;
+}
+
+static int client_tostring(lua_State *L) {
+  smm_client *c = (smm_client *)luaL_checkudata(L, 1, SMM_HANDLE_MT);
+  lua_pushfstring(L, "smm.core.handle: %p (%s)", (void *)c, c->closed ? "closed" : "open");
+  return 1;
+}
+
+int smm_client_open(lua_State *L) {
+  static const luaL_Reg methods[] = {{"request", client_request},
+                                     {"request_many", client_request_many},
+                                     {"close", client_close},
+                                     {NULL, NULL}};
+  static const luaL_Reg meta[] = {{"__gc", client_close},
+#if LUA_VERSION_NUM >= 504
+                                  {"__close", client_close},
+#endif
+                                  {"__tostring", client_tostring},
+                                  {NULL, NULL}};
+  luaL_newmetatable(L, SMM_HANDLE_MT);
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, SMM_HANDLE_MT);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  return 0;
+}

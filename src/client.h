@@ -1,0 +1,69 @@
+/*
+ * client.h: the handle userdata ("smm.core.handle") shared by client.c (creation, options,
+ * curl easy configuration, result tables), multi.c (running transfers), form.c and decode.c.
+ * Everything C-allocated hangs off smm_client, so close/__gc frees it whatever happened.
+ */
+#ifndef SMM_CLIENT_H
+#define SMM_CLIENT_H
+
+#include <curl/curl.h>
+
+#include "buffer.h"
+#include "compat.h"
+
+#define SMM_VERSION "0.1.0"
+#define SMM_HANDLE_MT "smm.core.handle"
+#define SMM_MAX_CONCURRENCY 256
+
+struct smm_client;
+
+/* One reusable curl easy handle plus the C buffers its callbacks write into. */
+typedef struct smm_transfer {
+  CURL *easy;
+  smm_buffer body;        /* (decoded) response body of the current/last answer */
+  smm_buffer location;    /* Location header of the last response seen */
+  smm_buffer retry_after; /* raw Retry-After header value of the last response seen */
+  size_t max_body;
+  int too_large;    /* set by the write callback when max_body was exceeded */
+  int in_multi;     /* currently added to the client's multi handle */
+  int index;        /* 0-based slot of the result this transfer produces */
+  char errbuf[CURL_ERROR_SIZE];
+} smm_transfer;
+
+typedef struct smm_client {
+  CURLM *multi;             /* owns the connection cache shared by every transfer */
+  smm_transfer **pool;      /* easy handles, created on demand, pool[0] for single requests */
+  int pool_len, pool_cap;
+  struct curl_slist *headers;
+  smm_buffer form;          /* scratch space for form encoding */
+  long timeout_ms, connect_timeout_ms;
+  char *proxy, *cainfo, *user_agent;
+  int ssl_verify;
+  size_t max_body;
+  int concurrency;
+  int closed;
+} smm_client;
+
+/* client.c */
+int smm_client_open(lua_State *L);   /* registers the metatable (called by luaopen) */
+int smm_client_new(lua_State *L);    /* core.new */
+void smm_client_ensure_pool(lua_State *L, smm_client *c, int n);
+void smm_client_abort_inflight(smm_client *c);
+/* Pushes the result table of a finished transfer (started = 0: it could not be started). */
+void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
+                     int decode_idx);
+
+/* multi.c: runs `n` transfers of the bodies in the table at bodies_idx (strings 1..n) to url,
+ * `conc` at a time, storing result i at results_idx[i]. Raises only for internal curl errors
+ * (out of memory), after removing every transfer from the multi handle. */
+void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
+                   int conc, int idempotent, int results_idx, int decode_idx);
+
+/* form.c: encodes the fields table at idx into out (reset first); raises on a bad field.
+ * item > 0 names the list position in error messages (request_many). */
+void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item);
+
+/* decode.c: sets json / body / decode_error on the table at the top of the stack. */
+void smm_decode_body(lua_State *L, int decode_idx, const char *p, size_t n);
+
+#endif

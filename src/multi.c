@@ -1,0 +1,104 @@
+/*
+ * multi.c: runs transfers. Every transfer, single or parallel, goes through the handle's one
+ * CURLM multi handle, so all easy handles share its connection cache: keep-alive works across
+ * request calls and across request_many batches. At most `conc` transfers are in flight; a
+ * finished one frees its easy handle for the next body in the list.
+ *
+ * No Lua is called while curl runs except to build the result table of a transfer that has
+ * already finished and been removed from the multi handle. If that raises (out of memory),
+ * the transfers still added are removed at the start of the next run or by close/__gc.
+ */
+#include "client.h"
+
+/* idempotent = false forces a new connection for this transfer (CURLOPT_FRESH_CONNECT). When
+ * a reused keep-alive connection turns out to be dead (the panel closed it while idle), libcurl
+ * silently re-sends the request on a new connection. That is right for a status query but can
+ * place an order (action=add) twice: the first copy may have reached the panel before the
+ * connection died. On a fresh connection libcurl never retries. The flag is set again for
+ * every transfer, so it is back to 0 for the next idempotent one. */
+static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const char *body,
+                      size_t len, int idempotent, int index) {
+  CURL *e = t->easy;
+  CURLcode r;
+  CURLMcode mc;
+  smm_buffer_reset(&t->body);
+  smm_buffer_reset(&t->location);
+  smm_buffer_reset(&t->retry_after);
+  t->too_large = 0;
+  t->errbuf[0] = '\0';
+  t->index = index;
+  t->max_body = c->max_body;
+  r = curl_easy_setopt(e, CURLOPT_URL, url);
+  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  /* Not copied: the body is a Lua string anchored on the stack for the whole run. */
+  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, idempotent ? 0L : 1L);
+  if (r != CURLE_OK) return r;
+  mc = curl_multi_add_handle(c->multi, e);
+  if (mc != CURLM_OK) return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+  t->in_multi = 1;
+  return CURLE_OK;
+}
+
+static smm_transfer *idle_transfer(smm_client *c, int conc) {
+  int i;
+  for (i = 0; i < conc; i++)
+    if (!c->pool[i]->in_multi) return c->pool[i];
+  return NULL;
+}
+
+void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
+                   int conc, int idempotent, int results_idx, int decode_idx) {
+  int next = 0, active = 0;
+  CURLMcode mc = CURLM_OK;
+  while (next < n || active > 0) {
+    CURLMsg *msg;
+    int running = 0, left = 0;
+    smm_transfer *t;
+
+    while (active < conc && next < n && (t = idle_transfer(c, conc)) != NULL) {
+      const char *body;
+      size_t len;
+      CURLcode r;
+      lua_rawgeti(L, bodies_idx, next + 1);
+      body = lua_tolstring(L, -1, &len);
+      lua_pop(L, 1); /* still referenced by the bodies table */
+      r = start(c, t, url, body, len, idempotent, next);
+      next++;
+      if (r == CURLE_OK) {
+        active++;
+      } else { /* could not even start: nothing was sent */
+        smm_push_result(L, t, r, 0, decode_idx);
+        lua_rawseti(L, results_idx, t->index + 1);
+      }
+    }
+    if (active == 0) continue;
+
+    mc = curl_multi_perform(c->multi, &running);
+    if (mc != CURLM_OK) goto fatal;
+
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+      CURL *e = msg->easy_handle;
+      CURLcode r = msg->data.result; /* read before remove_handle invalidates msg */
+      char *priv = NULL;
+      if (msg->msg != CURLMSG_DONE) continue;
+      curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+      t = (smm_transfer *)(void *)priv;
+      curl_multi_remove_handle(c->multi, e);
+      t->in_multi = 0;
+      active--;
+      smm_push_result(L, t, r, 1, decode_idx);
+      lua_rawseti(L, results_idx, t->index + 1);
+    }
+
+    if (active > 0 && running > 0) {
+      mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+      if (mc != CURLM_OK) goto fatal;
+    }
+  }
+  return;
+
+fatal:
+  smm_client_abort_inflight(c);
+  luaL_error(L, "smm.core: curl multi error: %s", curl_multi_strerror(mc));
+}
