@@ -29,7 +29,7 @@ function M.start(opts)
     args[#args + 1] = "--" .. name:gsub("_", "-")
     args[#args + 1] = shell_quote(value)
   end
-  local cmd = string.format("LUA_PATH=%s LUA_CPATH= exec %s %s/bin/smm-sandbox %s",
+  local cmd = string.format("LUA_PATH=%s LUA_CPATH=';;' exec %s %s/bin/smm-sandbox %s",
     shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;"), lua, root,
     table.concat(args, " "))
   local pipe = assert(io.popen(cmd, "r"))
