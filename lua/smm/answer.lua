@@ -50,8 +50,10 @@ function M.read(result, ctx)
       (type(json.error) == "table" and tostring(json.error.message or "error") or tostring(json.error))
     local code = errors.api_code(message)
     local retryable = errors.api_retryable(code) or status == 429 or (status and status >= 500)
+    -- a panel that crashed (5xx) while answering an `add` may have placed the order first
     return nil, errors.new({ kind = "api", action = action, message = message, code = code,
       status = status, retryable = retryable and true or false,
+      ambiguous = changes and status ~= nil and status >= 500,
       retry_after = result.retry_after }, secret)
   end
 

@@ -290,6 +290,7 @@ function Client.quote_fields(order)
   local fields = {}
   for name, value in pairs(order) do fields[name] = value end
   if fields.link == nil and fields.username == nil then fields.link = "-" end
+  if fields.runs ~= nil and fields.interval == nil then fields.interval = 1 end
   return fields
 end
 

@@ -6,6 +6,7 @@ M.name = "curl"
 
 local Transport = {}
 Transport.__index = Transport
+Transport.name = "curl" -- client:__tostring reads transport.name from the instance
 
 local CORE_OPTIONS = { "timeout", "connect_timeout", "proxy", "ssl_verify", "cainfo", "user_agent",
                        "max_body", "concurrency" }

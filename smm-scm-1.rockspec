@@ -1,0 +1,62 @@
+rockspec_format = "3.0"
+package = "smm"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/lua-smm/lua-smm.git",
+  branch = "main",
+}
+description = {
+  summary = "Client for the SMM panel API v2: libcurl C core, pure-Lua client, OpenResty transport",
+  detailed = [[
+    lua-smm speaks the SMM panel API v2 (services, add for every order kind, status, refill,
+    refill_status, cancel, balance) with exact money, integer ids, classified errors, retry
+    that never double-orders, batching past 100 ids, polling, quotes, a sandbox panel and a
+    command line tool.
+  ]],
+  license = "MIT",
+  homepage = "https://github.com/lua-smm/lua-smm",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "lua-cjson >= 2.1",
+}
+external_dependencies = {
+  -- Debian's curl headers are multiarch (/usr/include/x86_64-linux-gnu): naming the header
+  -- here makes luarocks 3.8 look only in /usr/include and fail, so only the library is named.
+  CURL = { library = "curl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["smm.core"] = {
+      sources = { "src/core.c", "src/client.c", "src/form.c", "src/decode.c", "src/multi.c", "src/buffer.c" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["smm"] = "lua/smm/init.lua",
+    ["smm.answer"] = "lua/smm/answer.lua",
+    ["smm.batch"] = "lua/smm/batch.lua",
+    ["smm.client"] = "lua/smm/client.lua",
+    ["smm.errors"] = "lua/smm/errors.lua",
+    ["smm.kinds"] = "lua/smm/kinds.lua",
+    ["smm.money"] = "lua/smm/money.lua",
+    ["smm.normalize"] = "lua/smm/normalize.lua",
+    ["smm.options"] = "lua/smm/options.lua",
+    ["smm.poll"] = "lua/smm/poll.lua",
+    ["smm.price"] = "lua/smm/price.lua",
+    ["smm.ratelimit"] = "lua/smm/ratelimit.lua",
+    ["smm.retry"] = "lua/smm/retry.lua",
+    ["smm.services"] = "lua/smm/services.lua",
+    ["smm.validate"] = "lua/smm/validate.lua",
+    ["smm.transport"] = "lua/smm/transport/init.lua",
+    ["smm.transport.curl"] = "lua/smm/transport/curl.lua",
+    ["smm.transport.ngx"] = "lua/smm/transport/ngx.lua",
+  },
+  install = {
+    bin = { "bin/smm", "bin/smm-sandbox" },
+  },
+}
+test = {
+  type = "busted",
+}
