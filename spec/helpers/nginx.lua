@@ -1,0 +1,212 @@
+-- Test helper: runs Debian's nginx (with the lua module) on a free loopback port, configured
+-- from examples/nginx/nginx.conf with test paths and extra locations, and stops it.
+--
+--   local nginx = require "helpers.nginx"
+--   assert(nginx.available())
+--   local ng = nginx.start{ env = { SMM_API_URL = ..., SMM_API_KEY = ... }, locations = "..." }
+--   ng.base   -- "http://127.0.0.1:PORT"
+--   ng:get("/balance") -> status, decoded JSON, raw body ; ng:post("/order", fields)
+--   ng:stop()
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local socket = require "socket"
+local cjson = require "cjson.safe"
+
+local M = {}
+local Nginx = {}
+Nginx.__index = Nginx
+
+local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helpers/") or ".")
+if root:sub(1, 1) ~= "/" then root = os.getenv("PWD") .. "/" .. root end
+M.root = root
+
+M.BINARY = os.getenv("SMM_NGINX") or "/usr/sbin/nginx"
+M.MODULES = {
+  "/usr/lib/nginx/modules/ndk_http_module.so",
+  "/usr/lib/nginx/modules/ngx_http_lua_module.so",
+}
+
+local function quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() return true end
+  return false
+end
+
+local function read(path)
+  local f = assert(io.open(path, "r"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write(path, s)
+  local f = assert(io.open(path, "w"))
+  f:write(s)
+  f:close()
+end
+
+-- true, or false and what is missing (the packages to install).
+function M.available()
+  if not exists(M.BINARY) then
+    return false, M.BINARY .. " not found: install the Debian packages nginx libnginx-mod-http-lua"
+  end
+  for _, m in ipairs(M.MODULES) do
+    if not exists(m) then return false, m .. " not found: install libnginx-mod-http-lua" end
+  end
+  return true
+end
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+M.free_port = free_port
+
+local function plain(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
+
+local function replace(text, old, new)
+  local out, n = text:gsub(plain(old), (new:gsub("%%", "%%%%")))
+  assert(n > 0, "examples/nginx/nginx.conf no longer contains: " .. old)
+  return out
+end
+
+-- opts: env (table of environment variables for nginx), locations (nginx text added to the
+-- server block), http (text added to the http block), conf (a different template path).
+function M.start(opts)
+  opts = opts or {}
+  local ok, why = M.available()
+  assert(ok, why)
+  local dir = assert(io.popen("mktemp -d /tmp/smm-nginx.XXXXXX")):read("*l")
+  assert(dir and dir ~= "", "mktemp failed")
+  -- mktemp makes the folder 0700: the worker (an unprivileged user) must read it
+  os.execute("chmod 755 " .. quote(dir) .. " && mkdir -p " .. quote(dir .. "/logs"))
+  local port = free_port()
+  local conf = read(opts.conf or (root .. "/examples/nginx/nginx.conf"))
+  conf = replace(conf, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" .. port .. ";")
+  conf = replace(conf, "$prefix/lua/", root .. "/lua/")
+  conf = replace(conf, "$prefix/examples/nginx/", root .. "/examples/nginx/")
+  conf = replace(conf, "examples/nginx/logs/", "logs/")
+  conf = replace(conf, "daemon off;", "daemon on;")
+  conf = replace(conf, "# more locations", opts.locations or "")
+  if opts.http then conf = replace(conf, "    server {", opts.http .. "\n    server {") end
+  write(dir .. "/nginx.conf", conf)
+  os.execute("chmod -R a+rX " .. quote(dir))
+
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. quote(v) end
+  local cmd = string.format("%s %s -p %s -c %s 2>&1", table.concat(env, " "), M.BINARY,
+    quote(dir .. "/"), quote(dir .. "/nginx.conf"))
+  local pipe = assert(io.popen(cmd, "r"))
+  local output = pipe:read("*a")
+  local okexit = pipe:close()
+  local self = setmetatable({ dir = dir, port = port, base = "http://127.0.0.1:" .. port }, Nginx)
+  if not okexit then
+    local log = exists(dir .. "/logs/error.log") and read(dir .. "/logs/error.log") or ""
+    os.execute("rm -rf " .. quote(dir))
+    error("nginx did not start: " .. output .. "\n" .. log)
+  end
+  -- the master has bound the port before forking: wait until it accepts
+  for _ = 1, 100 do
+    local c = socket.connect("127.0.0.1", port)
+    if c then c:close() break end
+    socket.sleep(0.05)
+  end
+  return self
+end
+
+function Nginx:pid()
+  local f = io.open(self.dir .. "/logs/nginx.pid", "r")
+  if not f then return nil end
+  local pid = tonumber(f:read("*l"))
+  f:close()
+  return pid
+end
+
+function Nginx:error_log()
+  local f = io.open(self.dir .. "/logs/error.log", "r")
+  if not f then return "" end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function Nginx:stop()
+  if not self.dir then return end
+  local pid = self:pid()
+  if pid then
+    os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+      if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
+      socket.sleep(0.05)
+    end
+    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+  end
+  if os.getenv("SMM_KEEP_NGINX") then
+    print("nginx folder kept: " .. self.dir)
+  else
+    os.execute("rm -rf " .. quote(self.dir))
+  end
+  self.dir = nil
+end
+
+local function encode(fields)
+  local parts = {}
+  for k, v in pairs(fields) do
+    parts[#parts + 1] = k .. "=" .. tostring(v):gsub("[^%w%-%._~]", function(c)
+      return string.format("%%%02X", c:byte())
+    end)
+  end
+  table.sort(parts)
+  return table.concat(parts, "&")
+end
+M.encode = encode
+
+-- -> status, decoded JSON (or nil), raw body, headers
+function Nginx:request(method, path, fields)
+  local body = fields and encode(fields) or nil
+  local out = {}
+  local _, code, headers = http.request{
+    url = self.base .. path, method = method,
+    headers = body and { ["content-type"] = "application/x-www-form-urlencoded",
+                         ["content-length"] = #body } or nil,
+    source = body and ltn12.source.string(body) or nil,
+    sink = ltn12.sink.table(out),
+  }
+  local raw = table.concat(out)
+  return code, (cjson.decode(raw:find("^%s*[%[{]") and raw or "null")), raw, headers
+end
+
+function Nginx:get(path) return self:request("GET", path) end
+function Nginx:post(path, fields) return self:request("POST", path, fields or {}) end
+
+-- Sends n requests at once over n raw TCP connections (all written before any is read), then
+-- reads every answer. -> array of { status =, body = }
+function Nginx:burst(n, path)
+  local conns = {}
+  for i = 1, n do
+    local c = assert(socket.tcp())
+    c:settimeout(30)
+    assert(c:connect("127.0.0.1", self.port))
+    conns[i] = c
+  end
+  for i = 1, n do
+    assert(conns[i]:send("GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+  end
+  local answers = {}
+  for i = 1, n do
+    local data, err, partial = conns[i]:receive("*a")
+    data = data or partial or ""
+    conns[i]:close()
+    answers[i] = { status = tonumber(data:match("^HTTP/1%.%d (%d+)")), body = data:match("\r\n\r\n(.*)$"),
+                   err = err }
+  end
+  return answers
+end
+
+return M
