@@ -1,0 +1,129 @@
+-- The command line's words: a command, positional arguments and --flags. Flags may come
+-- anywhere (before or after the command), as `--name value` or `--name=value`; `--` ends them.
+-- Each flag is declared once here; each command says which flags it takes.
+local M = {}
+
+-- value: takes a value; multi: may be repeated (values collected in an array)
+M.FLAGS = {
+  -- everywhere
+  url = { value = true }, key = { value = true }, profile = { value = true },
+  config = { value = true }, json = {}, ["no-color"] = {}, yes = {}, help = {}, quiet = {},
+  -- services
+  search = { value = true }, category = { value = true }, type = { value = true },
+  -- order fields
+  service = { value = true }, link = { value = true }, quantity = { value = true },
+  runs = { value = true }, interval = { value = true },
+  comments = { value = true, multi = true }, ["comments-file"] = { value = true },
+  username = { value = true }, min = { value = true }, max = { value = true },
+  posts = { value = true }, ["old-posts"] = { value = true }, delay = { value = true },
+  expiry = { value = true }, ["answer-number"] = { value = true },
+  groups = { value = true, multi = true }, ["groups-file"] = { value = true },
+  field = { value = true, multi = true },
+  -- wait
+  every = { value = true }, timeout = { value = true }, grace = { value = true },
+  -- batch
+  ["dry-run"] = {}, force = {}, wait = {}, journal = { value = true }, result = { value = true },
+  ["resend-ambiguous"] = { value = true, multi = true },
+  ["mark-placed"] = { value = true, multi = true },
+}
+
+M.SHORT = { h = "help", y = "yes" }
+
+M.GLOBAL = { "url", "key", "profile", "config", "json", "no-color", "yes", "help", "quiet" }
+M.ORDER = { "service", "link", "quantity", "runs", "interval", "comments", "comments-file",
+            "username", "min", "max", "posts", "old-posts", "delay", "expiry", "answer-number",
+            "groups", "groups-file", "field" }
+M.WAIT = { "every", "timeout", "grace" }
+
+-- argv -> { command =, args = { positional... }, flags = { name = value or true or {..} },
+--           raw = { words after the command, untouched } } or nil, message
+-- Words after `sandbox` are kept raw for the sandbox's own parser.
+function M.parse(argv)
+  local r = { args = {}, flags = {}, raw = {} }
+  local i, n, ended = 1, #argv, false
+  while i <= n do
+    local a = argv[i]
+    if r.command == "sandbox" then
+      r.raw[#r.raw + 1] = a
+    elseif ended or a == "-" or not a:find("^%-") then
+      if r.command == nil then r.command = a else r.args[#r.args + 1] = a end
+    elseif a == "--" then
+      ended = true
+    else
+      local name, value = a:match("^%-%-([^=]+)=(.*)$")
+      if not name then name = a:match("^%-%-(.+)$") end
+      if not name and a:match("^%-(%a)$") then name = M.SHORT[a:sub(2)] end
+      if not name and a:match("^%-%d") then
+        -- a negative number where a word was expected: positional
+        if r.command == nil then r.command = a else r.args[#r.args + 1] = a end
+        goto continue
+      end
+      local spec = name and M.FLAGS[name]
+      if not spec then return nil, "unknown option '" .. a .. "' (see smm help)" end
+      if spec.value then
+        if value == nil then
+          i = i + 1
+          value = argv[i]
+          if value == nil then return nil, "option --" .. name .. " needs a value" end
+        end
+        if spec.multi then
+          local list = r.flags[name] or {}
+          list[#list + 1] = value
+          r.flags[name] = list
+        else
+          if r.flags[name] ~= nil and r.flags[name] ~= value then
+            return nil, "option --" .. name .. " is given twice"
+          end
+          r.flags[name] = value
+        end
+      else
+        if value ~= nil then return nil, "option --" .. name .. " takes no value" end
+        r.flags[name] = true
+      end
+    end
+    ::continue::
+    i = i + 1
+  end
+  return r
+end
+
+-- Refuses flags that the command does not take. allowed: arrays of flag names.
+function M.check(parsed, command, ...)
+  local ok = {}
+  for _, name in ipairs(M.GLOBAL) do ok[name] = true end
+  for _, list in ipairs{ ... } do
+    for _, name in ipairs(list) do ok[name] = true end
+  end
+  for name in pairs(parsed.flags) do
+    if not ok[name] then
+      return nil, "option --" .. name .. " does not apply to 'smm " .. command .. "'"
+    end
+  end
+  return true
+end
+
+-- "12" -> 12; nil, message otherwise. unit: text for the message.
+function M.number(value, name, allow_fraction)
+  local n = tonumber(value)
+  if not n or n < 0 or (not allow_fraction and math.type(n) ~= "integer") then
+    return nil, "option --" .. name .. " must be a " .. (allow_fraction and "non-negative number" or
+      "whole number") .. ", got '" .. tostring(value) .. "'"
+  end
+  return n
+end
+
+-- Ids as positional words: "1 2 3" or "1,2,3" -> { 1, 2, 3 } or nil, message
+function M.ids(words, what)
+  local ids = {}
+  for _, word in ipairs(words) do
+    for part in word:gmatch("[^,%s]+") do
+      local id = part:match("^%d+$") and math.tointeger(tonumber(part))
+      if not id or id < 1 then return nil, "'" .. part .. "' is not " .. what .. " id" end
+      ids[#ids + 1] = id
+    end
+  end
+  if #ids == 0 then return nil, "no " .. what .. " ids given" end
+  return ids
+end
+
+return M

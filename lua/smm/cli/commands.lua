@@ -1,0 +1,401 @@
+-- The commands of `smm`, one function each: (ctx) -> exit code. ctx carries the parsed
+-- command line (ctx.args, ctx.flags), ctx:client() and ctx:fail(err).
+local args = require "smm.cli.args"
+local output = require "smm.cli.output"
+local order = require "smm.cli.order"
+local follow = require "smm.cli.follow"
+local config = require "smm.cli.config"
+local money = require "smm.money"
+
+local M = {}
+
+M.EXIT = { ok = 0, error = 1, network = 2, partial = 3, ambiguous = 4, interrupted = 130 }
+
+-- services ------------------------------------------------------------------------------------
+function M.services(ctx)
+  local ok, problem = args.check(ctx, "services", { "search", "category", "type" })
+  if not ok then return ctx:usage(problem) end
+  local client = ctx:client()
+  local list, err = client:find_services{ search = ctx.flags.search, category = ctx.flags.category,
+    type = ctx.flags.type }
+  if not list then return ctx:fail(err) end
+  if output.json_mode() then
+    output.json(output.array(list))
+    return 0
+  end
+  if #list == 0 then
+    output.say("no services match")
+    return 0
+  end
+  output.print_table({
+    { title = "ID", key = "service", align = "right" },
+    { title = "NAME", key = "name", max = output.isatty(1) and 60 or nil },
+    { title = "TYPE", key = "type" },
+    { title = "RATE", key = "rate", align = "right" },
+    { title = "MIN", key = "min", align = "right" },
+    { title = "MAX", key = "max", align = "right" },
+    { title = "REFILL", key = "refill", colour = function(row) return row.refill and "green" or "dim" end },
+    { title = "CANCEL", key = "cancel", colour = function(row) return row.cancel and "green" or "dim" end },
+  }, list)
+  return 0
+end
+
+-- balance -------------------------------------------------------------------------------------
+function M.balance(ctx)
+  local ok, problem = args.check(ctx, "balance")
+  if not ok then return ctx:usage(problem) end
+  if #ctx.args > 0 then return ctx:usage("'smm balance' takes no arguments") end
+  local b, err = ctx:client():balance()
+  if not b then return ctx:fail(err) end
+  if output.json_mode() then
+    output.json{ balance = b.balance, currency = b.currency }
+  else
+    output.say(output.paint(tostring(b.balance), "bold"), " ", tostring(b.currency or ""))
+  end
+  return 0
+end
+
+-- The order described by flags (and, for quote, SERVICE QUANTITY positionals).
+local function order_from(ctx, positional)
+  local o, problem = order.from_flags(ctx.flags)
+  if not o then return nil, problem end
+  if positional then
+    local names = { "service", "quantity" }
+    if #ctx.args > 2 then return nil, "too many arguments (quote SERVICE QUANTITY)" end
+    for i, word in ipairs(ctx.args) do
+      local name = names[i]
+      if o[name] ~= nil then return nil, name .. " is given twice" end
+      o[name] = word
+    end
+  elseif #ctx.args > 0 then
+    return nil, "unexpected argument '" .. ctx.args[1] .. "' (order fields are given as --flags)"
+  end
+  if o.service == nil then return nil, "which service? (--service ID)" end
+  return o
+end
+
+local function describe_order(clean, service, price)
+  local lines = { string.format("service   %d %s (%s)", clean.service, tostring(service.name),
+    tostring(service.type)) }
+  local shown = { "link", "quantity", "runs", "interval", "username", "min", "max", "posts",
+                  "old_posts", "delay", "expiry", "answer_number" }
+  local known = {}
+  for _, name in ipairs(shown) do
+    known[name] = true
+    if clean[name] ~= nil then lines[#lines + 1] = string.format("%-9s %s", name, tostring(clean[name])) end
+  end
+  for _, name in ipairs{ "comments", "groups" } do
+    known[name] = true
+    if clean[name] then
+      local n = 0
+      for _ in clean[name]:gmatch("[^\n]+") do n = n + 1 end
+      lines[#lines + 1] = string.format("%-9s %d line%s", name, n, n == 1 and "" or "s")
+    end
+  end
+  known.service = true
+  local extras = {}
+  for name in pairs(clean) do if not known[name] then extras[#extras + 1] = name end end
+  table.sort(extras)
+  for _, name in ipairs(extras) do lines[#lines + 1] = string.format("%-9s %s", name,
+    tostring(clean[name])) end
+  lines[#lines + 1] = "price     " .. output.paint(price, "bold")
+  return table.concat(lines, "\n")
+end
+
+-- quote ---------------------------------------------------------------------------------------
+function M.quote(ctx)
+  local ok, problem = args.check(ctx, "quote", args.ORDER)
+  if not ok then return ctx:usage(problem) end
+  local o
+  o, problem = order_from(ctx, true)
+  if not o then return ctx:usage(problem) end
+  local client = ctx:client()
+  -- checked like an order (the service's bounds too); link and username do not change a price
+  local probe = {}
+  for k, v in pairs(o) do probe[k] = v end
+  if probe.link == nil and probe.username == nil then
+    if probe.min ~= nil or probe.max ~= nil then probe.username = "-" else probe.link = "-" end
+  end
+  local clean, price = order.check(client, probe)
+  if not clean then return ctx:fail(price) end
+  if output.json_mode() then
+    local service = math.tointeger(tonumber(o.service)) or o.service
+    output.json{ service = service, quantity = math.tointeger(tonumber(o.quantity or "")),
+      runs = math.tointeger(tonumber(o.runs or "")), price = price }
+  else
+    output.say(price)
+  end
+  return 0
+end
+
+-- Asks before money is spent: --yes, or a y on a terminal. Returns true or an exit code.
+function M.confirm(ctx, question)
+  if ctx.flags.yes then return true end
+  if not output.isatty(0) then
+    return ctx:usage("refusing to spend money without --yes (stdin is not a terminal)")
+  end
+  io.stderr:write(question, " [y/N] ")
+  io.stderr:flush()
+  local answer = io.stdin:read("l")
+  if answer and answer:lower():match("^%s*ye?s?%s*$") then return true end
+  output.error("cancelled: nothing was sent")
+  return M.EXIT.error
+end
+
+-- add -----------------------------------------------------------------------------------------
+function M.add(ctx)
+  local ok, problem = args.check(ctx, "add", args.ORDER)
+  if not ok then return ctx:usage(problem) end
+  local o
+  o, problem = order_from(ctx, false)
+  if not o then return ctx:usage(problem) end
+  local client = ctx:client()
+  local clean, price, service = order.check(client, o)
+  if not clean then return ctx:fail(price) end
+  if not output.json_mode() or not ctx.flags.yes then
+    output.note(describe_order(clean, service, price))
+  end
+  local confirmed = M.confirm(ctx, "Place this order for " .. price .. "?")
+  if confirmed ~= true then return confirmed end
+  clean.max_cost = price
+  local res, err = client:add(clean)
+  if not res then
+    if err.ambiguous then
+      return ctx:fail(err, "the order may have been placed: check the panel's order list before " ..
+        "trying again")
+    end
+    return ctx:fail(err)
+  end
+  if output.json_mode() then
+    output.json{ order = res.order, service = clean.service, price = price }
+  else
+    output.say("order ", output.paint(string.format("%d", res.order), "green"), " placed (", price, ")")
+  end
+  return 0
+end
+
+-- Multi-id commands share one shape: ids in, a table of entries out, partial failures counted.
+local function exit_for_entries(ids, entries)
+  local failed, ambiguous = 0, false
+  for _, id in ipairs(ids) do
+    local e = entries[id]
+    if not e or e.error then failed = failed + 1 end
+    if e and e.ambiguous then ambiguous = true end
+  end
+  if ambiguous then return M.EXIT.ambiguous end
+  if failed == 0 then return 0 end
+  if failed == #ids then return M.EXIT.error end
+  return M.EXIT.partial
+end
+
+local function ids_command(ctx, name, what, call, columns, to_json)
+  local ok, problem = args.check(ctx, name)
+  if not ok then return ctx:usage(problem) end
+  local ids
+  ids, problem = args.ids(ctx.args, what)
+  if not ids then return ctx:usage(problem) end
+  local client = ctx:client()
+  local entries, err = call(client, ids)
+  if not entries then return ctx:fail(err) end
+  if output.json_mode() then
+    local list = output.array()
+    for _, id in ipairs(ids) do
+      local e = entries[id] or { error = "no answer for this id" }
+      list[#list + 1] = to_json(id, e)
+    end
+    output.json(list)
+  else
+    local rows = {}
+    local seen = {}
+    for _, id in ipairs(ids) do
+      if not seen[id] then
+        seen[id] = true
+        local e = entries[id] or { error = "no answer for this id" }
+        local row = { id = id }
+        for k, v in pairs(e) do row[k] = v end
+        rows[#rows + 1] = row
+      end
+    end
+    output.print_table(columns, rows)
+  end
+  if err and err.ambiguous then output.error(err.message) end
+  return exit_for_entries(ids, entries)
+end
+
+local function status_text(row)
+  if row.error then return row.error end
+  return row.status
+end
+local function status_colour(row)
+  if row.error then return "red" end
+  return output.status_colour(row.status)
+end
+
+-- status --------------------------------------------------------------------------------------
+function M.status(ctx)
+  return ids_command(ctx, "status", "an order", function(client, ids) return client:status(ids) end, {
+    { title = "ORDER", key = "id", align = "right" },
+    { title = "STATUS", get = status_text, colour = status_colour },
+    { title = "CHARGE", key = "charge", align = "right" },
+    { title = "START", key = "start_count", align = "right" },
+    { title = "REMAINS", key = "remains", align = "right" },
+    { title = "CURRENCY", key = "currency" },
+  }, function(id, e)
+    local out = { order = id }
+    for k, v in pairs(e) do out[k] = v end
+    return out
+  end)
+end
+
+-- refill --------------------------------------------------------------------------------------
+function M.refill(ctx)
+  return ids_command(ctx, "refill", "an order", function(client, ids) return client:refill(ids) end, {
+    { title = "ORDER", key = "id", align = "right" },
+    { title = "REFILL", get = function(row) return row.error or row.refill end,
+      colour = function(row) return row.error and "red" or "green" end },
+  }, function(id, e) return { order = id, refill = e.refill, error = e.error } end)
+end
+
+-- refill-status -------------------------------------------------------------------------------
+function M.refill_status(ctx)
+  return ids_command(ctx, "refill-status", "a refill",
+    function(client, ids) return client:refill_status(ids) end, {
+    { title = "REFILL", key = "id", align = "right" },
+    { title = "STATUS", get = status_text, colour = status_colour },
+  }, function(id, e) return { refill = id, status = e.status, error = e.error } end)
+end
+
+-- cancel --------------------------------------------------------------------------------------
+function M.cancel(ctx)
+  return ids_command(ctx, "cancel", "an order", function(client, ids) return client:cancel(ids) end, {
+    { title = "ORDER", key = "id", align = "right" },
+    { title = "CANCEL", get = function(row)
+        if row.error then return row.error end
+        return row.cancel and "cancelled" or "refused"
+      end,
+      colour = function(row) return (row.error or not row.cancel) and "red" or "green" end },
+  }, function(id, e) return { order = id, cancel = e.cancel, error = e.error } end)
+end
+
+-- Wait options from --every/--timeout/--grace (seconds) -> ms, or nil, message.
+function M.wait_options(flags)
+  local o = {}
+  for flag, name in pairs{ every = "interval", timeout = "timeout", grace = "grace" } do
+    if flags[flag] then
+      local n, problem = args.number(flags[flag], flag, true)
+      if not n then return nil, problem end
+      o[name] = n * 1000
+    end
+  end
+  return o
+end
+
+-- Follows orders to the end and prints the summary. Returns an exit code.
+function M.follow(ctx, client, ids, opts)
+  local by_id, err = follow.wait(client, ids, opts)
+  if not by_id then return ctx:fail(err) end
+  if output.json_mode() then
+    local list = output.array()
+    for _, id in ipairs(ids) do
+      local e = by_id[id] or { error = "no answer" }
+      local out = { order = id }
+      for k, v in pairs(e) do out[k] = v end
+      list[#list + 1] = out
+    end
+    output.json(list)
+  else
+    output.say(follow.summary(ids, by_id))
+  end
+  if err then
+    output.error(err.message)
+    return M.EXIT.network
+  end
+  return exit_for_entries(ids, by_id)
+end
+
+-- wait ----------------------------------------------------------------------------------------
+function M.wait(ctx)
+  local ok, problem = args.check(ctx, "wait", args.WAIT)
+  if not ok then return ctx:usage(problem) end
+  local ids
+  ids, problem = args.ids(ctx.args, "an order")
+  if not ids then return ctx:usage(problem) end
+  local opts
+  opts, problem = M.wait_options(ctx.flags)
+  if not opts then return ctx:usage(problem) end
+  local unique, seen = {}, {}
+  for _, id in ipairs(ids) do
+    if not seen[id] then seen[id] = true unique[#unique + 1] = id end
+  end
+  return M.follow(ctx, ctx:client(), unique, opts)
+end
+
+-- config: what the command line would use, without the key -----------------------------------
+function M.config(ctx)
+  local ok, problem = args.check(ctx, "config")
+  if not ok then return ctx:usage(problem) end
+  local r, err = config.resolve(ctx.flags)
+  if not r then return ctx:usage(err) end
+  local doc = {
+    config_file = r.path, profile = r.profile, profiles = output.array(r.profiles),
+    url = config.printable_url(r.url), url_source = r.sources.url,
+    key = r.key and "***" or nil, key_source = r.sources.key, options = r.options,
+  }
+  if output.json_mode() then
+    output.json(doc)
+  else
+    local function row(name, value, source)
+      output.say(string.format("%-9s %s%s", name, tostring(value or "-"), source and ("  (" .. source ..
+        ")") or ""))
+    end
+    row("config", r.path)
+    row("profiles", #r.profiles > 0 and table.concat(r.profiles, ", ") or "none")
+    row("profile", r.profile)
+    row("url", doc.url, doc.url_source)
+    row("key", doc.key, doc.key_source)
+    local names = {}
+    for name in pairs(r.options) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do
+      local v = r.options[name]
+      if type(v) == "table" then v = v.requests .. "/" .. v.per end
+      row(name, tostring(v))
+    end
+  end
+  return 0
+end
+
+-- sandbox: run the sandbox panel --------------------------------------------------------------
+function M.sandbox(ctx)
+  local root = ctx.root or "."
+  local script = root .. "/bin/smm-sandbox"
+  local f = io.open(script, "r")
+  local quote = require("smm.cli.journal").shell_quote
+  local words = {}
+  for i, w in ipairs(ctx.raw) do words[i] = quote(w) end
+  if f then
+    f:close()
+    local lua = arg and arg[-1] or "lua5.4"
+    local ok, how, code = os.execute("exec " .. quote(lua) .. " " .. quote(script) .. " " ..
+      table.concat(words, " "))
+    if ok then return 0 end
+    if how == "signal" then return M.EXIT.interrupted end
+    return code or 1
+  end
+  -- installed without the script: the module serves in this process
+  local sandbox = require "smm.sandbox"
+  local port = 8080
+  for i, w in ipairs(ctx.raw) do if w == "--port" then port = tonumber(ctx.raw[i + 1]) or port end end
+  local server = sandbox.new{ port = port, keys = {} }
+  local url, err = server:listen()
+  if not url then return ctx:usage(tostring(err)) end
+  io.stdout:write("smm-sandbox listening on ", url, "\n")
+  io.stdout:flush()
+  server:run()
+  return 0
+end
+
+-- money helper used by batch summaries
+M.money = money
+
+return M

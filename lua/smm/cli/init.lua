@@ -1,0 +1,180 @@
+-- The `smm` command line: parses the words, finds the panel (flags, profile, environment),
+-- runs one command and turns its outcome into an exit code:
+--   0 ok · 1 API or usage error · 2 network, timeout, HTTP or decode error
+--   3 partial success (some ids or rows failed) · 4 outcome in doubt (check before retrying)
+--   130 interrupted (Ctrl-C)
+-- It is a user of the library: `require "smm"` and smm.money, nothing private.
+local smm = require "smm"
+local args = require "smm.cli.args"
+local config = require "smm.cli.config"
+local output = require "smm.cli.output"
+local commands = require "smm.cli.commands"
+
+local M = {}
+
+local EXIT = commands.EXIT
+M.EXIT = EXIT
+
+M.USAGE = [[
+usage: smm [options] COMMAND [arguments]
+
+commands:
+  services [--search TEXT] [--category NAME] [--type TYPE]   the panel's services
+  balance                                                     the account's balance
+  quote SERVICE QUANTITY [--runs N]  (or order --flags)       the exact price of an order
+  add --service ID [order fields]                             place an order (asks first)
+  status ID...                                                orders' status
+  wait ID... [--every S] [--timeout S] [--grace S]            follow orders until final
+  refill ID...                                                ask refills for orders
+  refill-status ID...                                         refills' status
+  cancel ID...                                                cancel orders
+  batch FILE.csv [--dry-run] [--force] [--wait] [--journal F] [--result F]
+        [--resend-ambiguous LINE,...] [--mark-placed LINE=ORDER,...]
+                                                              many orders from a CSV, resumable
+  config                                                      the settings in use (key hidden)
+  sandbox [--port N ...]                                      run the sandbox panel
+  help                                                        this text
+
+order fields (add, quote):
+  --service ID --link URL --quantity N --runs N --interval MIN
+  --comments TEXT (repeatable)  --comments-file FILE   --groups TEXT (repeatable) --groups-file FILE
+  --username NAME --min N --max N --posts N --old-posts N --delay MIN --expiry D/M/YYYY
+  --answer-number N --field NAME=VALUE (repeatable: fields some panels add)
+
+options:
+  --url URL --key KEY      the panel (or SMM_API_URL / SMM_API_KEY, or a profile)
+  --profile NAME           a [profile NAME] of the config file (default: "default")
+  --config FILE            the config file (default $XDG_CONFIG_HOME/smm/config)
+  --json                   one JSON document on stdout
+  --no-color               no colours (also: NO_COLOR=1)
+  -y, --yes                do not ask before spending money (needed when stdin is no terminal)
+
+exit codes: 0 ok, 1 API or usage error, 2 network/timeout/HTTP/decode error,
+            3 partial success, 4 outcome in doubt (check before retrying), 130 interrupted
+]]
+
+local COMMANDS = {
+  services = commands.services, balance = commands.balance, quote = commands.quote,
+  add = commands.add, status = commands.status, wait = commands.wait, refill = commands.refill,
+  ["refill-status"] = commands.refill_status, refill_status = commands.refill_status,
+  cancel = commands.cancel, config = commands.config, sandbox = commands.sandbox,
+  batch = function(ctx) return require("smm.cli.batch").run(ctx) end,
+}
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+-- The exit code for a library error.
+function M.exit_code(err)
+  if type(err) ~= "table" then return EXIT.error end
+  if err.ambiguous then return EXIT.ambiguous end
+  if err.kind == "invalid" or err.kind == "api" then return EXIT.error end
+  return EXIT.network
+end
+
+function Ctx.usage(_, message)
+  output.error(message)
+  return EXIT.error
+end
+
+-- Prints a library error as one line (never the key: errors are scrubbed by the library, and
+-- the key is also scrubbed here) and returns its exit code.
+function Ctx:fail(err, advice)
+  local message = type(err) == "table" and err.message or tostring(err)
+  if type(err) == "table" and err.field and err.kind == "invalid" and not message:find(err.field, 1,
+    true) then
+    message = err.field .. ": " .. message
+  end
+  if type(err) == "table" and err.kind ~= "invalid" and err.kind ~= "api" then
+    message = err.kind .. " error" .. (err.status and (" (HTTP " .. err.status .. ")") or "") .. ": " ..
+      message
+  end
+  if advice then message = message .. " - " .. advice end
+  output.error(self:scrub(message))
+  return M.exit_code(err)
+end
+
+function Ctx:scrub(text)
+  local key = self.key
+  if not key or key == "" then return text end
+  local out, start = {}, 1
+  while true do
+    local i, j = text:find(key, start, true)
+    if not i then break end
+    out[#out + 1] = text:sub(start, i - 1)
+    out[#out + 1] = "***"
+    start = j + 1
+  end
+  out[#out + 1] = text:sub(start)
+  return table.concat(out)
+end
+
+-- The client, made on first use from the resolved configuration. Raises a usage problem.
+function Ctx:client()
+  if self.the_client then return self.the_client end
+  local r, err = config.resolve(self.flags)
+  if not r then error({ usage = err }, 0) end
+  if not r.url then
+    error({ usage = "no panel URL: give --url, set SMM_API_URL, or add a profile to " .. r.path }, 0)
+  end
+  if not r.key then
+    error({ usage = "no API key for " .. config.printable_url(r.url) ..
+      ": set SMM_API_KEY, add key = ... to a profile in " .. r.path .. ", or give --key" }, 0)
+  end
+  self.key, self.url = r.key, r.url
+  local opts = { url = r.url, key = r.key }
+  for name, value in pairs(r.options) do opts[name] = value end
+  local ok, client = pcall(smm.new, opts)
+  if not ok then error({ usage = self:scrub(tostring(client):gsub("^.-smm%.new: ", "")) }, 0) end
+  self.the_client = client
+  return client
+end
+
+local function run(argv, env)
+  local parsed, problem = args.parse(argv)
+  if not parsed then
+    output.setup{}
+    output.error(problem)
+    return EXIT.error
+  end
+  output.setup{ json = parsed.flags.json, no_color = parsed.flags["no-color"] }
+  local name = parsed.command
+  if name == nil or name == "help" or (parsed.flags.help and name ~= "sandbox") then
+    io.stdout:write(M.USAGE)
+    return (name == nil and not parsed.flags.help) and EXIT.error or 0
+  end
+  local command = COMMANDS[name]
+  if not command then
+    output.error("unknown command '" .. name .. "' (see smm help)")
+    return EXIT.error
+  end
+  local ctx = setmetatable({ args = parsed.args, flags = parsed.flags, raw = parsed.raw,
+    root = env.root, command = name }, Ctx)
+  local ok, code = xpcall(command, function(e)
+    if type(e) == "table" then return e end
+    if tostring(e):find("interrupted!$") then return { interrupted = true } end
+    return { crash = debug.traceback(tostring(e), 2) }
+  end, ctx)
+  if ctx.the_client then ctx.the_client:close() end
+  if ok then return code or 0 end
+  if code.usage then return ctx:usage(code.usage) end
+  if code.interrupted then
+    io.stderr:write("\n")
+    output.error("interrupted" .. (name == "batch" and ": run the same command again to resume" or ""))
+    return EXIT.interrupted
+  end
+  output.error(ctx:scrub("internal error: " .. tostring(code.crash)))
+  return EXIT.error
+end
+
+-- argv: the words after the program name; env: { root = the source tree, when known }
+function M.main(argv, env)
+  env = env or {}
+  local ok, code = pcall(run, argv, env)
+  if ok then return code end
+  if tostring(code):find("interrupted!$") then return EXIT.interrupted end
+  io.stderr:write("smm: internal error: ", tostring(code), "\n")
+  return EXIT.error
+end
+
+return M

@@ -1,0 +1,218 @@
+-- What the command line shows: terminal detection, colours, aligned tables, JSON documents
+-- and one-line errors. Colours only on a terminal and never with NO_COLOR; JSON is written by
+-- a small encoder here so that arrays stay arrays ([] when empty) and keys come out sorted.
+local M = {}
+
+local tty_cache = {}
+
+-- Is file descriptor fd (0 stdin, 1 stdout, 2 stderr) a terminal? `test -t` in a child
+-- shell sees the same descriptors, so no C module is needed. Asked once per descriptor.
+function M.isatty(fd)
+  if tty_cache[fd] == nil then
+    local forced = os.getenv("SMM_FORCE_TTY") -- tests and screenshots: "1" or "0"
+    if forced == "1" or forced == "0" then
+      tty_cache[fd] = forced == "1"
+    else
+      tty_cache[fd] = os.execute("test -t " .. math.tointeger(fd)) == true
+    end
+  end
+  return tty_cache[fd]
+end
+
+-- State shared by the output helpers for one run.
+local state = { json = false, color = false }
+
+function M.setup(opts)
+  state.json = opts.json and true or false
+  local no_color = os.getenv("NO_COLOR")
+  state.color = not opts.no_color and (no_color == nil or no_color == "") and
+    os.getenv("TERM") ~= "dumb" and M.isatty(1)
+  state.err_color = not opts.no_color and (no_color == nil or no_color == "") and
+    os.getenv("TERM") ~= "dumb" and M.isatty(2)
+end
+
+function M.json_mode() return state.json end
+
+local CODES = { red = "31", green = "32", yellow = "33", blue = "34", magenta = "35", cyan = "36",
+                bold = "1", dim = "2" }
+
+function M.paint(text, colour, on_stderr)
+  local enabled = on_stderr and state.err_color or (not on_stderr and state.color)
+  if not enabled or not colour or not CODES[colour] then return text end
+  return "\27[" .. CODES[colour] .. "m" .. text .. "\27[0m"
+end
+
+local STATUS_COLOURS = {
+  Completed = "green", Partial = "yellow", Canceled = "red", Refunded = "red", Rejected = "red",
+  Failed = "red", ["In progress"] = "cyan", Processing = "cyan", Pending = "dim", Awaiting = "dim",
+}
+function M.status_colour(status) return STATUS_COLOURS[status] end
+
+-- Display width: UTF-8 characters, not bytes.
+local function width(s)
+  return utf8.len(s) or #s
+end
+
+local function cell_text(v)
+  if v == nil then return "" end
+  if v == true then return "yes" elseif v == false then return "no" end
+  if math.type(v) == "integer" then return string.format("%d", v) end
+  return tostring(v)
+end
+
+-- columns: { { title =, key = or get = fn(row), align = "right", colour = fn(row, text) } }
+-- Returns the lines of an aligned table (header first).
+function M.table_lines(columns, rows)
+  local widths, cells = {}, {}
+  for c, col in ipairs(columns) do widths[c] = width(col.title) end
+  for r, row in ipairs(rows) do
+    cells[r] = {}
+    for c, col in ipairs(columns) do
+      local v
+      if col.get then v = col.get(row) else v = row[col.key] end
+      local text = cell_text(v):gsub("[\r\n]+", " ")
+      if col.max and width(text) > col.max then
+        text = text:sub(1, utf8.offset(text, col.max) - 1) .. "…"
+      end
+      cells[r][c] = text
+      if width(text) > widths[c] then widths[c] = width(text) end
+    end
+  end
+  local function line(texts, colourer)
+    local parts = {}
+    for c, col in ipairs(columns) do
+      local text = texts[c]
+      local pad = string.rep(" ", widths[c] - width(text))
+      local shown = text
+      if colourer then shown = colourer(c, text) end
+      if c == #columns and col.align ~= "right" then pad = "" end
+      parts[c] = col.align == "right" and (pad .. shown) or (shown .. pad)
+    end
+    return (table.concat(parts, "  "):gsub("%s+$", ""))
+  end
+  local titles = {}
+  for c, col in ipairs(columns) do titles[c] = col.title end
+  local out = { line(titles, function(_, t) return M.paint(t, "bold") end) }
+  for r, row in ipairs(rows) do
+    out[#out + 1] = line(cells[r], function(c, t)
+      local col = columns[c]
+      if col.colour and t ~= "" then return M.paint(t, col.colour(row, t)) end
+      return t
+    end)
+  end
+  return out
+end
+
+function M.print_table(columns, rows)
+  io.stdout:write(table.concat(M.table_lines(columns, rows), "\n"), "\n")
+end
+
+function M.say(...)
+  if state.json then return end
+  io.stdout:write(...)
+  io.stdout:write("\n")
+  io.stdout:flush()
+end
+
+-- Notes for a human that must not mix with a JSON document: stdout normally, stderr with --json.
+function M.note(...)
+  local f = state.json and io.stderr or io.stdout
+  f:write(...)
+  f:write("\n")
+  f:flush()
+end
+
+function M.warn(message)
+  io.stderr:write(M.paint("smm:", "yellow", true), " warning: ", message, "\n")
+end
+
+function M.error(message)
+  message = tostring(message):gsub("%s*\n%s*", "; ")
+  io.stderr:write(M.paint("smm:", "red", true), " ", message, "\n")
+end
+
+-- JSON ----------------------------------------------------------------------------------------
+local ARRAY = {}
+M.ARRAY = ARRAY
+
+-- Marks a table as a JSON array (so that an empty one is [] and not {}).
+function M.array(t)
+  return setmetatable(t or {}, ARRAY)
+end
+
+local ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n',
+              ['\r'] = '\\r', ['\t'] = '\\t' }
+
+local function encode_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return ESC[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+local function is_array(t)
+  if getmetatable(t) == ARRAY then return true end
+  if next(t) == nil then return false end
+  local n = #t
+  if n == 0 then return false end
+  for k in pairs(t) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then return false end
+  end
+  return true
+end
+
+local function encode(v, out)
+  local t = type(v)
+  if v == nil or (t == "userdata") then
+    out[#out + 1] = "null"
+  elseif t == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif t == "number" then
+    if math.type(v) == "integer" then out[#out + 1] = string.format("%d", v)
+    elseif v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
+    else
+      local s = string.format("%.14g", v)
+      if tonumber(s) ~= v then s = string.format("%.17g", v) end
+      out[#out + 1] = s
+    end
+  elseif t == "string" then
+    out[#out + 1] = encode_string(v)
+  elseif t == "table" then
+    if is_array(v) then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then out[#out + 1] = "," end
+        encode(v[i], out)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        local value = v[k]
+        if value == nil then value = v[tonumber(k)] end
+        out[#out + 1] = encode_string(k)
+        out[#out + 1] = ":"
+        encode(value, out)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    out[#out + 1] = encode_string(tostring(v))
+  end
+end
+
+function M.encode(v)
+  local out = {}
+  encode(v, out)
+  return table.concat(out)
+end
+
+-- The one JSON document of a --json run.
+function M.json(v)
+  io.stdout:write(M.encode(v), "\n")
+end
+
+return M
