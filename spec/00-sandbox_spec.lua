@@ -120,7 +120,7 @@ describe("sandbox panel", function()
         f.action = "add"
         local a, raw = api(sb, f)
         assert.is_number(a.order, raw)
-        return math.tointeger(a.order) -- cjson decodes numbers as floats
+        return tonumber(string.format("%d", a.order)) -- cjson decodes numbers as floats
       end
       local drip = add{ service = 1, link = "https://x.com/a", quantity = 100, runs = 3, interval = 10 }
       local text = "nice\r\ngreat\n\nwow\n4\n5\n6\n7\n8\n9\n10\n"

@@ -91,4 +91,35 @@ describe("batching", function()
     assert.same({ cancel = true }, by_id[ids[1]])
     assert.is_string(by_id[900150].error)
   end)
+
+  it("client:batch runs independent calls together and answers each as its method would", function()
+    local ids = place(2)
+    sb:config{ latency = 50 }
+    local before = env.count(sb)
+    local results = client:batch{
+      { "balance" },
+      { "status", ids },
+      { "status", ids[1] },
+      { "add", { service = 1, link = "https://x.test/batch", quantity = 100 } },
+      { "add", { service = 1, quantity = 100 } },
+      { "services", { refresh = true } },
+    }
+    assert.equal(6, #results)
+    assert.is_string(results[1].value.balance)
+    assert.is_string(results[2].value[ids[1]].status)
+    assert.is_string(results[3].value.status)
+    assert.is_true(env.is_integer(results[4].value.order))
+    assert.is_nil(results[5].value)
+    assert.equal("invalid", results[5].err.kind)
+    assert.equal("link", results[5].err.field)
+    assert.is_true(#results[6].value > 0)
+    assert.equal(5, env.count(sb) - before, "one request per call, none for the refused one")
+    assert.is_true(sb:stats().peak_in_flight >= 2)
+    assert.equal(3, sb:stats().orders)
+  end)
+
+  it("client:batch refuses calls it cannot run", function()
+    assert.has_error(function() client:batch{ { "wait", 1 } } end)
+    assert.has_error(function() client:batch("balance") end)
+  end)
 end)

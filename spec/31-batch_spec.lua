@@ -202,7 +202,7 @@ describe("smm batch", function()
     -- the user checks the panel, finds the order, and settles the row
     local link = string.format("https://x.example/k%d", doubt_line - 1)
     local id
-    for _, o in ipairs(sb:orders()) do if o.link == link then id = math.tointeger(o.id) end end
+    for _, o in ipairs(sb:orders()) do if o.link == link then id = tonumber(string.format("%d", o.id)) end end
     assert.is_number(id)
     r = smm("batch orders.csv --yes --mark-placed " .. doubt_line .. "=" .. id)
     assert.equal(0, r.code, r.err)

@@ -2,15 +2,13 @@
 -- failure returned as nil, err. It reaches the network only through its transport.
 local errors = require "smm.errors"
 local answer = require "smm.answer"
-local normalize = require "smm.normalize"
 local validate = require "smm.validate"
 local retry = require "smm.retry"
-local batch = require "smm.batch"
+local actions = require "smm.actions"
 local options = require "smm.options"
 local transports = require "smm.transport"
 local services = require "smm.services"
 local price = require "smm.price"
-local money = require "smm.money"
 local poll = require "smm.poll"
 
 local M = {}
@@ -25,11 +23,7 @@ local secrets = setmetatable({}, { __mode = "k" })
 
 local IDEMPOTENT = { idempotent = true }
 local CHANGES = { idempotent = false }
-local format = string.format
-
-local function id_string(id)
-  return format("%d", id)
-end
+local unpack = table.unpack or unpack
 
 function M.new(opts)
   local o = options.check(opts)
@@ -86,164 +80,135 @@ function Client:send(action, fields)
   end
 end
 
--- Many independent requests of one action, in parallel; each retried as `send` would.
--- Returns an array of { json = ... } or { err = ... }, in the order of `list`.
-function Client:send_many(action, list)
-  local safe = retry.is_safe(action)
+-- Requests of any actions, in parallel; each retried as `send` would. items[i] is
+-- { action = ..., fields = ... }. Returns { json = ... } or { err = ... } for each, in order.
+-- Reading and changing actions go out in separate parallel rounds, since only the changing ones
+-- must never travel on a reused connection.
+function Client:exchange(items)
   local key = secrets[self]
-  local ctx = { action = action, idempotent = safe, secret = key }
-  for _, fields in ipairs(list) do fields.key, fields.action = key, action end
-  local outcomes, pending = {}, {}
-  for i = 1, #list do pending[i] = i end
-  local attempt, waited = 1, 0
-  while true do
-    local sub = {}
-    for i, index in ipairs(pending) do sub[i] = list[index] end
-    if self.limiter then self.limiter:take(#sub) end
-    local results = self.transport:request_many(self.url, sub,
-      { idempotent = safe, concurrency = self.concurrency })
-    local again, last_err = {}, nil
-    for i, index in ipairs(pending) do
-      local json, err = answer.read(results[i], ctx)
-      if json ~= nil then
-        outcomes[index] = { json = json }
-      else
-        err.attempts = attempt
-        outcomes[index] = { err = err }
-        if retry.may_retry(err, safe) then
-          again[#again + 1] = index
-          if not last_err or (err.retry_after or 0) > (last_err.retry_after or 0) then last_err = err end
-        end
-      end
-    end
-    if #again == 0 then return outcomes end
-    local wait = self.policy:delay(last_err, attempt, waited)
-    if not wait then return outcomes end
-    self.transport:sleep(wait)
-    waited, attempt, pending = waited + wait, attempt + 1, again
+  local outcomes, rounds = {}, { {}, {} }
+  for i, item in ipairs(items) do
+    item.fields.key, item.fields.action = key, item.action
+    local safe = retry.is_safe(item.action)
+    item.ctx = { action = item.action, idempotent = safe, secret = key }
+    local round = rounds[safe and 1 or 2]
+    round[#round + 1] = i
   end
-end
-
--- An action's multi form over any number of ids: chunks of at most 100 sent in parallel,
--- merged into one table keyed by id. `parse(json, chunk)` maps a chunk's answer to entries.
--- A chunk that failed leaves its ids with { error = ... } entries; the second value then says
--- how many failed (nil when none did). All chunks failed: nil, err.
-function Client:multi(action, ids_field, ids, parse)
-  local chunks = batch.chunks(ids, batch.MAX_IDS)
-  local list = {}
-  for i, chunk in ipairs(chunks) do
-    local parts = {}
-    for j, id in ipairs(chunk) do parts[j] = id_string(id) end
-    list[i] = { [ids_field] = table.concat(parts, ",") }
-  end
-  local outcomes = self:send_many(action, list)
-  local merged, failed_ids, first_err = {}, {}, nil
-  for i, chunk in ipairs(chunks) do
-    local outcome, err = outcomes[i], nil
-    if outcome.json ~= nil then
-      local entries = parse(outcome.json)
-      if entries then
-        for _, id in ipairs(chunk) do
-          merged[id] = entries[id] or { error = "the panel's answer has no entry for this id" }
-        end
-      else
-        err = self:error{ kind = "decode", action = action, ambiguous = not retry.is_safe(action),
-          message = "the answer does not have the shape of a multi-id " .. action .. " answer" }
-      end
-    else
-      err = outcome.err
-    end
-    if err then
-      first_err = first_err or err
-      for _, id in ipairs(chunk) do
-        merged[id] = { error = err.message, kind = err.kind, ambiguous = err.ambiguous or nil }
-        failed_ids[#failed_ids + 1] = id
-      end
-    end
-  end
-  if not first_err then return merged end
-  if #failed_ids == #ids then return nil, first_err end
-  return merged, self:error{
-    kind = first_err.kind, action = action, partial = true, failed = failed_ids,
-    status = first_err.status, retryable = first_err.retryable, ambiguous = first_err.ambiguous,
-    message = #failed_ids .. " of " .. #ids .. " ids failed: " .. first_err.message,
-  }
-end
-
--- Answers shaped [{"order": 1, "<field>": <value or {"error": ...}>}, ...] (refill, cancel,
--- refill_status), or keyed by id like status answers on some panels.
-local function entries_by_id(json, id_name, value_name, convert)
-  if type(json) ~= "table" then return nil end
-  local entries = {}
-  local function add(id, value)
-    id = normalize.integer(id)
-    if id == nil then return end
-    if type(value) == "table" and value.error ~= nil then
-      entries[id] = { error = normalize.error_text(value) }
-    else
-      entries[id] = { [value_name] = convert(value) }
-    end
-  end
-  if json[1] ~= nil then
-    for _, item in ipairs(json) do
-      if type(item) == "table" then
-        if item.error ~= nil and item[value_name] == nil then
-          local id = normalize.integer(item[id_name])
-          if id then entries[id] = { error = normalize.error_text(item) } end
+  for r, pending in ipairs(rounds) do
+    local ropts = { idempotent = r == 1, concurrency = self.concurrency }
+    local attempt, waited = 1, 0
+    while #pending > 0 do
+      local sub = {}
+      for i, index in ipairs(pending) do sub[i] = items[index].fields end
+      if self.limiter then self.limiter:take(#sub) end
+      local results = self.transport:request_many(self.url, sub, ropts)
+      local again, last_err = {}, nil
+      for i, index in ipairs(pending) do
+        local ctx = items[index].ctx
+        local json, err = answer.read(results[i], ctx)
+        if json ~= nil then
+          outcomes[index] = { json = json }
         else
-          add(item[id_name], item[value_name])
+          err.attempts = attempt
+          outcomes[index] = { err = err }
+          if retry.may_retry(err, ctx.idempotent) then
+            again[#again + 1] = index
+            if not last_err or (err.retry_after or 0) > (last_err.retry_after or 0) then last_err = err end
+          end
         end
       end
+      local wait = #again > 0 and self.policy:delay(last_err, attempt, waited)
+      if not wait then break end
+      self.transport:sleep(wait)
+      waited, attempt, pending = waited + wait, attempt + 1, again
     end
+  end
+  return outcomes
+end
+
+-- Runs an operation built by smm.actions: one request through `send`, several in parallel.
+function Client:run(op)
+  if op.err then return nil, op.err end
+  if op.value ~= nil then return op.value end
+  local outcomes
+  if #op.requests == 1 then
+    local json, err = self:send(op.action, op.requests[1])
+    outcomes = { json ~= nil and { json = json } or { err = err } }
   else
-    for id, item in pairs(json) do
-      add(id, type(item) == "table" and item.error == nil and item[value_name] or item)
+    local items = {}
+    for i, fields in ipairs(op.requests) do items[i] = { action = op.action, fields = fields } end
+    outcomes = self:exchange(items)
+  end
+  return op.finish(outcomes)
+end
+
+local BATCHABLE = { services = true, balance = true, add = true, status = true, refill = true,
+                    refill_status = true, cancel = true, call = true }
+
+-- syntax: results = client:batch{ { "balance" }, { "status", { 1, 2 } }, { "add", order }, ... }
+-- Runs independent calls together, their requests in parallel. results[i] is
+-- { value = ..., err = ... }: what client:<name>(args) would have returned.
+function Client:batch(calls)
+  if type(calls) ~= "table" then error("smm: client:batch(calls): calls must be an array", 2) end
+  local ops, items, owner = {}, {}, {}
+  for i, call in ipairs(calls) do
+    local name = type(call) == "table" and call[1]
+    if not BATCHABLE[name] then
+      error("smm: client:batch: call " .. i .. " must be { name, args... } with name one of " ..
+        "services, balance, add, status, refill, refill_status, cancel, call", 2)
+    end
+    local op = actions[name](self, unpack(call, 2, table.maxn and table.maxn(call) or #call))
+    ops[i] = op
+    if not op.err and op.value == nil then
+      owner[i] = {}
+      for _, fields in ipairs(op.requests) do
+        items[#items + 1] = { action = op.action, fields = fields }
+        owner[i][#owner[i] + 1] = #items
+      end
     end
   end
-  return entries
-end
-
-local function status_entries(json)
-  if type(json) ~= "table" then return nil end
-  local entries = {}
-  for id, entry in pairs(json) do
-    local n = normalize.integer(id)
-    if n ~= nil and type(entry) == "table" then entries[n] = normalize.order(entry) end
+  local outcomes = #items > 0 and self:exchange(items) or {}
+  local results = {}
+  for i, op in ipairs(ops) do
+    local value, err
+    if op.err then
+      err = op.err
+    elseif op.value ~= nil then
+      value = op.value
+    else
+      local mine = {}
+      for j, index in ipairs(owner[i]) do mine[j] = outcomes[index] end
+      value, err = op.finish(mine)
+    end
+    results[i] = { value = value, err = err }
   end
-  return entries
-end
-
--- The single-id forms answer one entry; a per-id error becomes the call's error.
-local function single(self, action, entry)
-  if type(entry) == "table" and entry.error ~= nil then
-    local message = normalize.error_text(entry)
-    return nil, self:error{ kind = "api", action = action, message = message,
-      code = errors.api_code(message), retryable = errors.api_retryable(errors.api_code(message)) }
-  end
-  return entry
-end
-
-local function shape_error(self, action, what)
-  return nil, self:error{ kind = "decode", action = action, ambiguous = not retry.is_safe(action),
-    message = "the answer has no " .. what }
+  return results
 end
 
 -- syntax: list, err = client:services([{ refresh = true }])
 -- The list is cached for `services_ttl` ms; refresh = true fetches it anew.
-function Client:services(opts)
-  if not (opts and opts.refresh) then
-    local cached = self.catalog:get()
-    if cached then return cached end
-  end
-  local json, err = self:send("services", {})
-  if json == nil then return nil, err end
-  if type(json) ~= "table" or (json[1] == nil and next(json) ~= nil) then
-    return shape_error(self, "services", "service list")
-  end
-  local list = normalize.services(json)
-  self.catalog:put(list)
-  return list
-end
+function Client:services(opts) return self:run(actions.services(self, opts)) end
+
+-- syntax: res, err = client:add{ service = 1, link = "...", quantity = 100, ... }
+function Client:add(order) return self:run(actions.add(self, order)) end
+
+-- syntax: entry, err = client:status(id)   |   by_id, err = client:status{ id, ... }
+function Client:status(ids) return self:run(actions.status(self, ids)) end
+
+-- syntax: res, err = client:refill(id)   |   by_id, err = client:refill{ id, ... }
+function Client:refill(ids) return self:run(actions.refill(self, ids)) end
+
+-- syntax: res, err = client:refill_status(refill_id)   |   by_id, err = client:refill_status{ ... }
+function Client:refill_status(ids) return self:run(actions.refill_status(self, ids)) end
+
+-- syntax: by_id, err = client:cancel{ id, ... }   |   res, err = client:cancel(id)
+function Client:cancel(ids) return self:run(actions.cancel(self, ids)) end
+
+-- syntax: b, err = client:balance()
+function Client:balance() return self:run(actions.balance(self)) end
+
+-- syntax: answer, err = client:call(action, fields)   -- any action; the answer as decoded
+function Client:call(action, fields) return self:run(actions.call(self, action, fields)) end
 
 -- syntax: service, err = client:service(id)
 function Client:service(id)
@@ -294,47 +259,6 @@ function Client.quote_fields(order)
   return fields
 end
 
-local function without(t, name)
-  local copy = {}
-  for k, v in pairs(t) do
-    if k ~= name then copy[k] = v end
-  end
-  return copy
-end
-
--- Before an `add` is sent: checked against its service when the list is at hand (or when
--- validate = true), and priced against max_cost.
-function Client:check_order(fields, max_cost)
-  local want = self.options.validate
-  local s
-  if want == true or max_cost ~= nil then
-    local err
-    s, err = self:service(fields.service)
-    if not s then return nil, err end
-  elseif want == nil and self.catalog:get() then
-    s = self.catalog:lookup(fields.service)
-    if not s then
-      return nil, errors.invalid("service", fields.service .. " is not in the panel's service list")
-    end
-  end
-  if s then
-    local ok, err = validate.for_service(fields, s)
-    if not ok then return nil, err end
-  end
-  if max_cost ~= nil then
-    if not money.is_decimal(max_cost) then
-      return nil, errors.invalid("max_cost", "must be a decimal amount like \"5.00\"")
-    end
-    local total, missing = price.quote(s, fields)
-    if not total then return nil, errors.invalid(missing, "is required to price this order") end
-    if money.compare(total, max_cost) > 0 then
-      return nil, self:error{ kind = "invalid", field = "max_cost", action = "add", price = total,
-        message = "the order costs " .. total .. ", more than max_cost " .. money.format(max_cost) }
-    end
-  end
-  return true
-end
-
 -- syntax: by_id, err = client:wait(ids, { interval =, timeout =, grace =, on_update = })
 --         entry, err = client:wait(id, opts)
 -- Polls until every order is final (Completed, Partial, Canceled, Refunded).
@@ -362,153 +286,8 @@ function Client:wait(ids, opts)
   local by_id
   by_id, err = poll.wait(self, { id }, opts)
   if not by_id then return nil, err end
-  if by_id[id] and by_id[id].error ~= nil and not err then return single(self, "wait", by_id[id]) end
+  if by_id[id] and by_id[id].error ~= nil and not err then return actions.single(self, "wait", by_id[id]) end
   return by_id[id], err
-end
-
--- syntax: res, err = client:add{ service = 1, link = "...", quantity = 100, ... }
-function Client:add(order)
-  local max_cost
-  if type(order) == "table" and order.max_cost ~= nil then
-    max_cost = order.max_cost
-    order = without(order, "max_cost")
-  end
-  local fields, err = validate.add(order)
-  if not fields then return nil, err end
-  local ok
-  ok, err = self:check_order(fields, max_cost)
-  if not ok then return nil, err end
-  local json
-  json, err = self:send("add", fields)
-  if json == nil then return nil, err end
-  local id = type(json) == "table" and normalize.integer(json.order)
-  if type(id) ~= "number" then
-    return nil, self:error{ kind = "decode", action = "add", ambiguous = true,
-      message = "the answer has no order id: the order may have been placed; check before retrying" }
-  end
-  json.order = id
-  return json
-end
-
--- syntax: entry, err = client:status(id)   |   by_id, err = client:status{ id, ... }
-function Client:status(ids)
-  if type(ids) == "table" then
-    local list, err = validate.ids(ids, "orders", "status")
-    if not list then return nil, err end
-    return self:multi("status", "orders", list, status_entries)
-  end
-  local id, err = validate.id(ids, "order", "status")
-  if not id then return nil, err end
-  local json
-  json, err = self:send("status", { order = id })
-  if json == nil then return nil, err end
-  if type(json) ~= "table" or json.status == nil then return shape_error(self, "status", "status") end
-  return normalize.order(json)
-end
-
-local function refill_id(v) return normalize.integer(v) end
-local function refill_state(v) return normalize.refill_status(v) end
-local function cancelled(v) return normalize.boolean(v) == true end
-
--- syntax: res, err = client:refill(id)   |   by_id, err = client:refill{ id, ... }
-function Client:refill(ids)
-  if type(ids) == "table" then
-    local list, err = validate.ids(ids, "orders", "refill")
-    if not list then return nil, err end
-    return self:multi("refill", "orders", list, function(json)
-      return entries_by_id(json, "order", "refill", refill_id)
-    end)
-  end
-  local id, err = validate.id(ids, "order", "refill")
-  if not id then return nil, err end
-  local json
-  json, err = self:send("refill", { order = id })
-  if json == nil then return nil, err end
-  if type(json) ~= "table" or json.refill == nil then return shape_error(self, "refill", "refill id") end
-  if type(json.refill) == "table" then return single(self, "refill", json.refill) end
-  json.refill = normalize.integer(json.refill)
-  return json
-end
-
--- syntax: res, err = client:refill_status(refill_id)   |   by_id, err = client:refill_status{ ... }
-function Client:refill_status(ids)
-  if type(ids) == "table" then
-    local list, err = validate.ids(ids, "refills", "refill_status")
-    if not list then return nil, err end
-    return self:multi("refill_status", "refills", list, function(json)
-      return entries_by_id(json, "refill", "status", refill_state)
-    end)
-  end
-  local id, err = validate.id(ids, "refill", "refill_status")
-  if not id then return nil, err end
-  local json
-  json, err = self:send("refill_status", { refill = id })
-  if json == nil then return nil, err end
-  if type(json) ~= "table" or json.status == nil then
-    return shape_error(self, "refill_status", "status")
-  end
-  if type(json.status) == "table" then return single(self, "refill_status", json.status) end
-  json.status = normalize.refill_status(json.status)
-  return json
-end
-
--- syntax: by_id, err = client:cancel{ id, ... }   |   res, err = client:cancel(id)
-function Client:cancel(ids)
-  local function parse(json) return entries_by_id(json, "order", "cancel", cancelled) end
-  if type(ids) == "table" then
-    local list, err = validate.ids(ids, "orders", "cancel")
-    if not list then return nil, err end
-    return self:multi("cancel", "orders", list, parse)
-  end
-  local id, err = validate.id(ids, "order", "cancel")
-  if not id then return nil, err end
-  local by_id
-  by_id, err = self:multi("cancel", "orders", { id }, parse)
-  if not by_id then return nil, err end
-  return single(self, "cancel", by_id[id])
-end
-
--- syntax: b, err = client:balance()
-function Client:balance()
-  local json, err = self:send("balance", {})
-  if json == nil then return nil, err end
-  if type(json) ~= "table" or json.balance == nil then return shape_error(self, "balance", "balance") end
-  return normalize.balance(json)
-end
-
--- syntax: answer, err = client:call(action, fields)   -- any action; the answer as decoded
-function Client:call(action, fields)
-  if type(action) ~= "string" or not action:find("^[%a_][%w_]*$") then
-    error("smm: client:call(action, fields): action must be a name like \"status\"", 2)
-  end
-  if fields ~= nil and type(fields) ~= "table" then
-    error("smm: client:call(action, fields): fields must be a table", 2)
-  end
-  local clean = {}
-  for name, value in pairs(fields or {}) do
-    if type(name) ~= "string" or name == "key" or name == "action" then
-      return nil, errors.invalid(tostring(name), "cannot be sent as a field", action)
-    end
-    local t = type(value)
-    if t == "table" then
-      local ok, err = validate.ids(value, name, action)
-      if not ok then return nil, err end
-      local parts = {}
-      for i, id in ipairs(ok) do parts[i] = id_string(id) end
-      value = table.concat(parts, ",")
-    elseif t == "boolean" then
-      value = value and 1 or 0
-    elseif t == "number" then
-      local n = validate.non_negative(value, name, action) or normalize.number_to_decimal(value)
-      value = n
-    elseif t == "string" then
-      if value:find("\0", 1, true) then return nil, errors.invalid(name, "contains a NUL byte", action) end
-    else
-      return nil, errors.invalid(name, "must be a string or a number, got " .. t, action)
-    end
-    clean[name] = value
-  end
-  return self:send(action, clean)
 end
 
 return M

@@ -7,7 +7,7 @@ local M = {}
 M.ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helpers/") or ".")
 if not M.ROOT:find("^/") then
   local p = io.popen("cd '" .. M.ROOT:gsub("'", "'\\''") .. "' && pwd")
-  M.ROOT = p:read("l") or M.ROOT
+  M.ROOT = p:read("*l") or M.ROOT
   p:close()
 end
 M.SMM = M.ROOT .. "/bin/smm"
@@ -23,7 +23,7 @@ M.seen = {} -- every stdout/stderr of every run
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -37,7 +37,7 @@ end
 
 function M.tmpdir()
   local p = io.popen("mktemp -d")
-  local dir = p:read("l")
+  local dir = p:read("*l")
   p:close()
   return dir
 end
@@ -65,12 +65,18 @@ function M.run(words, opts)
     M.write_file(inf, opts.stdin)
     stdin = "<" .. inf
   end
-  local cmd = string.format("%s%s %s %s %s 2>%s %s",
+  -- the exit code travels on stdout: Lua 5.1 and LuaJIT's popen close does not return it
+  local cmd = string.format("%s%s %s %s %s 2>%s %s; echo \"\nsmm-exit:$?\"",
     opts.cwd and ("cd " .. q(opts.cwd) .. " && ") or "",
     M.env_prefix(opts.env), M.LUA, q(M.SMM), words, q(errf), stdin)
   local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
+  local out = p:read("*a")
+  p:close()
+  local code
+  out = out:gsub("\nsmm%-exit:(%d+)\n$", function(c)
+    code = tonumber(c)
+    return ""
+  end)
   local err = read_file(errf) or ""
   os.remove(errf)
   if inf then os.remove(inf) end
@@ -85,18 +91,22 @@ function M.spawn(words, opts)
     q(opts.cwd), M.env_prefix(opts.env), M.LUA, q(M.SMM), words,
     q(opts.cwd .. "/spawn.out"), q(opts.cwd .. "/spawn.err"))
   local p = assert(io.popen(cmd, "r"))
-  local pid = tonumber(p:read("l"))
+  local pid = tonumber(p:read("*l"))
   p:close()
   return pid
 end
 
 function M.alive(pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+  local ok = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+  return ok == true or ok == 0
 end
 
 -- JSON as cjson decodes it, whole numbers made integers again (ids are printed in messages).
 local function integers(v)
-  if type(v) == "number" then return math.tointeger(v) or v end
+  if type(v) == "number" then
+    if math.tointeger then return math.tointeger(v) or v end
+    return v
+  end
   if type(v) == "table" then
     for k, x in pairs(v) do v[k] = integers(x) end
   end

@@ -142,7 +142,8 @@ function Nginx:stop()
   if pid then
     os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
     for _ = 1, 100 do
-      if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
+      local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
+      if alive ~= true and alive ~= 0 then break end
       socket.sleep(0.05)
     end
     os.execute("kill -KILL " .. pid .. " 2>/dev/null")
