@@ -1,6 +1,6 @@
 std = "max"
 max_line_length = 110
-files["spec"] = { std = "+busted" }
+files["spec"] = { std = "+busted", max_line_length = 130 }
 files["lua/smm/transport/ngx.lua"] = { globals = { "ngx" } }
 files["examples/nginx"] = { globals = { "ngx" } }
 exclude_files = { "build" }
