@@ -23,7 +23,7 @@ HDR         := $(wildcard src/*.h)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo lint clean check-valgrind
+.PHONY: all deps test demo lint clean check-valgrind check-asan check-memory fuzz fuzz-build
 
 all: $(CORE)
 
@@ -36,7 +36,7 @@ deps:
 	@sh scripts/install-deps
 
 lint: deps
-	luacheck -q lua spec examples bin
+	luacheck -q lua spec examples bin/smm bin/smm-sandbox
 
 test: deps
 	sh scripts/run-tests
@@ -56,6 +56,77 @@ check-valgrind:
 	$(MAKE) all LUA_VERSION=5.4
 	SMM_VALGRIND=1 $(VALGRIND) lua5.4 /usr/bin/busted --cpath='$(CURDIR)/build/lua5.4/?.so' \
 	  $(VALGRIND_SPECS)
+
+# The whole suite on lua5.4 against smm.core built with AddressSanitizer + UBSan (build/asan),
+# the runtime LD_PRELOADed into lua5.4; LeakSanitizer on. fuzz/lsan.supp suppresses leaks of
+# third-party frames only (never src/). Every process busted starts (sandbox servers, nginx,
+# sh) inherits the preload and ASAN_OPTIONS: they run clean under it, and a report from any of
+# them fails the run as well (ASan's exit code 86, LSan's 23).
+SAN_CC      ?= clang
+SAN_FLAGS   := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+ASAN_RT      = $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-x86_64.so)
+ASAN_CORE   := build/asan/smm/core.so
+ASAN_ENV     = LD_PRELOAD=$(ASAN_RT) \
+               ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86:detect_stack_use_after_return=1:strict_string_checks=1 \
+               LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0:exitcode=23 \
+               UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+ASAN_SPECS  ?= spec
+
+$(ASAN_CORE): $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) $(WARN) -std=c99 -fPIC -fvisibility=hidden -shared -shared-libsan \
+	  -I/usr/include/lua5.4 $(CURL_CFLAGS) -o $@ $(SRC) $(CURL_LIBS)
+
+check-asan: deps $(ASAN_CORE)
+	@test -f '$(ASAN_RT)' || { echo 'check-asan: no ASan runtime (apt-get install clang libclang-rt-14-dev)' >&2; exit 1; }
+	@log=build/asan/busted.log; start=$$(date +%s); \
+	LUA_CPATH='$(CURDIR)/build/asan/?.so;;' $(ASAN_ENV) \
+	  lua5.4 /usr/bin/busted --cpath='$(CURDIR)/build/asan/?.so' $(ASAN_SPECS) >$$log 2>&1; \
+	rc=$$?; cat $$log; \
+	echo "check-asan: busted exited $$rc after $$(( $$(date +%s) - start ))s"; \
+	if grep -qE '^(==[0-9]+==ERROR|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer)|runtime error:' $$log; then \
+	  echo 'check-asan: sanitizer reports above' >&2; exit 1; fi; \
+	exit $$rc
+
+# check-asan, then the whole suite under valgrind.
+check-memory:
+	$(MAKE) check-asan
+	$(MAKE) check-valgrind VALGRIND_SPECS='$(VALGRIND_ALL_SPECS)'
+VALGRIND_ALL_SPECS ?= spec
+
+# libFuzzer harnesses (fuzz/*_fuzzer.c) over the C core's form encoding and answer decoding and
+# the Lua normalisation; built into build/fuzz, each run for FUZZ_SECONDS with its seeds in
+# fuzz/corpus/NAME and what it finds kept in build/fuzz/corpus-NAME. A crash, leak or failed
+# check leaves build/fuzz/NAME-crash-* and fails the target.
+FUZZERS      := form decode normalize
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS    ?=
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+FUZZ_BINS    := $(FUZZERS:%=build/fuzz/%_fuzzer)
+FUZZ_SRC     := src/form.c src/decode.c src/buffer.c
+
+build/fuzz/%_fuzzer: fuzz/%_fuzzer.c fuzz/fuzz_lua.h $(FUZZ_SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(FUZZ_FLAGS) $(WARN) -I/usr/include/lua5.4 -Isrc -DSMM_ROOT='"$(CURDIR)"' \
+	  -DSMM_CJSON_DIR='"/usr/lib/x86_64-linux-gnu/lua/5.4"' -o $@ $< $(FUZZ_SRC) -llua5.4 -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@status=0; for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus-$$f; \
+	  echo "== fuzz $$f for $(FUZZ_SECONDS)s"; \
+	  if build/fuzz/$${f}_fuzzer -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	       -print_final_stats=1 -artifact_prefix=build/fuzz/$$f- $(FUZZ_ARGS) \
+	       build/fuzz/corpus-$$f fuzz/corpus/$$f >build/fuzz/$$f.log 2>&1; then \
+	    grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)' build/fuzz/$$f.log; \
+	    grep -E '^#[0-9]+.*DONE' build/fuzz/$$f.log | tail -1; \
+	  else \
+	    status=1; tail -60 build/fuzz/$$f.log; echo "fuzz $$f: FAILED (log build/fuzz/$$f.log)"; \
+	  fi; \
+	done; exit $$status
 
 clean:
 	rm -rf build

@@ -11,7 +11,8 @@ if not M.ROOT:find("^/") then
   p:close()
 end
 M.SMM = M.ROOT .. "/bin/smm"
-M.LUA = os.getenv("SMM_SANDBOX_LUA") or "lua5.4"
+-- the interpreter running bin/smm: SMM_CLI_LUA, else the sandbox's (the sandbox needs 5.3+)
+M.LUA = os.getenv("SMM_CLI_LUA") or os.getenv("SMM_SANDBOX_LUA") or "lua5.4"
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"

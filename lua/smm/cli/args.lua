@@ -3,6 +3,28 @@
 -- Each flag is declared once here; each command says which flags it takes.
 local M = {}
 
+local MAX_EXACT = 2 ^ 53
+-- math.tointeger and math.type where there are no integers (Lua 5.1, LuaJIT): a whole number
+-- within 2^53 counts as an integer.
+local tointeger = math.tointeger or function(x)
+  if type(x) == "number" and x == math.floor(x) and x > -MAX_EXACT and x < MAX_EXACT then return x end
+  return nil
+end
+local function is_integer(x)
+  if math.type then return math.type(x) == "integer" end
+  return tointeger(x) ~= nil
+end
+M.tointeger = tointeger
+M.is_integer = is_integer
+
+-- tonumber of a word, without the "inf" and "nan" that Lua 5.1's strtod accepts (no Lua
+-- numeral holds an n).
+local function to_number(s)
+  if type(s) == "string" and s:find("[nN]") then return nil end
+  return tonumber(s)
+end
+M.to_number = to_number
+
 -- value: takes a value; multi: may be repeated (values collected in an array)
 M.FLAGS = {
   -- everywhere
@@ -53,14 +75,13 @@ function M.parse(argv)
       local name, value = a:match("^%-%-([^=]+)=(.*)$")
       if not name then name = a:match("^%-%-(.+)$") end
       if not name and a:match("^%-(%a)$") then name = M.SHORT[a:sub(2)] end
+      local spec = name and M.FLAGS[name]
       if not name and a:match("^%-%d") then
         -- a negative number where a word was expected: positional
         if r.command == nil then r.command = a else r.args[#r.args + 1] = a end
-        goto continue
-      end
-      local spec = name and M.FLAGS[name]
-      if not spec then return nil, "unknown option '" .. a .. "' (see smm help)" end
-      if spec.value then
+      elseif not spec then
+        return nil, "unknown option '" .. a .. "' (see smm help)"
+      elseif spec.value then
         if value == nil then
           i = i + 1
           value = argv[i]
@@ -81,7 +102,6 @@ function M.parse(argv)
         r.flags[name] = true
       end
     end
-    ::continue::
     i = i + 1
   end
   return r
@@ -104,8 +124,8 @@ end
 
 -- "12" -> 12; nil, message otherwise. unit: text for the message.
 function M.number(value, name, allow_fraction)
-  local n = tonumber(value)
-  if not n or n < 0 or (not allow_fraction and math.type(n) ~= "integer") then
+  local n = to_number(value)
+  if not n or n < 0 or (not allow_fraction and not is_integer(n)) then
     return nil, "option --" .. name .. " must be a " .. (allow_fraction and "non-negative number" or
       "whole number") .. ", got '" .. tostring(value) .. "'"
   end
@@ -117,7 +137,7 @@ function M.ids(words, what)
   local ids = {}
   for _, word in ipairs(words) do
     for part in word:gmatch("[^,%s]+") do
-      local id = part:match("^%d+$") and math.tointeger(tonumber(part))
+      local id = part:match("^%d+$") and tointeger(tonumber(part))
       if not id or id < 1 then return nil, "'" .. part .. "' is not " .. what .. " id" end
       ids[#ids + 1] = id
     end

@@ -88,7 +88,7 @@ end
 local function read_file(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end
@@ -97,7 +97,7 @@ local function line_list(text, flag)
   local out = {}
   for _, word in ipairs(text or {}) do
     for part in word:gmatch("[^,%s]+") do
-      local n = math.tointeger(tonumber(part))
+      local n = args.tointeger(tonumber(part))
       if not n or n < 1 then return nil, "--" .. flag .. " takes CSV line numbers, got '" .. part .. "'" end
       out[#out + 1] = n
     end
@@ -136,7 +136,7 @@ function M.run(ctx)
     for item in pair:gmatch("[^,%s]+") do
       local l, id = item:match("^(%d+)=(%d+)$")
       if not l then return ctx:usage("--mark-placed takes LINE=ORDER_ID, got '" .. item .. "'") end
-      mark[math.tointeger(tonumber(l))] = math.tointeger(tonumber(id))
+      mark[args.tointeger(tonumber(l))] = args.tointeger(tonumber(id))
     end
   end
 

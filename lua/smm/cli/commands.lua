@@ -119,9 +119,9 @@ function M.quote(ctx)
   local clean, price = order.check(client, probe)
   if not clean then return ctx:fail(price) end
   if output.json_mode() then
-    local service = math.tointeger(tonumber(o.service)) or o.service
-    output.json{ service = service, quantity = math.tointeger(tonumber(o.quantity or "")),
-      runs = math.tointeger(tonumber(o.runs or "")), price = price }
+    local service = args.tointeger(tonumber(o.service)) or o.service
+    output.json{ service = service, quantity = args.tointeger(tonumber(o.quantity or "")),
+      runs = args.tointeger(tonumber(o.runs or "")), price = price }
   else
     output.say(price)
   end
@@ -136,7 +136,7 @@ function M.confirm(ctx, question)
   end
   io.stderr:write(question, " [y/N] ")
   io.stderr:flush()
-  local answer = io.stdin:read("l")
+  local answer = io.stdin:read("*l")
   if answer and answer:lower():match("^%s*ye?s?%s*$") then return true end
   output.error("cancelled: nothing was sent")
   return M.EXIT.error
@@ -376,7 +376,7 @@ function M.sandbox(ctx)
   if f then
     f:close()
     local lua = arg and arg[-1] or "lua5.4"
-    local ok, how, code = os.execute("exec " .. quote(lua) .. " " .. quote(script) .. " " ..
+    local ok, how, code = output.execute("exec " .. quote(lua) .. " " .. quote(script) .. " " ..
       table.concat(words, " "))
     if ok then return 0 end
     if how == "signal" then return M.EXIT.interrupted end

@@ -15,17 +15,19 @@
 -- then the environment, then the `default` profile. A profile named explicitly is one unit:
 -- its url is never paired with a key from the environment (the key of one panel must not
 -- travel to another). The key is never shown: `smm config` prints it as ***.
+local args = require "smm.cli.args"
+
 local M = {}
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
 local function ms(v)
-  local n = tonumber(v)
+  local n = args.to_number(v)
   if n and n >= 0 then return n end
   return nil, "must be a non-negative number (milliseconds)"
 end
 local function count(v)
-  local n = math.tointeger(tonumber(v))
+  local n = args.tointeger(tonumber(v))
   if n and n >= 0 then return n end
   return nil, "must be a whole number"
 end
@@ -97,7 +99,7 @@ function M.load(path, explicit)
     if explicit then return nil, "cannot read config file: " .. tostring(open_err) end
     return {}
   end
-  local content = f:read("a")
+  local content = f:read("*a")
   f:close()
   return M.parse(content, path)
 end

@@ -150,11 +150,12 @@ local function run(argv, env)
   end
   local ctx = setmetatable({ args = parsed.args, flags = parsed.flags, raw = parsed.raw,
     root = env.root, command = name }, Ctx)
-  local ok, code = xpcall(command, function(e)
+  -- (Lua 5.1's xpcall passes no arguments: a closure carries ctx)
+  local ok, code = xpcall(function() return command(ctx) end, function(e)
     if type(e) == "table" then return e end
     if tostring(e):find("interrupted!$") then return { interrupted = true } end
     return { crash = debug.traceback(tostring(e), 2) }
-  end, ctx)
+  end)
   if ctx.the_client then ctx.the_client:close() end
   if ok then return code or 0 end
   if code.usage then return ctx:usage(code.usage) end

@@ -20,6 +20,12 @@ local output = require "smm.cli.output"
 
 local M = {}
 
+-- math.tointeger where there are no integers (Lua 5.1, LuaJIT): a whole number within 2^53.
+local tointeger = math.tointeger or function(x)
+  if type(x) == "number" and x == math.floor(x) and x > -2 ^ 53 and x < 2 ^ 53 then return x end
+  return nil
+end
+
 -- Wall-clock seconds for measuring the cost of syncing (luasocket when present).
 do
   local ok, socket = pcall(require, "socket")
@@ -43,12 +49,12 @@ local sync_mode -- "file" (sync -d FILE) or "all" (sync), found on first use
 function M.fsync(path)
   local ok, interrupted
   if sync_mode ~= "all" then
-    ok, interrupted = ran(os.execute("sync -d " .. shell_quote(path) .. " 2>/dev/null"))
+    ok, interrupted = ran(output.execute("sync -d " .. shell_quote(path) .. " 2>/dev/null"))
     if interrupted then error("interrupted!", 0) end
     if ok then sync_mode = "file" return true end
     if sync_mode == "file" then return nil, "sync -d " .. path .. " failed" end
   end
-  ok, interrupted = ran(os.execute("sync"))
+  ok, interrupted = ran(output.execute("sync"))
   if interrupted then error("interrupted!", 0) end
   if ok then sync_mode = "all" return true end
   return nil, "sync failed"
@@ -57,7 +63,7 @@ end
 -- The id of this process: the parent of a child shell.
 local function my_pid()
   local p = io.popen("echo $PPID")
-  local pid = p and p:read("l")
+  local pid = p and p:read("*l")
   if p then p:close() end
   return pid
 end
@@ -68,25 +74,25 @@ function M.lock(path)
   local dir = path .. ".lock"
   local pid = my_pid() or "?"
   for _ = 1, 2 do
-    if os.execute("mkdir " .. shell_quote(dir) .. " 2>/dev/null") == true then
+    if output.execute("mkdir " .. shell_quote(dir) .. " 2>/dev/null") == true then
       local f = io.open(dir .. "/pid", "w")
       if f then f:write(pid, "\n") f:close() end
       return { dir = dir }
     end
     local f = io.open(dir .. "/pid", "r")
-    local holder = f and f:read("l")
+    local holder = f and f:read("*l")
     if f then f:close() end
     if holder and holder:match("^%d+$") and
-        os.execute("kill -0 " .. holder .. " 2>/dev/null") == true then
+        output.execute("kill -0 " .. holder .. " 2>/dev/null") == true then
       return nil, "another smm batch (pid " .. holder .. ") is using " .. path
     end
-    os.execute("rm -rf " .. shell_quote(dir))
+    output.execute("rm -rf " .. shell_quote(dir))
   end
   return nil, "cannot lock " .. path .. " (remove " .. dir .. " if no batch is running)"
 end
 
 function M.unlock(lock)
-  if lock then os.execute("rm -rf " .. shell_quote(lock.dir)) end
+  if lock then output.execute("rm -rf " .. shell_quote(lock.dir)) end
 end
 
 local Journal = {}
@@ -109,8 +115,8 @@ function M.read(path)
       r.torn = r.torn + 1
     elseif rec.t == "open" then
       r.open = r.open or rec
-    elseif math.type(rec.line) == "integer" or (type(rec.line) == "number" and rec.line % 1 == 0) then
-      local line = math.tointeger(rec.line)
+    elseif type(rec.line) == "number" and tointeger(rec.line) then
+      local line = tointeger(rec.line)
       local row = r.rows[line] or {}
       if row.hash and rec.hash ~= row.hash then
         f:close()
@@ -118,7 +124,7 @@ function M.read(path)
       end
       row.hash = rec.hash
       if rec.t == "done" then
-        row.state, row.order, row.price, row.error = "done", math.tointeger(rec.order), rec.price, nil
+        row.state, row.order, row.price, row.error = "done", tointeger(rec.order), rec.price, nil
         row.manual = rec.manual
       elseif rec.t == "failed" or rec.t == "ambiguous" or rec.t == "intent" or rec.t == "resend" then
         if row.state ~= "done" then
@@ -154,7 +160,7 @@ function M.open(path)
   if not existed then
     f:flush()
     local dir = path:match("^(.*)/[^/]*$") or "."
-    os.execute("sync " .. shell_quote(path) .. " " .. shell_quote(dir) .. " 2>/dev/null")
+    output.execute("sync " .. shell_quote(path) .. " " .. shell_quote(dir) .. " 2>/dev/null")
   end
   return j
 end

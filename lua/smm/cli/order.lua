@@ -90,14 +90,38 @@ function M.check(client, order)
   return clean, price, service
 end
 
--- FNV-1a, 64 bits (Lua 5.4 integers wrap): a fingerprint, not a secret.
-local function fnv1a(s)
-  local h = -3750763034362895579 -- 0xcbf29ce484222325
-  for i = 1, #s do
-    h = h ~ s:byte(i)
-    h = h * 1099511628211
+-- FNV-1a, 64 bits: a fingerprint, not a secret. Computed on four 16-bit limbs with plain
+-- arithmetic (every intermediate stays below 2^27, exact in a double), so that Lua 5.1 and
+-- LuaJIT, which have no 64-bit integers nor bit operators, give the same hex as 5.3+ does.
+-- Offset basis 0xcbf29ce484222325; prime 0x100000001b3 = 2^40 + 0x1b3.
+local function xor8(a, b) -- a, b in [0, 255]
+  local r, bit = 0, 1
+  for _ = 1, 8 do
+    if a % 2 ~= b % 2 then r = r + bit end
+    a, b, bit = (a - a % 2) / 2, (b - b % 2) / 2, bit * 2
   end
-  return string.format("%016x", h)
+  return r
+end
+
+local function fnv1a(s)
+  local h0, h1, h2, h3 = 0x2325, 0x8422, 0x9ce4, 0xcbf2 -- low limb first
+  for i = 1, #s do
+    local low = h0 % 256
+    h0 = h0 - low + xor8(low, s:byte(i))
+    -- h * (2^40 + 0x1b3) mod 2^64, 2^40 being limb 2 shifted by 8 bits
+    local r0 = h0 * 0x1b3
+    local r1 = h1 * 0x1b3
+    local r2 = h2 * 0x1b3 + h0 * 0x100
+    local r3 = h3 * 0x1b3 + h1 * 0x100
+    h0 = r0 % 0x10000
+    r1 = r1 + (r0 - h0) / 0x10000
+    h1 = r1 % 0x10000
+    r2 = r2 + (r1 - h1) / 0x10000
+    h2 = r2 % 0x10000
+    r3 = r3 + (r2 - h2) / 0x10000
+    h3 = r3 % 0x10000
+  end
+  return string.format("%04x%04x%04x%04x", h3, h2, h1, h0)
 end
 M.fnv1a = fnv1a
 

@@ -3,6 +3,25 @@
 -- a small encoder here so that arrays stay arrays ([] when empty) and keys come out sorted.
 local M = {}
 
+-- math.type where there are no integers (Lua 5.1, LuaJIT): a whole number within 2^53.
+local MAX_EXACT = 2 ^ 53
+local math_type = math.type or function(x)
+  if type(x) ~= "number" then return nil end
+  if x == math.floor(x) and x > -MAX_EXACT and x < MAX_EXACT then return "integer" end
+  return "float"
+end
+M.math_type = math_type
+
+-- os.execute with the results of Lua 5.2+ everywhere: true or nil, then "exit" or "signal"
+-- and the number. Lua 5.1 (and LuaJIT) return the raw wait status instead.
+function M.execute(command)
+  local a, how, code = os.execute(command)
+  if type(a) ~= "number" then return a, how, code end
+  if a == 0 then return true, "exit", 0 end
+  if a % 256 == 0 then return nil, "exit", a / 256 end
+  return nil, "signal", a % 128
+end
+
 local tty_cache = {}
 
 -- Is file descriptor fd (0 stdin, 1 stdout, 2 stderr) a terminal? `test -t` in a child
@@ -13,7 +32,7 @@ function M.isatty(fd)
     if forced == "1" or forced == "0" then
       tty_cache[fd] = forced == "1"
     else
-      tty_cache[fd] = os.execute("test -t " .. math.tointeger(fd)) == true
+      tty_cache[fd] = M.execute(string.format("test -t %d", fd)) == true
     end
   end
   return tty_cache[fd]
@@ -48,15 +67,63 @@ local STATUS_COLOURS = {
 }
 function M.status_colour(status) return STATUS_COLOURS[status] end
 
+-- UTF-8 length and offset (utf8.len, utf8.offset) where the utf8 library is missing (Lua 5.1,
+-- LuaJIT): len is nil for a string that is not UTF-8; offset(s, n) is where the nth
+-- character starts.
+local utf8_len, utf8_offset
+if utf8 then
+  utf8_len = utf8.len
+else
+  -- per lead byte: continuation bytes, smallest code point (no overlong forms)
+  local function lead(c)
+    if c < 0x80 then return 0, 0
+    elseif c >= 0xC2 and c <= 0xDF then return 1, 0x80
+    elseif c >= 0xE0 and c <= 0xEF then return 2, 0x800
+    elseif c >= 0xF0 and c <= 0xF4 then return 3, 0x10000 end
+  end
+  utf8_len = function(s)
+    local n, i, len = 0, 1, #s
+    while i <= len do
+      local c = s:byte(i)
+      local more, min = lead(c)
+      if not more then return nil end
+      local code = more == 0 and c or c % (2 ^ (6 - more))
+      for j = i + 1, i + more do
+        local b = s:byte(j)
+        if not b or b < 0x80 or b > 0xBF then return nil end
+        code = code * 64 + b % 64
+      end
+      if code < min or code > 0x10FFFF or (code >= 0xD800 and code <= 0xDFFF) then return nil end
+      n, i = n + 1, i + more + 1
+    end
+    return n
+  end
+end
+
+-- Where the nth character starts. Not utf8.offset: that raises on text that is not UTF-8
+-- (a Latin-1 service name), where this just counts the bytes that do not continue one.
+utf8_offset = function(s, n)
+  local seen = 0
+  for i = 1, #s do
+    local c = s:byte(i)
+    if c < 0x80 or c > 0xBF then
+      seen = seen + 1
+      if seen == n then return i end
+    end
+  end
+  if seen + 1 == n then return #s + 1 end
+  return #s + 1
+end
+
 -- Display width: UTF-8 characters, not bytes.
 local function width(s)
-  return utf8.len(s) or #s
+  return utf8_len(s) or #s
 end
 
 local function cell_text(v)
   if v == nil then return "" end
   if v == true then return "yes" elseif v == false then return "no" end
-  if math.type(v) == "integer" then return string.format("%d", v) end
+  if math_type(v) == "integer" then return string.format("%d", v) end
   return tostring(v)
 end
 
@@ -72,7 +139,7 @@ function M.table_lines(columns, rows)
       if col.get then v = col.get(row) else v = row[col.key] end
       local text = cell_text(v):gsub("[\r\n]+", " ")
       if col.max and width(text) > col.max then
-        text = text:sub(1, utf8.offset(text, col.max) - 1) .. "…"
+        text = text:sub(1, utf8_offset(text, col.max) - 1) .. "…"
       end
       cells[r][c] = text
       if width(text) > widths[c] then widths[c] = width(text) end
@@ -155,7 +222,7 @@ local function is_array(t)
   local n = #t
   if n == 0 then return false end
   for k in pairs(t) do
-    if math.type(k) ~= "integer" or k < 1 or k > n then return false end
+    if math_type(k) ~= "integer" or k < 1 or k > n then return false end
   end
   return true
 end
@@ -167,7 +234,7 @@ local function encode(v, out)
   elseif t == "boolean" then
     out[#out + 1] = v and "true" or "false"
   elseif t == "number" then
-    if math.type(v) == "integer" then out[#out + 1] = string.format("%d", v)
+    if math_type(v) == "integer" then out[#out + 1] = string.format("%d", v)
     elseif v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
     else
       local s = string.format("%.14g", v)
