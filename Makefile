@@ -23,7 +23,7 @@ HDR         := $(wildcard src/*.h)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo lint clean check-valgrind check-asan check-memory fuzz fuzz-build
+.PHONY: all deps test demo lint clean check-valgrind check-asan check-memory fuzz fuzz-build bench
 
 all: $(CORE)
 
@@ -127,6 +127,14 @@ fuzz: $(FUZZ_BINS)
 	    status=1; tail -60 build/fuzz/$$f.log; echo "fuzz $$f: FAILED (log build/fuzz/$$f.log)"; \
 	  fi; \
 	done; exit $$status
+
+# Performance against bare libcurl + cjson on a loopback nginx (see bench/README.md): prints
+# ratios (medians of SMM_BENCH_REPS runs, default 5), never fails on a missed target.
+bench:
+	$(MAKE) all LUA_VERSION=5.4
+	@mkdir -p build/bench
+	$(CC) -O2 -Wall -Wextra $(CURL_CFLAGS) -o build/bench/curl_loop bench/curl_loop.c $(CURL_LIBS)
+	lua5.4 bench/run.lua
 
 clean:
 	rm -rf build

@@ -52,7 +52,10 @@ describe("packaging", function()
     f:close()
     local sb = env.sandbox()
     local script = ("local c = require('smm').new{ url = %q, key = %q }; " ..
-      "local b = assert(c:balance()); io.write(b.balance, ' ', package.searchpath('smm.core', package.cpath))")
+      "local b = assert(c:balance()); local found; " ..
+      "for t in package.cpath:gmatch('[^;]+') do local p = t:gsub('%%?', 'smm/core'); " ..
+      "local f = io.open(p); if f and not found then found = p; f:close() end end; " ..
+      "io.write(b.balance, ' ', found)")
       :format(sb.url, env.KEY)
     local interp = (type(jit) == "table") and "luajit" or ("lua" .. version)
     local p = io.popen(("LUA_PATH='%s/share/lua/%s/?.lua;%s/share/lua/%s/?/init.lua;;' LUA_CPATH='%s/lib/lua/%s/?.so;;' %s -e %q")

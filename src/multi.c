@@ -53,7 +53,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
   CURLMcode mc = CURLM_OK;
   while (next < n || active > 0) {
     CURLMsg *msg;
-    int running = 0, left = 0;
+    int running = 0, left = 0, finished = 0;
     smm_transfer *t;
 
     while (active < conc && next < n && (t = idle_transfer(c, conc)) != NULL) {
@@ -87,11 +87,14 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       curl_multi_remove_handle(c->multi, e);
       t->in_multi = 0;
       active--;
+      finished = 1;
       smm_push_result(L, t, r, 1, decode_idx);
       lua_rawseti(L, results_idx, t->index + 1);
     }
 
-    if (active > 0 && running > 0) {
+    /* A slot just freed is refilled at once: polling first would leave it idle until some
+     * other transfer makes network progress. */
+    if (active > 0 && running > 0 && !(finished && next < n)) {
       mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
       if (mc != CURLM_OK) goto fatal;
     }

@@ -20,6 +20,8 @@ M.Client = Client
 -- The API key lives here, not in the client table, so that printing or serialising a client
 -- (inspect, pl.pretty, a debugger) can never show it.
 local secrets = setmetatable({}, { __mode = "k" })
+-- Per-action reading contexts (they hold the key too, for scrubbing), made once per client.
+local contexts = setmetatable({}, { __mode = "k" })
 
 local IDEMPOTENT = { idempotent = true }
 local CHANGES = { idempotent = false }
@@ -36,6 +38,7 @@ function M.new(opts)
     concurrency = o.public.concurrency,
   }, Client)
   secrets[client] = o.key
+  contexts[client] = {}
   client.catalog = services.cache(o.public.services_ttl, function() return transport:now() end,
     o.public.shared_dict and transport.shared_store and transport:shared_store(o.public.shared_dict, o.url))
   if o.public.rate_limit then
@@ -64,7 +67,12 @@ function Client:send(action, fields)
   local safe = retry.is_safe(action)
   local key = secrets[self]
   fields.key, fields.action = key, action
-  local ctx = { action = action, idempotent = safe, secret = key }
+  local cache = contexts[self]
+  local ctx = cache[action]
+  if not ctx then
+    ctx = { action = action, idempotent = safe, secret = key }
+    cache[action] = ctx
+  end
   local attempt, waited = 1, 0
   while true do
     if self.limiter then self.limiter:take() end

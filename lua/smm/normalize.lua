@@ -26,8 +26,12 @@ end
 
 -- "157" / 157 / 157.0 / "157.00" -> 157. Empty or null -> nil. Anything else is returned as
 -- it came, rather than silently turned into a different number.
+local find = string.find
+
 local function integer(v)
   local t = type(v)
+  -- the common case first: a short string of digits ("157"), exact in any Lua number
+  if t == "string" and #v <= 15 and find(v, "^%-?%d+$") then return tointeger(tonumber(v)) end
   if t == "number" then
     if v ~= v or v == huge or v == -huge then return v end
     return tointeger(v) or v
@@ -83,6 +87,7 @@ M.number_to_decimal = number_to_decimal
 
 local function money(v)
   local t = type(v)
+  if t == "string" and find(v, "^%d+%.?%d*$") then return v end -- "0.90": already exact
   if t == "string" then
     local s = trim(v)
     if s == "" then return nil end
@@ -144,15 +149,24 @@ local REFILL_STATUS = {
 }
 local FINAL_REFILL = { Completed = true, Rejected = true, Failed = true }
 
-local function canonical(map, v)
+local function canonical(map, exact, v)
+  if exact[v] then return v end
   if is_null(v) then return nil end
   local s = trim(tostring(text(v)))
   local key = s:lower():gsub("[_%-]", " "):gsub("%s+", " ")
   return map[key] or s
 end
 
-function M.order_status(v) return canonical(ORDER_STATUS, v) end
-function M.refill_status(v) return canonical(REFILL_STATUS, v) end
+-- The canonical spellings themselves, looked up before any string work.
+local function spellings(map)
+  local exact = {}
+  for _, name in pairs(map) do exact[name] = true end
+  return exact
+end
+local ORDER_EXACT, REFILL_EXACT = spellings(ORDER_STATUS), spellings(REFILL_STATUS)
+
+function M.order_status(v) return canonical(ORDER_STATUS, ORDER_EXACT, v) end
+function M.refill_status(v) return canonical(REFILL_STATUS, REFILL_EXACT, v) end
 
 -- Accepts a status string as any panel spells it, or a status entry.
 function M.is_final(status)

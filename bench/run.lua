@@ -1,0 +1,462 @@
+-- bench/run.lua: `make bench`. lua-smm against bare libcurl and cjson, on a loopback nginx.
+--
+--   make bench                    (builds smm.core and build/bench/curl_loop, then runs this)
+--   lua5.4 bench/run.lua          (from the repository root, after `make` and the curl_loop build)
+--
+-- Environment: SMM_BENCH_REPS (default 5) repetitions per measure; SMM_BENCH_CALLGRIND=0 skips
+-- the valgrind instruction counts; SMM_BENCH_NGINX_LUA=0 skips bench/nginx.lua;
+-- SMM_KEEP_NGINX=1 keeps the temporary nginx folder; SMM_BENCH_CPATH="/some/dir/?.so;" measures
+-- another build of smm.core (/some/dir/smm/core.so), e.g. a candidate fix.
+-- `lua5.4 bench/run.lua --serve` only starts the loopback panel and prints its address (for
+-- profiling by hand), until Enter.
+--
+-- What it does (bench/README.md says why each baseline is fair):
+--   nginx (Debian's, with the lua module; one worker, access_log off, keepalive_requests
+--   100000) on a free 127.0.0.1 port from a temporary folder, serving
+--     /balance   a static `return 200` JSON answer
+--     /status    content_by_lua: orders=ID,... -> ngx.sleep(0.020) -> a JSON object keyed by id
+--     /services  a static 10,000-service JSON file generated here
+--   1. balance x N (3000): `client:balance()` in a fresh lua5.4 process vs build/bench/curl_loop
+--      doing N POSTs of the same body over one easy handle; A/B interleaved REPS times; wall
+--      and cpu medians and their ratios.
+--   2. `client:status(10,000 ids)` with concurrency 8 against the 20 ms answers: median wall
+--      over REPS runs / (100 requests / 8 x 20 ms = 250 ms).
+--   3. `client:services{ refresh = true }` (10,000 services) vs (curl_loop fetch + cjson.decode
+--      of the same body), per-iteration medians of 20.
+--   4. VmRSS of one process after 1,000 and after 100,000 `client:balance()` calls.
+--   5. bench/nginx.lua: 50 concurrent requests through the OpenResty transport, 100 ms panel.
+--   + callgrind instructions per balance call: client vs bare libcurl (difference of two runs
+--     of different lengths, so start-up and warm-up cancel).
+local root = (debug.getinfo(1, "S").source:match("^@(.*)/bench/[^/]*$") or ".")
+if root:sub(1, 1) ~= "/" then root = (os.getenv("PWD") or ".") .. "/" .. root end
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. root .. "/spec/?.lua;" .. package.path
+-- SMM_BENCH_CPATH (e.g. "/tmp/patched/?.so;") measures another build of smm.core
+package.cpath = (os.getenv("SMM_BENCH_CPATH") or (root .. "/build/lua5.4/?.so;")) .. package.cpath
+
+local cjson = require "cjson"
+
+local KEY = "bench-key"
+local LUA = "lua5.4"
+local SELF = root .. "/bench/run.lua"
+local CURL_LOOP = root .. "/build/bench/curl_loop"
+
+local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+end
+
+local function median(t)
+  local c = {}
+  for i, v in ipairs(t) do c[i] = v end
+  table.sort(c)
+  local n = #c
+  if n == 0 then return 0 / 0 end
+  if n % 2 == 1 then return c[(n + 1) / 2] end
+  return (c[n / 2] + c[n / 2 + 1]) / 2
+end
+
+local function rss_kib()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s*(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+
+---------------------------------------------------------------------------------------------
+-- Child modes: `lua5.4 bench/run.lua --child MODE URL ...` prints one JSON line.
+---------------------------------------------------------------------------------------------
+local function child(mode, url, ...)
+  local smm = require "smm"
+  local core = require "smm.core"
+  local now = core.now
+  local out
+
+  if mode == "balance" then
+    local n, warmup = tonumber((...)), tonumber(select(2, ...) or 20)
+    local client = smm.new{ url = url, key = KEY }
+    for _ = 1, warmup do assert(client:balance()) end
+    collectgarbage("collect")
+    local c0, w0 = os.clock(), now()
+    for _ = 1, n do
+      local b, err = client:balance()
+      if not b then error(tostring(err)) end
+    end
+    local wall, cpu = now() - w0, (os.clock() - c0) * 1000
+    assert(client:balance().balance == "100.84292")
+    out = { n = n, wall_ms = wall, cpu_ms = cpu }
+
+  elseif mode == "core" then -- diagnosis: smm.core's handle:request alone, no Lua client
+    local n, warmup = tonumber((...)), tonumber(select(2, ...) or 20)
+    local handle = core.new{}
+    local ropts = { idempotent = true }
+    for _ = 1, warmup + n do
+      local res = handle:request(url, { action = "balance", key = KEY }, ropts)
+      if not res.json then error("no JSON answer") end
+    end
+    out = { n = n }
+
+  elseif mode == "status" then
+    local reps, conc = tonumber((...)), tonumber(select(2, ...))
+    local client = smm.new{ url = url, key = KEY, concurrency = conc }
+    local ids = {}
+    for i = 1, 10000 do ids[i] = i end
+    -- warm up: conc parallel requests open the connections the measured runs reuse
+    local warm = {}
+    for i = 1, conc * 100 do warm[i] = i end
+    assert(client:status(warm))
+    local times, cpus = {}, {}
+    for r = 1, reps do
+      collectgarbage("collect")
+      local c0, w0 = os.clock(), now()
+      local by_id, err = client:status(ids)
+      times[r], cpus[r] = now() - w0, (os.clock() - c0) * 1000
+      assert(by_id, tostring(err))
+      assert(by_id[1].status == "In progress" and by_id[50].error == "Incorrect order ID"
+        and by_id[10000].error ~= nil and by_id[9999].remains == 999, "unexpected status answer")
+    end
+    out = { times_ms = times, cpu_ms = cpus }
+
+  elseif mode == "services" then
+    local n = tonumber((...))
+    local client = smm.new{ url = url, key = KEY }
+    for _ = 1, 2 do assert(client:services{ refresh = true }) end
+    local times, cpus = {}, {}
+    for i = 1, n do
+      collectgarbage("collect")
+      local c0, w0 = os.clock(), now()
+      local list, err = client:services{ refresh = true }
+      times[i], cpus[i] = now() - w0, (os.clock() - c0) * 1000
+      assert(list, tostring(err))
+      assert(#list == 10000 and list[10000].service == 10000 and type(list[1].min) == "number",
+        "unexpected service list")
+    end
+    out = { times_ms = times, cpu_ms = cpus }
+
+  elseif mode == "decode" then -- the services baseline's second half: cjson.decode of the body
+    local path, n = url, tonumber((...))
+    local body = read(path)
+    local decode = require("cjson.safe").new().decode -- what smm.core uses
+    for _ = 1, 2 do assert(decode(body)) end
+    local times, cpus = {}, {}
+    for i = 1, n do
+      collectgarbage("collect")
+      local c0, w0 = os.clock(), now()
+      local list = decode(body)
+      times[i], cpus[i] = now() - w0, (os.clock() - c0) * 1000
+      assert(#list == 10000)
+    end
+    out = { times_ms = times, cpu_ms = cpus, bytes = #body }
+
+  elseif mode == "rss" then
+    local first, total = tonumber((...)), tonumber(select(2, ...))
+    local client = smm.new{ url = url, key = KEY }
+    local function calls(n)
+      for _ = 1, n do
+        local b, err = client:balance()
+        if not b then error(tostring(err)) end
+      end
+    end
+    calls(first)
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local rss1, lua1 = rss_kib(), collectgarbage("count")
+    local w0 = now()
+    calls(total - first)
+    local wall = now() - w0
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local rss2, lua2 = rss_kib(), collectgarbage("count")
+    out = { rss1_kib = rss1, rss2_kib = rss2, lua1_kib = lua1, lua2_kib = lua2, first = first,
+            total = total, wall_ms = wall }
+  else
+    error("unknown child mode " .. tostring(mode))
+  end
+  io.write(cjson.encode(out), "\n")
+end
+
+if arg[1] == "--child" then
+  child(table.unpack(arg, 2))
+  os.exit(0)
+end
+
+---------------------------------------------------------------------------------------------
+-- The driver.
+---------------------------------------------------------------------------------------------
+local socket = require "socket"
+
+local REPS = tonumber(os.getenv("SMM_BENCH_REPS") or "") or 5
+local BALANCE_N = 3000
+local STATUS_CONC = 8
+local SERVICES_N = 20
+local RSS_FIRST, RSS_TOTAL = 1000, 100000
+
+local function run(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local s = p:read("a")
+  local ok, _, code = p:close()
+  if not ok then error("command failed (" .. tostring(code) .. "): " .. cmd .. "\n" .. s) end
+  return s
+end
+
+local function run_json(cmd)
+  local s = run(cmd)
+  local line = s:match("(%b{})%s*$")
+  if not line then error("no JSON from: " .. cmd .. "\n" .. s) end
+  return cjson.decode(line)
+end
+
+local function lua_child(...)
+  local args = { LUA, quote(SELF), "--child" }
+  for _, a in ipairs{ ... } do args[#args + 1] = quote(a) end
+  return table.concat(args, " ")
+end
+
+local function free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- The 10,000-service list, shaped like the API reference.
+local function services_json(n)
+  local TYPES = { "Default", "Default", "Default", "Package", "Custom Comments", "Subscriptions",
+                  "Mentions with Hashtags", "Poll" }
+  local NETS = { "Instagram", "TikTok", "YouTube", "Twitter", "Facebook", "Telegram", "Spotify" }
+  local WHAT = { "Followers", "Likes", "Views", "Comments", "Shares", "Subscribers", "Saves" }
+  local parts = {}
+  for i = 1, n do
+    local net, what = NETS[i % #NETS + 1], WHAT[(i * 7) % #WHAT + 1]
+    local cents = (i * 37) % 100000
+    parts[i] = string.format(
+      '{"service":%d,"name":"%s %s [Max %dK] [Refill %dD] #%d","type":"%s","category":"%s %s",' ..
+      '"rate":"%d.%02d%d","min":"%d","max":"%d","refill":%s,"cancel":%s}',
+      i, net, what, (i % 50 + 1) * 10, i % 60, i, TYPES[i % #TYPES + 1], net, what,
+      cents // 1000, (cents // 10) % 100, cents % 10, (i % 5 + 1) * 10, (i % 100 + 1) * 1000,
+      tostring(i % 3 ~= 0), tostring(i % 2 == 0))
+  end
+  return "[" .. table.concat(parts, ",\n") .. "]\n"
+end
+
+local nginx = {}
+
+function nginx.start()
+  local dir = run("mktemp -d /tmp/smm-bench.XXXXXX"):match("^%s*(.-)%s*$")
+  assert(dir ~= "", "mktemp failed")
+  nginx.dir = dir
+  -- mktemp makes the folder 0700: the nginx worker (an unprivileged user) must read it
+  os.execute("chmod 755 " .. quote(dir))
+  nginx.port = free_port()
+  local conf = read(root .. "/bench/nginx.conf"):gsub("@DIR@", dir):gsub("@PORT@", tostring(nginx.port))
+  write(dir .. "/nginx.conf", conf)
+  write(dir .. "/services.json", services_json(10000))
+  os.execute("chmod -R a+rX " .. quote(dir))
+  local out = io.popen("/usr/sbin/nginx -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf") ..
+    " 2>&1", "r")
+  local text = out:read("a")
+  local ok = out:close()
+  if not ok then
+    local log = io.open(dir .. "/error.log") and read(dir .. "/error.log") or ""
+    error("nginx did not start: " .. text .. "\n" .. log)
+  end
+  for _ = 1, 100 do
+    local c = socket.connect("127.0.0.1", nginx.port)
+    if c then c:close() break end
+    socket.sleep(0.05)
+  end
+  nginx.base = "http://127.0.0.1:" .. nginx.port
+end
+
+function nginx.stop()
+  if not nginx.dir then return end
+  local f = io.open(nginx.dir .. "/nginx.pid")
+  local pid = f and tonumber(f:read("l"))
+  if f then f:close() end
+  if pid then
+    os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
+    for _ = 1, 100 do
+      if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
+      socket.sleep(0.05)
+    end
+    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+  end
+  if os.getenv("SMM_KEEP_NGINX") then
+    print("nginx folder kept: " .. nginx.dir)
+  else
+    os.execute("rm -rf " .. quote(nginx.dir))
+  end
+  nginx.dir = nil
+end
+
+local rows = {}
+local function row(measure, client, baseline, ratio, target, ok)
+  rows[#rows + 1] = { measure, client, baseline, ratio, target, ok }
+end
+local function f1(x) return x and string.format("%.1f", x) or "" end
+local function f2(x) return x and string.format("%.2f", x) or "" end
+local function note(...) io.stderr:write(string.format(...), "\n") end
+
+local function bench_balance()
+  local url = nginx.base .. "/balance"
+  local body = "action=balance&key=" .. KEY -- what the client sends (fields sorted by name)
+  local cw, cc, bw, bc = {}, {}, {}, {}
+  for r = 1, REPS do
+    -- A/B interleaved, and the order flipped every repetition, so drift hits both sides
+    local function client()
+      local j = run_json(lua_child("balance", url, BALANCE_N))
+      cw[#cw + 1], cc[#cc + 1] = j.wall_ms, j.cpu_ms
+    end
+    local function baseline()
+      local j = run_json(quote(CURL_LOOP) .. " " .. quote(url) .. " " .. BALANCE_N .. " " .. quote(body))
+      bw[#bw + 1], bc[#bc + 1] = j.wall_ms, j.cpu_ms
+    end
+    if r % 2 == 1 then client() baseline() else baseline() client() end
+    note("  balance rep %d: client %.1f ms wall %.1f ms cpu | libcurl %.1f ms wall %.1f ms cpu", r,
+      cw[#cw], cc[#cc], bw[#bw], bc[#bc])
+  end
+  local w, c = median(cw) / median(bw), median(cc) / median(bc)
+  row(("balance x%d wall (ms)"):format(BALANCE_N), f1(median(cw)), f1(median(bw)), f2(w), "<= 1.03",
+    w <= 1.03)
+  row(("balance x%d cpu (ms)"):format(BALANCE_N), f1(median(cc)), f1(median(bc)), f2(c), "<= 1.05", c <= 1.05)
+end
+
+local function bench_status()
+  local j = run_json(lua_child("status", nginx.base .. "/status", REPS, STATUS_CONC))
+  local limit = (100 / STATUS_CONC) * 20
+  local m = median(j.times_ms)
+  local function list(t) return (table.concat(t, " "):gsub("(%d+%.%d)%d+", "%1")) end
+  note("  status runs (ms): %s; client cpu (ms): %s", list(j.times_ms), list(j.cpu_ms))
+  note("  (the floor with a window of %d is ceil(100/%d) x 20 = %d ms, ratio %.2f)", STATUS_CONC,
+    STATUS_CONC, math.ceil(100 / STATUS_CONC) * 20, math.ceil(100 / STATUS_CONC) * 20 / limit)
+  row(("status 10k ids, 20 ms panel, c=%d"):format(STATUS_CONC), f1(m), ("%d (limit)"):format(limit),
+    f2(m / limit), "<= 1.25", m / limit <= 1.25)
+  return median(j.cpu_ms)
+end
+
+local function bench_services()
+  local url = nginx.base .. "/services"
+  local file = nginx.dir .. "/fetched.json"
+  local fetch = run_json(quote(CURL_LOOP) .. " " .. quote(url) .. " " .. SERVICES_N .. " " ..
+    quote("action=services&key=" .. KEY) .. " --warmup 2 --times --out " .. quote(file))
+  local decode = run_json(lua_child("decode", file, SERVICES_N))
+  local client = run_json(lua_child("services", url, SERVICES_N))
+  local f, d, c = median(fetch.times_ms), median(decode.times_ms), median(client.times_ms)
+  note("  services: %d bytes; baseline fetch %.2f ms + cjson.decode %.2f ms; client %.2f ms (cpu %.2f ms)",
+    fetch.bytes, f, d, c, median(client.cpu_ms))
+  row("services 10k list (ms)", f1(c), f1(f + d), f2(c / (f + d)), "<= 1.3", c / (f + d) <= 1.3)
+  return { fetch = f, decode = d, client = c }
+end
+
+local function bench_rss()
+  local j = run_json(lua_child("rss", nginx.base .. "/balance", RSS_FIRST, RSS_TOTAL))
+  local growth = j.rss2_kib - j.rss1_kib
+  note("  rss: VmRSS %d KiB after %d calls, %d KiB after %d; Lua heap %.0f -> %.0f KiB; %.0f calls/s",
+    j.rss1_kib, j.first, j.rss2_kib, j.total, j.lua1_kib, j.lua2_kib,
+    (j.total - j.first) / j.wall_ms * 1000)
+  row("RSS growth 1k -> 100k calls (KiB)", tostring(growth), "", "", "< 1024", growth < 1024)
+end
+
+local function callgrind_total(cmd)
+  local s = run(cmd .. " 2>&1 >/dev/null")
+  local n = s:match("Collected%s*:%s*([%d,]+)")
+  if not n then error("no callgrind total from: " .. cmd .. "\n" .. s) end
+  return tonumber((n:gsub(",", "")))
+end
+
+-- Instructions per balance call, each the difference of a 100-call and a 1,100-call run (start-up
+-- and warm-up cancel), from the bare loop up to the client, one layer at a time.
+local function bench_callgrind()
+  if os.getenv("SMM_BENCH_CALLGRIND") == "0" or not os.execute("command -v valgrind >/dev/null 2>&1") then
+    return nil
+  end
+  local url = nginx.base .. "/balance"
+  local body = "action=balance&key=" .. KEY
+  local vg = "valgrind --tool=callgrind --callgrind-out-file=/dev/null "
+  local small, large = 100, 1100
+  local function per_call(make)
+    return (callgrind_total(vg .. make(large)) - callgrind_total(vg .. make(small))) / (large - small)
+  end
+  local function loop(extra)
+    return function(n)
+      return quote(CURL_LOOP) .. " " .. quote(url) .. " " .. n .. " " .. quote(body) .. extra
+    end
+  end
+  return {
+    curl = per_call(loop("")),
+    curl_smm = per_call(loop(" --smm all")),
+    core = per_call(function(n) return lua_child("core", url, n) end),
+    client = per_call(function(n) return lua_child("balance", url, n) end),
+  }
+end
+
+local function bench_nginx_lua()
+  if os.getenv("SMM_BENCH_NGINX_LUA") == "0" then return end
+  local ok, s = pcall(run, LUA .. " " .. quote(root .. "/bench/nginx.lua") .. " 2>&1")
+  local ratio = ok and s:match("ratio (%d+%.%d+)")
+  local wall = ok and s:match("wall (%d+) ms")
+  if not ratio then
+    note("  bench/nginx.lua failed: %s", tostring(s))
+    row("nginx: 50 concurrent, 100 ms panel", "failed", "100 (latency)", "", "~1", false)
+    return
+  end
+  note("  %s", (s:gsub("%s+$", "")))
+  row("nginx: 50 concurrent, 100 ms panel", wall, "100 (latency)", ratio, "~1 (50 = serial)",
+    tonumber(ratio) < 2)
+end
+
+local function main()
+  assert(io.open(CURL_LOOP), CURL_LOOP .. " not built: run `make bench`")
+  nginx.start()
+  note("nginx on %s (one worker), %d repetitions", nginx.base, REPS)
+  local t0 = socket.gettime()
+  bench_balance()
+  bench_status()
+  bench_services()
+  bench_rss()
+  local ir = bench_callgrind()
+  nginx.stop()
+  bench_nginx_lua()
+
+  print()
+  print(string.format("%-36s %-11s %-13s %-7s %s", "measure", "client", "baseline", "ratio", "target"))
+  for _, r in ipairs(rows) do
+    print(string.format("%-36s %-11s %-13s %-7s %-18s %s", r[1], r[2], r[3], r[4], r[5],
+      r[6] and "ok" or "MISSED"))
+  end
+  if ir then
+    print(string.format("instructions per balance call (callgrind): client %.0f, libcurl %.0f (x%.2f)",
+      ir.client, ir.curl, ir.client / ir.curl))
+    print(string.format("  layer by layer: bare libcurl %.0f -> with smm.core's curl options, driven as " ..
+      "smm.core does %.0f (+%.0f)\n  -> smm.core handle:request from Lua %.0f (+%.0f)" ..
+      " -> client:balance() %.0f (+%.0f)",
+      ir.curl, ir.curl_smm, ir.curl_smm - ir.curl, ir.core, ir.core - ir.curl_smm, ir.client,
+      ir.client - ir.core))
+  end
+  print(string.format("(medians of %d runs; whole bench %.0f s)", REPS, socket.gettime() - t0))
+end
+
+-- `lua5.4 bench/run.lua --serve`: only the loopback panel, until Enter (for profiling by hand)
+if arg[1] == "--serve" then
+  main = function()
+    nginx.start()
+    print(nginx.base .. "  (/balance /status /services; folder " .. nginx.dir .. "); Enter stops it")
+    io.read("l")
+  end
+end
+
+local ok, err = xpcall(main, debug.traceback)
+nginx.stop()
+if not ok then
+  io.stderr:write("bench/run.lua: ", tostring(err), "\n")
+  os.exit(1)
+end
