@@ -206,8 +206,40 @@ function M.service(s)
   return s
 end
 
+local is_int = math.type and function(v) return math.type(v) == "integer" end or function(v)
+  return type(v) == "number" and v == floor(v) and v > -MAX_EXACT and v < MAX_EXACT
+end
+local DECIMAL = "^%d+%.?%d*$"
+
+-- A whole list: the same as M.service on each entry, with the shapes panels usually send
+-- (integer ids, "0.90" rates, boolean flags, string names) checked without a call each, since
+-- lists of 10,000 services are common.
 function M.services(list)
-  for i = 1, #list do M.service(list[i]) end
+  for i = 1, #list do
+    local s = list[i]
+    if type(s) == "table" then
+      local v = s.service
+      if not is_int(v) then s.service = integer(v) end
+      v = s.rate
+      if type(v) ~= "string" or not find(v, DECIMAL) then s.rate = money(v) end
+      v = s.min
+      if not is_int(v) then s.min = integer(v) end
+      v = s.max
+      if not is_int(v) then s.max = integer(v) end
+      v = s.refill
+      if v ~= nil and type(v) ~= "boolean" then s.refill = boolean(v) end
+      v = s.cancel
+      if v ~= nil and type(v) ~= "boolean" then s.cancel = boolean(v) end
+      v = s.dripfeed
+      if v ~= nil and type(v) ~= "boolean" then s.dripfeed = boolean(v) end
+      v = s.name
+      if type(v) ~= "string" then s.name = text(v) end
+      v = s.type
+      if type(v) ~= "string" then s.type = text(v) end
+      v = s.category
+      if type(v) ~= "string" then s.category = text(v) end
+    end
+  end
   return list
 end
 
