@@ -106,7 +106,9 @@ local function multi(client, action, ids_field, ids, parse)
         local entries = parse(outcome.json)
         if entries then
           for _, id in ipairs(chunk) do
-            merged[id] = entries[id] or { error = "the panel's answer has no entry for this id" }
+            local entry = entries[id] or { error = "the panel's answer has no entry for this id" }
+            if type(entry.error) == "string" then entry.error = client:scrub(entry.error) end
+            merged[id] = entry
           end
         else
           err = client:error{ kind = "decode", action = action, ambiguous = not retry.is_safe(action),
@@ -181,6 +183,9 @@ end
 -- Before an `add` is sent: checked against its service when the list is at hand (or when
 -- validate = true), and priced against max_cost.
 function M.check_order(client, fields, max_cost)
+  if max_cost ~= nil and not money.is_decimal(max_cost) then
+    return nil, errors.invalid("max_cost", "must be a decimal amount like \"5.00\"", "add")
+  end
   local want = client.options.validate
   local s
   if want == true or max_cost ~= nil then
@@ -198,9 +203,6 @@ function M.check_order(client, fields, max_cost)
     if not ok then return nil, err end
   end
   if max_cost ~= nil then
-    if not money.is_decimal(max_cost) then
-      return nil, errors.invalid("max_cost", "must be a decimal amount like \"5.00\"", "add")
-    end
     local total, missing = price.quote(s, fields)
     if not total then return nil, errors.invalid(missing, "is required to price this order", "add") end
     if money.compare(total, max_cost) > 0 then

@@ -12,8 +12,10 @@ local M = {}
 
 local EXCERPT = 160
 
-local function excerpt(body)
+-- The key is scrubbed before the cut: a key straddling the cut would leave a prefix behind.
+local function excerpt(body, secret)
   if type(body) ~= "string" or body == "" then return nil end
+  body = errors.scrub(body, secret)
   local title = body:match("<[Tt][Ii][Tt][Ll][Ee][^>]*>%s*(.-)%s*</[Tt][Ii][Tt][Ll][Ee]>")
   local s = body:gsub("%s+", " ")
   if #s > EXCERPT then s = s:sub(1, EXCERPT) .. "..." end
@@ -65,7 +67,7 @@ function M.read(result, ctx)
   end
 
   if status >= 400 or status < 200 then
-    local body, title = excerpt(result.body)
+    local body, title = excerpt(result.body, secret)
     local retryable = status == 429 or status == 408 or status >= 500
     local message = "HTTP " .. status .. (title and (": " .. title) or "")
     if status == 429 then message = message .. " (rate limited" ..
@@ -76,7 +78,7 @@ function M.read(result, ctx)
   end
 
   if json == nil then
-    local body, title = excerpt(result.body)
+    local body, title = excerpt(result.body, secret)
     local message
     if result.decode_error then
       message = "the answer is not valid JSON (" .. tostring(result.decode_error) .. ")"

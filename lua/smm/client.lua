@@ -62,6 +62,11 @@ function Client:error(fields)
   return errors.new(fields, secrets[self])
 end
 
+-- Text from the panel, without the key (some panels echo what they were sent).
+function Client:scrub(text)
+  return errors.scrub(text, secrets[self])
+end
+
 -- One request, retried as the action's policy allows. Returns the decoded answer or nil, err.
 function Client:send(action, fields)
   local safe = retry.is_safe(action)

@@ -71,8 +71,7 @@ function M.api_retryable(code)
   return RETRYABLE_CODES[code] == true
 end
 
-local function scrub(text, secret)
-  if type(text) ~= "string" or not secret or secret == "" then return text end
+local function replace_all(text, secret)
   local out, start = {}, 1
   while true do
     local i, j = text:find(secret, start, true)
@@ -84,6 +83,23 @@ local function scrub(text, secret)
   out[#out + 1] = text:sub(start)
   return table.concat(out)
 end
+
+-- The key as it travels in a form body or a query string (a panel or page echoing the raw
+-- request shows it so): percent-encoded, upper- or lower-case hex.
+local function encoded(secret, hex)
+  return (secret:gsub("[^%w%-%._~]", function(c) return string.format(hex, c:byte()) end))
+end
+
+local function scrub(text, secret)
+  if type(text) ~= "string" or not secret or secret == "" then return text end
+  text = replace_all(text, secret)
+  local upper = encoded(secret, "%%%02X")
+  if upper ~= secret then
+    text = replace_all(replace_all(text, upper), encoded(secret, "%%%02x"))
+  end
+  return text
+end
+M.scrub = scrub
 
 -- fields: kind and message required, the rest as listed above. secret: a string that must not
 -- survive into the error (the API key); every text field is scrubbed of it.

@@ -20,8 +20,13 @@ local function of_type(t)
 end
 local function rate_limit(_, v)
   if type(v) ~= "table" then return "must be a table { requests = n, per = ms }" end
-  if type(v.requests) ~= "number" or v.requests < 1 then return "needs requests = a positive number" end
-  if type(v.per) ~= "number" or v.per <= 0 then return "needs per = a positive number of milliseconds" end
+  local n, per = v.requests, v.per
+  if type(n) ~= "number" or not (n >= 1 and n < math.huge) then
+    return "needs requests = a positive number"
+  end
+  if type(per) ~= "number" or not (per > 0 and per < math.huge) then
+    return "needs per = a positive number of milliseconds"
+  end
 end
 local function transport(_, v)
   if v ~= "curl" and v ~= "ngx" and type(v) ~= "table" then
@@ -50,7 +55,8 @@ end
 
 -- The URL as it may be shown: no user:password@, no query string (people put keys there).
 function M.printable_url(url)
-  local s = url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1"):gsub("[?#].*$", "")
+  -- everything up to the last @ before the path is credentials, @ in a password included
+  local s = url:gsub("[?#].*$", ""):gsub("^(%a[%w+.-]*://)[^/]*@", "%1")
   return s
 end
 
@@ -67,7 +73,8 @@ function M.check(opts)
     raise("option 'url' is required (the panel's API URL, like https://panel/api/v2)")
   end
   if not opts.url:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+") then
-    raise("option 'url' must be an http:// or https:// URL, got '" .. M.printable_url(opts.url) .. "'")
+    -- the value itself is not shown: it may be the key, given as the url by mistake
+    raise("option 'url' must be an http:// or https:// URL, got a string of " .. #opts.url .. " bytes")
   end
   if opts.key == nil then raise("option 'key' is required (the panel's API key)") end
   if opts.key == "" or opts.key:find("[%c%s]") then
