@@ -25,7 +25,7 @@ function Cache:get()
   if self.store then
     local list, fetched = self.store.load()
     if list and self.clock() - fetched < self.ttl then
-      self.list, self.by_id, self.fetched = list, index(list), fetched
+      self.list, self.by_id, self.fetched = list, nil, fetched
       return list
     end
   end
@@ -33,12 +33,15 @@ function Cache:get()
 end
 
 function Cache:put(list)
-  self.list, self.by_id, self.fetched = list, index(list), self.clock()
+  -- the index is built on the first lookup: a caller that only lists services never pays for it
+  self.list, self.by_id, self.fetched = list, nil, self.clock()
   if self.store then self.store.save(list, self.fetched, self.ttl) end
 end
 
 function Cache:lookup(id)
-  if not self:get() then return nil end
+  local list = self:get()
+  if not list then return nil end
+  if not self.by_id then self.by_id = index(list) end
   return self.by_id[id]
 end
 
