@@ -207,6 +207,15 @@ describe("smm.core", function()
       assert.equal("lua-smm/0.1.0", log[#log].user_agent)
     end)
 
+    it("writes a whole float of any size in full (1e300: its 301 digits, not a cut-off buffer)", function()
+      local r = h:request(sb.url, { key = KEY, action = "balance", big = 1e300, small = 2 ^ 53 })
+      assert.equal(200, r.status)
+      local log = sb:requests()
+      assert.equal(string.format("%.0f", 1e300), log[#log].fields.big)
+      assert.equal(301, #log[#log].fields.big)
+      assert.equal("9007199254740992", log[#log].fields.small)
+    end)
+
     it("sends the configured user agent", function()
       local h2 = core.new{ user_agent = "spec-agent/1" }
       h2:request(sb.url, { key = KEY, action = "balance" })

@@ -25,6 +25,7 @@ int smm_buffer_reserve(smm_buffer *b, size_t extra) {
   }
   p = realloc(b->data, cap);
   if (p == NULL) return -1;
+  p[b->len] = '\0'; /* data, once allocated, is always NUL-terminated at len */
   b->data = p;
   b->cap = cap;
   return 0;

@@ -436,16 +436,8 @@ int smm_client_new(lua_State *L) {
 
   /* A private cjson instance; its decode function lives in the user value table. */
   lua_createtable(L, 1, 0);
-  lua_getglobal(L, "require");
-  lua_pushstring(L, "cjson.safe");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "new");
-  if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "smm.core: cjson.safe.new not found");
-  lua_call(L, 0, 1);
-  lua_getfield(L, -1, "decode");
-  if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "smm.core: cjson decode not found");
-  lua_rawseti(L, -4, 1); /* uv[1] = decode */
-  lua_pop(L, 2);         /* instance, module */
+  smm_push_decoder(L);
+  lua_rawseti(L, -2, 1); /* uv[1] = decode */
   smm_setuservalue(L, 2);
 
   c->timeout_ms = o.timeout_ms;

@@ -8,8 +8,7 @@
 
 #include <curl/curl.h>
 
-#include "buffer.h"
-#include "compat.h"
+#include "internal.h"
 
 #define SMM_VERSION "0.1.0"
 #define SMM_HANDLE_MT "smm.core.handle"
@@ -59,11 +58,6 @@ void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
 void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
                    int conc, int idempotent, int results_idx, int decode_idx);
 
-/* form.c: encodes the fields table at idx into out (reset first); raises on a bad field.
- * item > 0 names the list position in error messages (request_many). */
-void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item);
-
-/* decode.c: sets json / body / decode_error on the table at the top of the stack. */
-void smm_decode_body(lua_State *L, int decode_idx, const char *p, size_t n);
+/* form.c, decode.c: see internal.h. */
 
 #endif

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "client.h"
+#include "internal.h"
 
 /* cjson.safe refuses nesting deeper than 1000 by default; never walk deeper than that. */
 #define SMM_DECODE_MAX_DEPTH 1000
@@ -49,6 +49,19 @@ static int looks_like_json(const char *p, size_t n) {
   size_t i = 0;
   while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n')) i++;
   return i < n && (p[i] == '{' || p[i] == '[');
+}
+
+void smm_push_decoder(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, "cjson.safe");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "new");
+  if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "smm.core: cjson.safe.new not found");
+  lua_call(L, 0, 1);
+  lua_getfield(L, -1, "decode");
+  if (lua_type(L, -1) != LUA_TFUNCTION) luaL_error(L, "smm.core: cjson decode not found");
+  lua_replace(L, -3); /* over the module */
+  lua_pop(L, 1);      /* the instance */
 }
 
 void smm_decode_body(lua_State *L, int decode_idx, const char *p, size_t n) {

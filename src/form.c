@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "internal.h"
 
 typedef struct field_name {
   const char *s;
@@ -50,14 +50,25 @@ static void append_escaped(lua_State *L, smm_buffer *out, const char *s, size_t 
   out->data[out->len] = '\0';
 }
 
+/* Room for any number format_number writes: "%.0f" of -DBL_MAX is 310 characters. */
+#define SMM_NUMBER_CHARS 320
+
+/* snprintf's result as a length: what it wrote, never more than it could (it returns the
+ * length it would have written). */
+static size_t written(int n, size_t size) {
+  if (n < 0) return 0;
+  return (size_t)n < size ? (size_t)n : size - 1;
+}
+
 /* Formats the number at vidx: integers (and floats with an exact integer value) as integers,
- * other floats with the fewest of 15..17 significant digits that read back the same. */
+ * other floats with the fewest of 15..17 significant digits that read back the same.
+ * out must have room for SMM_NUMBER_CHARS bytes. */
 static size_t format_number(lua_State *L, int vidx, const char *name, int item, char *out,
                             size_t size) {
   lua_Number x;
   int prec;
   if (lua_isinteger(L, vidx)) {
-    return (size_t)snprintf(out, size, "%lld", (long long)lua_tointeger(L, vidx));
+    return written(snprintf(out, size, "%lld", (long long)lua_tointeger(L, vidx)), size);
   }
   x = lua_tonumber(L, vidx);
   if (x != x || x - x != 0) { /* NaN or +-inf */
@@ -66,13 +77,14 @@ static size_t format_number(lua_State *L, int vidx, const char *name, int item, 
     luaL_error(L, "smm.core: field '%s' must be a finite number", name);
   }
   if (x >= 9007199254740992.0 || x <= -9007199254740992.0) /* all such doubles are integral */
-    return (size_t)snprintf(out, size, "%.0f", (double)x);
-  if ((lua_Number)(long long)x == x) return (size_t)snprintf(out, size, "%lld", (long long)x);
+    return written(snprintf(out, size, "%.0f", (double)x), size);
+  if ((lua_Number)(long long)x == x)
+    return written(snprintf(out, size, "%lld", (long long)x), size);
   for (prec = 15; prec < 17; prec++) {
     snprintf(out, size, "%.*g", prec, (double)x);
     if (strtod(out, NULL) == (double)x) break;
   }
-  return (size_t)snprintf(out, size, "%.*g", prec, (double)x);
+  return written(snprintf(out, size, "%.*g", prec, (double)x), size);
 }
 
 void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item) {
@@ -119,7 +131,7 @@ void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item) {
   for (i = 0; i < count; i++) {
     const char *v;
     size_t vlen;
-    char num[64];
+    char num[SMM_NUMBER_CHARS];
     if (i > 0 && smm_buffer_append(out, "&", 1) != 0) oom(L);
     append_escaped(L, out, names[i].s, names[i].len);
     if (smm_buffer_append(out, "=", 1) != 0) oom(L);

@@ -51,13 +51,18 @@ local function integer(v)
 end
 M.integer = integer
 
--- 1.2345e-05 -> "0.000012345": panels write money as plain decimals.
+-- 1.2345e-05 -> "0.000012345": panels write money as plain decimals. nil when `s` is not a
+-- decimal in e-notation, or its exponent is beyond what a double can hold (a 12-byte
+-- "1e999999999" must not become a billion zeros).
+local MAX_EXPONENT = 400
+
 local function plain_decimal(s)
-  local sign, mantissa, exp = s:match("^(-?)([%d%.]+)[eE]([+-]?%d+)$")
-  if not sign then return s end
-  local int, frac = mantissa:match("^(%d*)%.?(%d*)$")
+  local sign, int, frac, exp = s:match("^([+-]?)(%d*)%.?(%d*)[eE]([+-]?%d+)$")
+  if not sign or (int == "" and frac == "") then return nil end
+  exp = tonumber(exp)
+  if not exp or exp > MAX_EXPONENT or exp < -MAX_EXPONENT then return nil end
   local digits = int .. frac
-  local point = #int + tonumber(exp)
+  local point = #int + exp
   local out
   if point <= 0 then
     out = "0." .. string.rep("0", -point) .. digits
@@ -68,7 +73,7 @@ local function plain_decimal(s)
   end
   out = out:gsub("^0+(%d)", "%1")
   if out:find("%.") then out = out:gsub("0+$", ""):gsub("%.$", "") end
-  return sign .. out
+  return (sign == "-" and "-" or "") .. out
 end
 
 -- The shortest decimal that reads back as the same double: what the panel wrote.
@@ -81,7 +86,7 @@ local function number_to_decimal(x)
     s = string.format("%." .. precision .. "g", x)
     if tonumber(s) == x then break end
   end
-  return plain_decimal(s)
+  return plain_decimal(s) or s
 end
 M.number_to_decimal = number_to_decimal
 
@@ -92,8 +97,7 @@ local function money(v)
     local s = trim(v)
     if s == "" then return nil end
     if s:find("^[+-]?%d*%.?%d+$") or s:find("^[+-]?%d+%.$") then return s end
-    if s:find("^[+-]?[%d%.]+[eE][+-]?%d+$") then return plain_decimal(s) end
-    return v
+    return plain_decimal(s) or v
   elseif t == "number" then
     return number_to_decimal(v)
   elseif is_null(v) then

@@ -1,0 +1,27 @@
+/*
+ * internal.h: the parts of smm.core that need no libcurl: the C buffer, form encoding and
+ * answer decoding. client.h includes it; the fuzz harnesses in fuzz/ include only this and
+ * link form.c, decode.c and buffer.c directly, so they exercise the very code the module
+ * runs without going through HTTP. Nothing here is exported from core.so.
+ */
+#ifndef SMM_INTERNAL_H
+#define SMM_INTERNAL_H
+
+#include <stddef.h>
+
+#include "buffer.h"
+#include "compat.h"
+
+/* form.c: encodes the fields table at idx into out (reset first); raises on a bad field.
+ * item > 0 names the list position in error messages (request_many). */
+void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item);
+
+/* decode.c: pushes the JSON decode function every handle uses (the decode of a private
+ * lua-cjson instance, require("cjson.safe").new()). Raises when cjson is missing. */
+void smm_push_decoder(lua_State *L);
+
+/* decode.c: sets json / body / decode_error on the table at the top of the stack, decoding
+ * with the function at decode_idx (from smm_push_decoder). Leaves the stack as it found it. */
+void smm_decode_body(lua_State *L, int decode_idx, const char *p, size_t n);
+
+#endif
