@@ -19,7 +19,7 @@ local function load()
   for line in f:lines() do
     local id, status = line:match("^(%d+)%s*(.*)$")
     if id then
-      id = math.tointeger(tonumber(id))
+      id = tonumber(id)
       state[id] = status ~= "" and status or "new"
       order[#order + 1] = id
     end
@@ -41,7 +41,7 @@ end
 local state, order = load()
 if arg[2] == "--add" then
   for i = 3, #arg do
-    local id = math.tointeger(tonumber(arg[i]))
+    local id = arg[i]:match("^%d+$") and tonumber(arg[i])
     if id and not state[id] then state[id] = "new" order[#order + 1] = id end
   end
   save(state, order)
