@@ -74,7 +74,7 @@ ASAN_ENV     = LD_PRELOAD=$(ASAN_RT) \
                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ASAN_SPECS  ?= spec
 # #load (100k calls, RSS must stay flat) measures the allocator, not our code: not under ASan.
-ASAN_BUSTED_ARGS ?= --exclude-tags=load
+ASAN_BUSTED_ARGS ?= --exclude-tags=load,nginxsuite
 
 $(ASAN_CORE): $(SRC) $(HDR)
 	@mkdir -p $(dir $@)
@@ -94,7 +94,7 @@ check-asan: deps $(ASAN_CORE)
 	exit $$rc
 
 # check-asan, then the whole suite under valgrind (#load left out there too: 100k calls).
-VALGRIND_ALL_SPECS ?= --exclude-tags=load spec
+VALGRIND_ALL_SPECS ?= --exclude-tags=load,nginxsuite spec
 check-memory:
 	$(MAKE) check-asan
 	@start=$$(date +%s); $(MAKE) check-valgrind VALGRIND_SPECS='$(VALGRIND_ALL_SPECS)'; rc=$$?; \

@@ -61,13 +61,16 @@ describe("batching", function()
     assert.is_table(by_id)
     assert.is_table(err)
     assert.is_true(err.partial)
-    assert.equal(100, #err.failed)
+    -- whichever chunk reached the panel first failed: 100 ids, or the last 50
+    local n = #err.failed
+    assert.is_true(n == 100 or n == 50, "failed ids: " .. n)
     local failed, answered = 0, 0
     for _, entry in pairs(by_id) do
       if entry.kind then failed = failed + 1 else answered = answered + 1 end
     end
-    assert.equal(100, failed)
-    assert.equal(150, answered)
+    assert.equal(n, failed)
+    assert.equal(250 - n, answered)
+    for _, id in ipairs(err.failed) do assert.equal("http", by_id[id].kind) end
   end)
 
   it("runs chunks in parallel over reused connections", function()

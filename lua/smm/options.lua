@@ -8,7 +8,9 @@ local function ms(_, v)
   end
 end
 local function positive_int(_, v)
-  if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then return "must be a positive integer" end
+  if type(v) ~= "number" or v < 1 or v ~= math.floor(v) or v == math.huge then
+    return "must be a positive integer"
+  end
 end
 local function non_negative_int(_, v)
   if type(v) ~= "number" or v < 0 or v ~= math.floor(v) then return "must be a non-negative integer" end

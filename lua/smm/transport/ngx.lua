@@ -5,8 +5,8 @@
 --
 -- HTTP/1.1 POST, form-urlencoded (fields sorted by name, RFC 3986 unreserved characters kept,
 -- space as '+', everything else %XX), answers with Content-Length, chunked or read until
--- close. No redirects are followed. No Accept-Encoding is sent (nginx's Lua has no zlib
--- binding), so panels answer uncompressed.
+-- close. No redirects are followed. gzip answers are accepted and inflated through LuaJIT's
+-- FFI and the zlib nginx links (transport/gunzip.lua); max_body counts inflated bytes.
 --
 -- Limits of cosockets, checked at construction:
 --   cainfo  cannot be set per socket: use nginx's `lua_ssl_trusted_certificate` (raises).
@@ -14,6 +14,7 @@
 -- Host names are resolved by nginx's `resolver` directive; "localhost" is taken as 127.0.0.1.
 local cjson = require "cjson.safe"
 local normalize = require "smm.normalize"
+local gunzip = require "smm.transport.gunzip"
 
 local ngx = ngx -- luacheck: ignore (the global exists only inside nginx)
 
@@ -318,12 +319,24 @@ local function read_body(sock, self, u, deadline, status, headers)
   return concat(parts), false
 end
 
-local function decode(result, body, headers)
+-- -> nil, or a failure result when the inflated answer exceeds max_body
+local function decode(self, u, result, body, headers)
   local encoding = headers["content-encoding"]
-  if encoding and encoding:lower() ~= "identity" then
-    result.body = body
-    result.decode_error = "unsupported Content-Encoding " .. encoding
-    return
+  encoding = encoding and encoding:lower()
+  if encoding and encoding ~= "identity" then
+    local inflated, err
+    if (encoding == "gzip" or encoding == "x-gzip" or encoding == "deflate") and gunzip.available then
+      inflated, err = gunzip.inflate(body, self.max_body)
+    else
+      err = "unsupported Content-Encoding " .. encoding
+    end
+    if err == "too_large" then return too_large(self, u) end
+    if not inflated then
+      result.body = body
+      result.decode_error = err
+      return
+    end
+    body = inflated
   end
   local first = body:match("^%s*(.)")
   local json, err
@@ -381,6 +394,7 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
     "Host: " .. u.host_header,
     "User-Agent: " .. self.user_agent,
     "Accept: application/json",
+    gunzip.available and "Accept-Encoding: gzip" or "Accept-Encoding: identity",
     "Content-Type: application/x-www-form-urlencoded",
     "Content-Length: " .. #body,
     keep and "Connection: keep-alive" or "Connection: close",
@@ -429,8 +443,8 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
     location = headers.location,
     time = now_ms() - started, -- ms, as the C core
   }
-  decode(result, content, headers)
-  return result
+  local failed = decode(self, u, result, content, headers)
+  return failed or result
 end
 
 -- url, fields, { idempotent = bool } -> result
