@@ -104,7 +104,7 @@ check-memory:
 # the Lua normalisation; built into build/fuzz, each run for FUZZ_SECONDS with its seeds in
 # fuzz/corpus/NAME and what it finds kept in build/fuzz/corpus-NAME. A crash, leak or failed
 # check leaves build/fuzz/NAME-crash-* and fails the target.
-FUZZERS      := form decode normalize
+FUZZERS      := form decode normalize schema
 FUZZ_SECONDS ?= 60
 FUZZ_ARGS    ?=
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \

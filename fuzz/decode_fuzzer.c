@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   base = lua_gettop(L);
 
   lua_createtable(L, 0, 8); /* the result table, as smm_push_result makes it */
-  smm_decode_body(L, 1, (const char *)data, size);
+  smm_decode_body(L, 1, 0, (const char *)data, size);
   if (lua_gettop(L) != base + 1)
     FUZZ_FAIL("smm_decode_body changed the stack by %d", lua_gettop(L) - (base + 1));
 

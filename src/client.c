@@ -98,7 +98,8 @@ static CURLcode configure_easy(smm_client *c, smm_transfer *t) {
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   /* Never follow redirects: the API key is in the body. The 3xx comes back with location. */
   SET(CURLOPT_FOLLOWLOCATION, 0L);
-  SET(CURLOPT_HTTPHEADER, c->headers);
+  /* CURLOPT_HTTPHEADER ("Expect:") is set per transfer, by multi.c start(), only for large
+   * bodies: a custom header list costs every request, and small bodies need none. */
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   SET(CURLOPT_POST, 1L);
@@ -238,7 +239,7 @@ static int parse_seconds(const smm_buffer *b, lua_Integer *out) {
 }
 
 void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
-                     int decode_idx) {
+                     int decode_idx, int schema_idx) {
   CURL *e = t->easy;
   curl_off_t total = 0;
   int res;
@@ -276,7 +277,7 @@ void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
       lua_pushlstring(L, t->location.data, t->location.len);
       lua_setfield(L, res, "location");
     }
-    smm_decode_body(L, decode_idx, t->body.data, t->body.len);
+    smm_decode_body(L, decode_idx, schema_idx, t->body.data, t->body.len);
   } else {
     const char *msg = curl_easy_strerror(code);
     lua_pushstring(L, failure_kind(t, code));
@@ -449,11 +450,9 @@ int smm_client_new(lua_State *L) {
   c->cainfo = dup_string(L, o.cainfo);
   c->user_agent = dup_string(L, o.user_agent);
 
-  /* "Expect:" (empty) removes the 100-continue wait; the Content-Type is explicit. */
+  /* "Expect:" (empty) removes the 100-continue wait libcurl would add for a large body. No
+   * Content-Type: libcurl sends application/x-www-form-urlencoded for CURLOPT_POSTFIELDS. */
   h = curl_slist_append(NULL, "Expect:");
-  if (h == NULL) luaL_error(L, "smm.core: out of memory");
-  c->headers = h;
-  h = curl_slist_append(c->headers, "Content-Type: application/x-www-form-urlencoded");
   if (h == NULL) luaL_error(L, "smm.core: out of memory");
   c->headers = h;
 
@@ -473,8 +472,9 @@ static smm_client *check_open(lua_State *L) {
   return c;
 }
 
-/* ropts at idx: { idempotent = boolean, concurrency = n (request_many only) } */
-static void read_ropts(lua_State *L, int idx, int many, int *idempotent, int *conc) {
+/* ropts at idx: { idempotent = boolean, concurrency = n (request_many only),
+ * schema = { field = "integer" | "money" | "boolean" | "text" } (see smm_decode_body) } */
+static void read_ropts(lua_State *L, int idx, int many, int *idempotent, int *conc, int *schema) {
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_pushnil(L);
@@ -489,6 +489,11 @@ static void read_ropts(lua_State *L, int idx, int many, int *idempotent, int *co
       if (!(x >= 1 && x <= SMM_MAX_CONCURRENCY) || (lua_Number)(int)x != x)
         luaL_error(L, "smm.core: request option 'concurrency' must be an integer from 1 to 256");
       *conc = (int)x;
+    } else if (name && strcmp(name, "schema") == 0) {
+      if (!smm_schema_valid(L, -1))
+        luaL_error(L, "smm.core: request option 'schema' must be a table of field names to "
+                      "\"integer\", \"money\", \"boolean\" or \"text\"");
+      *schema = 1;
     } else {
       lua_pushvalue(L, -2);
       luaL_error(L, "smm.core: unknown request option '%s'",
@@ -500,23 +505,29 @@ static void read_ropts(lua_State *L, int idx, int many, int *idempotent, int *co
 
 /* Shared tail of request/request_many: stack = 1 handle, 2 url, 3 fields/list, 4 ropts,
  * 5 bodies (strings), 6 results. Pushes the decode function and runs. */
-static void run(lua_State *L, smm_client *c, int n, int conc, int idempotent) {
+static void run(lua_State *L, smm_client *c, int n, int conc, int idempotent, int schema) {
   smm_getuservalue(L, 1);
   lua_rawgeti(L, -1, 1);
   lua_replace(L, -2); /* 7 = decode */
   if (conc > n) conc = n;
   smm_client_abort_inflight(c);
   smm_client_ensure_pool(L, c, conc);
-  smm_multi_run(L, c, lua_tostring(L, 2), 5, n, conc, idempotent, 6, 7);
-  lua_pop(L, 1);
+  if (schema) {
+    lua_getfield(L, 4, "schema"); /* 8 */
+    smm_multi_run(L, c, lua_tostring(L, 2), 5, n, conc, idempotent, 6, 7, 8);
+    lua_pop(L, 2);
+  } else {
+    smm_multi_run(L, c, lua_tostring(L, 2), 5, n, conc, idempotent, 6, 7, 0);
+    lua_pop(L, 1);
+  }
 }
 
 static int client_request(lua_State *L) {
   smm_client *c = check_open(L);
-  int idempotent = 1, conc = 1;
+  int idempotent = 1, conc = 1, schema = 0;
   luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
-  read_ropts(L, 4, 0, &idempotent, &conc);
+  read_ropts(L, 4, 0, &idempotent, &conc, &schema);
   lua_settop(L, 4);
   smm_form_encode(L, 3, &c->form, 0);
   lua_createtable(L, 1, 0); /* 5: bodies */
@@ -524,17 +535,17 @@ static int client_request(lua_State *L) {
   lua_rawseti(L, 5, 1);
   smm_buffer_reset(&c->form);
   lua_createtable(L, 1, 0); /* 6: results */
-  run(L, c, 1, 1, idempotent);
+  run(L, c, 1, 1, idempotent, schema);
   lua_rawgeti(L, 6, 1);
   return 1;
 }
 
 static int client_request_many(lua_State *L) {
   smm_client *c = check_open(L);
-  int idempotent = 1, conc = c->concurrency, n, i;
+  int idempotent = 1, conc = c->concurrency, n, i, schema = 0;
   luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
-  read_ropts(L, 4, 1, &idempotent, &conc);
+  read_ropts(L, 4, 1, &idempotent, &conc, &schema);
   lua_settop(L, 4);
   n = (int)lua_rawlen(L, 3);
   lua_createtable(L, n, 0); /* 5: bodies, all encoded before anything is sent */
@@ -550,7 +561,7 @@ static int client_request_many(lua_State *L) {
   }
   smm_buffer_reset(&c->form);
   lua_createtable(L, n, 0); /* 6: results */
-  if (n > 0) run(L, c, n, conc, idempotent);
+  if (n > 0) run(L, c, n, conc, idempotent, schema);
   lua_pushvalue(L, 6);
   return 1;
 }

@@ -13,6 +13,10 @@
 #define SMM_VERSION "0.1.0"
 #define SMM_HANDLE_MT "smm.core.handle"
 #define SMM_MAX_CONCURRENCY 256
+/* Bodies from this size on are sent with "Expect:" (no 100-continue wait). libcurl adds
+ * "Expect: 100-continue" above 1 KiB (older) or 1 MiB (newer versions); smaller bodies are
+ * sent without any custom header, which costs less per request. */
+#define SMM_EXPECT_MIN 1024
 
 struct smm_client;
 
@@ -26,6 +30,7 @@ typedef struct smm_transfer {
   int too_large;    /* set by the write callback when max_body was exceeded */
   int in_multi;     /* currently added to the client's multi handle */
   int index;        /* 0-based slot of the result this transfer produces */
+  int expect_off;   /* CURLOPT_HTTPHEADER is the client's "Expect:" list (else none) */
   char errbuf[CURL_ERROR_SIZE];
 } smm_transfer;
 
@@ -50,13 +55,13 @@ void smm_client_ensure_pool(lua_State *L, smm_client *c, int n);
 void smm_client_abort_inflight(smm_client *c);
 /* Pushes the result table of a finished transfer (started = 0: it could not be started). */
 void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
-                     int decode_idx);
+                     int decode_idx, int schema_idx);
 
 /* multi.c: runs `n` transfers of the bodies in the table at bodies_idx (strings 1..n) to url,
  * `conc` at a time, storing result i at results_idx[i]. Raises only for internal curl errors
  * (out of memory), after removing every transfer from the multi handle. */
 void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
-                   int conc, int idempotent, int results_idx, int decode_idx);
+                   int conc, int idempotent, int results_idx, int decode_idx, int schema_idx);
 
 /* form.c, decode.c: see internal.h. */
 

@@ -21,7 +21,14 @@ void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item);
 void smm_push_decoder(lua_State *L);
 
 /* decode.c: sets json / body / decode_error on the table at the top of the stack, decoding
- * with the function at decode_idx (from smm_push_decoder). Leaves the stack as it found it. */
-void smm_decode_body(lua_State *L, int decode_idx, const char *p, size_t n);
+ * with the function at decode_idx (from smm_push_decoder). Leaves the stack as it found it.
+ * schema_idx != 0: a table of field name -> "integer" | "money" | "boolean" | "text" (checked
+ * by smm_schema_valid); the fields it names in each object of a top-level array are normalised
+ * exactly as lua/smm/normalize.lua's integer()/money()/boolean()/text() would, and the result
+ * gets normalized = true. */
+void smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p, size_t n);
+
+/* decode.c: 1 when the value at idx is a valid schema for smm_decode_body. */
+int smm_schema_valid(lua_State *L, int idx);
 
 #endif

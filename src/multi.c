@@ -33,6 +33,10 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   /* Not copied: the body is a Lua string anchored on the stack for the whole run. */
   if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
   if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, idempotent ? 0L : 1L);
+  if (r == CURLE_OK && t->expect_off != (len >= SMM_EXPECT_MIN)) {
+    r = curl_easy_setopt(e, CURLOPT_HTTPHEADER, len >= SMM_EXPECT_MIN ? c->headers : NULL);
+    if (r == CURLE_OK) t->expect_off = len >= SMM_EXPECT_MIN;
+  }
   if (r != CURLE_OK) return r;
   mc = curl_multi_add_handle(c->multi, e);
   if (mc != CURLM_OK) return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
@@ -48,7 +52,7 @@ static smm_transfer *idle_transfer(smm_client *c, int conc) {
 }
 
 void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
-                   int conc, int idempotent, int results_idx, int decode_idx) {
+                   int conc, int idempotent, int results_idx, int decode_idx, int schema_idx) {
   int next = 0, active = 0;
   CURLMcode mc = CURLM_OK;
   while (next < n || active > 0) {
@@ -68,7 +72,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       if (r == CURLE_OK) {
         active++;
       } else { /* could not even start: nothing was sent */
-        smm_push_result(L, t, r, 0, decode_idx);
+        smm_push_result(L, t, r, 0, decode_idx, schema_idx);
         lua_rawseti(L, results_idx, t->index + 1);
       }
     }
@@ -80,15 +84,19 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
     while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
       CURL *e = msg->easy_handle;
       CURLcode r = msg->data.result; /* read before remove_handle invalidates msg */
-      char *priv = NULL;
+      int i;
       if (msg->msg != CURLMSG_DONE) continue;
-      curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
-      t = (smm_transfer *)(void *)priv;
+      for (i = 0, t = NULL; i < c->pool_len; i++) /* the transfer of e: no CURLINFO_PRIVATE call */
+        if (c->pool[i]->easy == e) {
+          t = c->pool[i];
+          break;
+        }
+      if (t == NULL) continue; /* not ours: cannot happen */
       curl_multi_remove_handle(c->multi, e);
       t->in_multi = 0;
       active--;
       finished = 1;
-      smm_push_result(L, t, r, 1, decode_idx);
+      smm_push_result(L, t, r, 1, decode_idx, schema_idx);
       lua_rawseti(L, results_idx, t->index + 1);
     }
 

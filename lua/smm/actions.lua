@@ -35,13 +35,18 @@ local function single(client, action, entry)
 end
 M.single = single
 
--- An operation of one request whose answer `read(json)` turns into the value.
-local function one(client, action, fields, read)
-  return { action = action, requests = { fields }, finish = function(outcomes)
-    local outcome = outcomes[1]
-    if outcome.json == nil then return nil, outcome.err end
-    return read(outcome.json, client)
-  end }
+-- An operation of one request whose answer `read(json, client, normalized)` turns into the
+-- value. `schema` (optional) is handed to the transport (normalize.SERVICE_SCHEMA...);
+-- `normalized` is true when the transport applied it.
+-- `read` is also kept on the operation, so that client:run can call it without building the
+-- outcomes list for a single request.
+local function one(client, action, fields, read, schema)
+  return { action = action, requests = { fields }, schema = schema, read = read,
+    finish = function(outcomes)
+      local outcome = outcomes[1]
+      if outcome.json == nil then return nil, outcome.err end
+      return read(outcome.json, client, outcome.normalized)
+    end }
 end
 
 -- Answers shaped [{"order": 1, "<value_name>": <value or {"error": ...}>}, ...] (refill, cancel,
@@ -155,21 +160,35 @@ function M.services(client, opts)
     local cached = client.catalog:get()
     if cached then return { value = cached } end
   end
-  return one(client, "services", {}, function(json)
+  return one(client, "services", {}, function(json, _, normalized)
     if type(json) ~= "table" or (json[1] == nil and next(json) ~= nil) then
       return shape_error(client, "services", "service list")
     end
-    local list = normalize.services(json)
+    local list = normalize.services(json, normalized)
     client.catalog:put(list)
     return list
-  end)
+  end, normalize.SERVICE_SCHEMA)
 end
 
+local function read_balance(json, client)
+  if type(json) ~= "table" or json.balance == nil then return shape_error(client, "balance", "balance") end
+  return normalize.balance(json)
+end
+
+-- balance takes no arguments, so its operation is the same every time: one per client, reused.
+-- Nothing changes an operation once built, and client:send writes the same key and action into
+-- its fields on every call. Weak keys and values: a cached operation (which refers to its
+-- client) never keeps a client alive, also on Lua 5.1/LuaJIT, which have no ephemerons; the
+-- fields (holding the key after the first call) are not reachable from the client table.
+local balance_ops = setmetatable({}, { __mode = "kv" })
+
 function M.balance(client)
-  return one(client, "balance", {}, function(json)
-    if type(json) ~= "table" or json.balance == nil then return shape_error(client, "balance", "balance") end
-    return normalize.balance(json)
-  end)
+  local op = balance_ops[client]
+  if op == nil then
+    op = one(client, "balance", {}, read_balance)
+    balance_ops[client] = op
+  end
+  return op
 end
 
 local function without(t, name)

@@ -29,6 +29,7 @@ end
 
 -- ctx: { action =, idempotent =, secret = }. `idempotent` false means the action spends or
 -- changes something, so an answer we could not read leaves its outcome unknown (ambiguous).
+-- Returns json, normalized (true when the transport applied the request's schema), or nil, err.
 function M.read(result, ctx)
   local action, secret = ctx.action, ctx.secret
   local changes = not ctx.idempotent
@@ -94,7 +95,7 @@ function M.read(result, ctx)
       body = body, retryable = true, ambiguous = changes }, secret)
   end
 
-  return json
+  return json, result.normalized == true
 end
 
 return M

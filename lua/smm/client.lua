@@ -67,8 +67,9 @@ function Client:scrub(text)
   return errors.scrub(text, secrets[self])
 end
 
--- One request, retried as the action's policy allows. Returns the decoded answer or nil, err.
-function Client:send(action, fields)
+-- One request, retried as the action's policy allows. Returns the decoded answer or nil, err;
+-- with a schema (see normalize.SERVICE_SCHEMA), the answer is followed by nil, normalized.
+function Client:send(action, fields, schema)
   local safe = retry.is_safe(action)
   local key = secrets[self]
   fields.key, fields.action = key, action
@@ -78,12 +79,14 @@ function Client:send(action, fields)
     ctx = { action = action, idempotent = safe, secret = key }
     cache[action] = ctx
   end
+  local ropts = safe and IDEMPOTENT or CHANGES
+  if schema then ropts = { idempotent = safe, schema = schema } end
   local attempt, waited = 1, 0
   while true do
     if self.limiter then self.limiter:take() end
-    local result = self.transport:request(self.url, fields, safe and IDEMPOTENT or CHANGES)
+    local result = self.transport:request(self.url, fields, ropts)
     local json, err = answer.read(result, ctx)
-    if json ~= nil then return json end
+    if json ~= nil then return json, nil, err end
     err.attempts = attempt
     if not retry.may_retry(err, safe) then return nil, err end
     local wait = self.policy:delay(err, attempt, waited)
@@ -145,8 +148,12 @@ function Client:run(op)
   if op.value ~= nil then return op.value end
   local outcomes
   if #op.requests == 1 then
-    local json, err = self:send(op.action, op.requests[1])
-    outcomes = { json ~= nil and { json = json } or { err = err } }
+    local json, err, normalized = self:send(op.action, op.requests[1], op.schema)
+    if op.read then -- an operation of one request (actions.one): no outcomes list needed
+      if json == nil then return nil, err end
+      return op.read(json, self, normalized)
+    end
+    outcomes = { json ~= nil and { json = json, normalized = normalized } or { err = err } }
   else
     local items = {}
     for i, fields in ipairs(op.requests) do items[i] = { action = op.action, fields = fields } end

@@ -215,10 +215,22 @@ local is_int = math.type and function(v) return math.type(v) == "integer" end or
 end
 local DECIMAL = "^%d+%.?%d*$"
 
+-- The field types M.service applies, as a schema a transport may apply while it decodes (the
+-- curl transport's C core does: see smm.core's request option `schema`). A transport that did
+-- marks its result normalized = true, and M.services(list, true) then has nothing left to do.
+-- Read-only: it is shared by every request.
+M.SERVICE_SCHEMA = {
+  service = "integer", rate = "money", min = "integer", max = "integer",
+  refill = "boolean", cancel = "boolean", dripfeed = "boolean",
+  name = "text", type = "text", category = "text",
+}
+
 -- A whole list: the same as M.service on each entry, with the shapes panels usually send
 -- (integer ids, "0.90" rates, boolean flags, string names) checked without a call each, since
--- lists of 10,000 services are common.
-function M.services(list)
+-- lists of 10,000 services are common. `normalized`: the transport already applied
+-- SERVICE_SCHEMA to each entry.
+function M.services(list, normalized)
+  if normalized then return list end
   for i = 1, #list do
     local s = list[i]
     if type(s) == "table" then

@@ -18,7 +18,8 @@ function M.new(opts)
   return setmetatable({ core = core, handle = core.new(core_opts) }, Transport)
 end
 
--- url, fields, { idempotent = bool } -> result
+-- url, fields, { idempotent = bool, [schema = { field = type }] } -> result (normalized = true
+-- when smm.core applied the schema: see smm.normalize.SERVICE_SCHEMA)
 function Transport:request(url, fields, ropts)
   return self.handle:request(url, fields, ropts)
 end
