@@ -15,6 +15,10 @@ M.DELAYS = { 0, 5, 10, 15, 20, 30, 40, 50, 60, 90, 120, 150, 180, 210, 240, 270,
 local DELAY_SET = {}
 for _, d in ipairs(M.DELAYS) do DELAY_SET[d] = true end
 
+local is_positive_integer = math.type and function(v)
+  return math.type(v) == "integer" and v > 0
+end or function() return false end
+
 local tointeger = math.tointeger or function(x)
   if x == floor(x) and x > -MAX_EXACT and x < MAX_EXACT then return x end
   return nil
@@ -253,13 +257,19 @@ function M.ids(list, field, action)
       return fail(field, "must be an array of ids", action)
     end
   end
-  local out, seen = {}, {}
+  local out, seen, count = {}, {}, 0
   for i = 1, n do
-    local id, err = M.positive(list[i], field .. "[" .. i .. "]", action)
-    if not id then return nil, err end
+    local id = list[i]
+    -- the usual case, a positive Lua integer, without a call (lists of 10,000 ids are common)
+    if not (is_positive_integer(id)) then
+      local err
+      id, err = M.positive(id, field .. "[" .. i .. "]", action)
+      if not id then return nil, err end
+    end
     if not seen[id] then
       seen[id] = true
-      out[#out + 1] = id
+      count = count + 1
+      out[count] = id
     end
   end
   return out
