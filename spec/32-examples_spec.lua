@@ -3,7 +3,7 @@ local env = require "helpers.env"
 
 local ROOT = debug.getinfo(1, "S").source:match("^@(.*)/spec/") or "."
 
-describe("examples", function()
+describe("examples #examples", function()
   local sb, client, dir
 
   setup(function()
