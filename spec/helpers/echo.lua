@@ -12,7 +12,8 @@
 --   application/json); header=LINE adds one raw header line (e.g. "Retry-After: 0");
 --   close=1 closes the connection after the answer (the server serves one connection at a
 --   time, so parallel clients must not keep theirs open)
--- Every answer carries "X-Connection: n", the number of the TCP connection it came on.
+-- Every answer carries "X-Connection: n", the number of the TCP connection it came on; an echo
+-- of a request that carried "Expect: V" has the content type "text/plain; expect=V".
 local M = {}
 
 local function urldecode(s)
@@ -60,7 +61,9 @@ function M.serve(mode)
         local len = tonumber(headers["content-length"] or "0")
         if len and len > 0 then body = c:receive(len) or "" end
         local f = parse_form(body)
+        -- a client that asked for 100-continue is told so in the answer's content type
         local status, ctype, out = 200, "text/plain", body
+        if headers.expect then ctype = ctype .. "; expect=" .. headers.expect end
         local extra = ""
         if f.reply then
           status, ctype, out = tonumber(f.status or "200"), f.ctype or "application/json", f.reply
