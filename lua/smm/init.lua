@@ -17,6 +17,9 @@ M.new = client.new
 -- syntax: bool = smm.is_error(value)
 M.is_error = errors.is
 
+-- syntax: text = smm.redact(text, secret)   -- secret (also percent-encoded) replaced by ***
+M.redact = errors.scrub
+
 -- syntax: bool = smm.is_final(status)   -- "Completed", "Partial", "Canceled", "Refunded"
 M.is_final = normalize.is_final
 

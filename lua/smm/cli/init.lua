@@ -95,18 +95,7 @@ function Ctx:fail(err, advice)
 end
 
 function Ctx:scrub(text)
-  local key = self.key
-  if not key or key == "" then return text end
-  local out, start = {}, 1
-  while true do
-    local i, j = text:find(key, start, true)
-    if not i then break end
-    out[#out + 1] = text:sub(start, i - 1)
-    out[#out + 1] = "***"
-    start = j + 1
-  end
-  out[#out + 1] = text:sub(start)
-  return table.concat(out)
+  return smm.redact(text, self.key)
 end
 
 -- The client, made on first use from the resolved configuration. Raises a usage problem.
