@@ -197,25 +197,12 @@ local function int_list(list)
   return list
 end
 
-function M.service(s)
-  if type(s) ~= "table" then return s end
-  s.service = integer(s.service)
-  s.rate = money(s.rate)
-  s.min = integer(s.min)
-  s.max = integer(s.max)
-  if s.refill ~= nil then s.refill = boolean(s.refill) end
-  if s.cancel ~= nil then s.cancel = boolean(s.cancel) end
-  if s.dripfeed ~= nil then s.dripfeed = boolean(s.dripfeed) end
-  s.name, s.type, s.category = text(s.name), text(s.type), text(s.category)
-  return s
-end
-
 local is_int = math.type and function(v) return math.type(v) == "integer" end or function(v)
   return type(v) == "number" and v == floor(v) and v > -MAX_EXACT and v < MAX_EXACT
 end
 local DECIMAL = "^%d+%.?%d*$"
 
--- The field types M.service applies, as a schema a transport may apply while it decodes (the
+-- The field types of a service entry, as a schema a transport may apply while it decodes (the
 -- curl transport's C core does: see smm.core's request option `schema`). A transport that did
 -- marks its result normalized = true, and M.services(list, true) then has nothing left to do.
 -- Read-only: it is shared by every request.
@@ -225,37 +212,35 @@ M.SERVICE_SCHEMA = {
   name = "text", type = "text", category = "text",
 }
 
--- A whole list: the same as M.service on each entry, with the shapes panels usually send
--- (integer ids, "0.90" rates, boolean flags, string names) checked without a call each, since
--- lists of 10,000 services are common. `normalized`: the transport already applied
--- SERVICE_SCHEMA to each entry.
+-- Per type: the converter, and the shape panels usually send, which needs no converting
+-- (checked without a call to the converter, since lists of 10,000 services are common).
+local TYPES = {
+  integer = { integer, is_int },
+  money = { money, function(v) return type(v) == "string" and find(v, DECIMAL) ~= nil end },
+  boolean = { boolean, function(v) return v == nil or type(v) == "boolean" end },
+  text = { text, function(v) return type(v) == "string" end },
+}
+local SERVICE_FIELDS = {}
+for name, kind in pairs(M.SERVICE_SCHEMA) do
+  SERVICE_FIELDS[#SERVICE_FIELDS + 1] = { name, TYPES[kind][1], TYPES[kind][2] }
+end
+
+-- One service entry, in place, by SERVICE_SCHEMA.
+function M.service(s)
+  if type(s) ~= "table" then return s end
+  for i = 1, #SERVICE_FIELDS do
+    local field = SERVICE_FIELDS[i]
+    local name = field[1]
+    local v = s[name]
+    if not field[3](v) then s[name] = field[2](v) end
+  end
+  return s
+end
+
+-- A whole list. `normalized`: the transport already applied SERVICE_SCHEMA to each entry.
 function M.services(list, normalized)
   if normalized then return list end
-  for i = 1, #list do
-    local s = list[i]
-    if type(s) == "table" then
-      local v = s.service
-      if not is_int(v) then s.service = integer(v) end
-      v = s.rate
-      if type(v) ~= "string" or not find(v, DECIMAL) then s.rate = money(v) end
-      v = s.min
-      if not is_int(v) then s.min = integer(v) end
-      v = s.max
-      if not is_int(v) then s.max = integer(v) end
-      v = s.refill
-      if v ~= nil and type(v) ~= "boolean" then s.refill = boolean(v) end
-      v = s.cancel
-      if v ~= nil and type(v) ~= "boolean" then s.cancel = boolean(v) end
-      v = s.dripfeed
-      if v ~= nil and type(v) ~= "boolean" then s.dripfeed = boolean(v) end
-      v = s.name
-      if type(v) ~= "string" then s.name = text(v) end
-      v = s.type
-      if type(v) ~= "string" then s.type = text(v) end
-      v = s.category
-      if type(v) ~= "string" then s.category = text(v) end
-    end
-  end
+  for i = 1, #list do M.service(list[i]) end
   return list
 end
 
