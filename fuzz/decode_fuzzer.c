@@ -81,8 +81,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static lua_State *L;
-  static unsigned long runs;
-  static int baseline_kb;
   int base;
 
   if (L == NULL) {
@@ -104,14 +102,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (lua_pcall(L, 2, 0, 0) != LUA_OK) FUZZ_FAIL("%s", lua_tostring(L, -1));
   lua_settop(L, base);
 
-  /* Anything the decode path keeps alive by mistake (registry, upvalues) shows up here. */
-  if (++runs % 2048 == 0) {
-    int kb;
-    lua_gc(L, LUA_GCCOLLECT, 0);
-    kb = lua_gc(L, LUA_GCCOUNT, 0);
-    if (baseline_kb == 0) baseline_kb = kb;
-    else if (kb > baseline_kb + 1024)
-      FUZZ_FAIL("Lua memory grew from %d KiB to %d KiB", baseline_kb, kb);
-  }
+  fuzz_check_heap(L);
   return 0;
 }

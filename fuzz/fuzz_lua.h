@@ -68,4 +68,20 @@ static inline void fuzz_lua_coverage(lua_State *L) {
   lua_sethook(L, fuzz_lua_line_hook, LUA_MASKLINE, 0);
 }
 
+/* Call once per input: every 2048 inputs, a full collection, and the Lua heap compared with
+ * its first reading. Anything the code under test keeps alive by mistake (registry entries,
+ * upvalues) shows up as growth. One harness per program, so the counters can be static. */
+static inline void fuzz_check_heap(lua_State *L) {
+  static unsigned long runs;
+  static int baseline_kb;
+  if (++runs % 2048 == 0) {
+    int kb;
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    kb = lua_gc(L, LUA_GCCOUNT, 0);
+    if (baseline_kb == 0) baseline_kb = kb;
+    else if (kb > baseline_kb + 1024)
+      FUZZ_FAIL("Lua memory grew from %d KiB to %d KiB", baseline_kb, kb);
+  }
+}
+
 #endif

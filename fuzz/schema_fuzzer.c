@@ -250,8 +250,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static lua_State *L;
-  static unsigned long runs;
-  static int baseline_kb;
   static char body[1 << 16];
   const char *p;
   size_t n;
@@ -287,13 +285,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_FAIL("%s\nbody: %.*s", lua_tostring(L, -1), (int)(n > 2000 ? 2000 : n), p);
   lua_settop(L, base);
 
-  if (++runs % 2048 == 0) {
-    int kb;
-    lua_gc(L, LUA_GCCOLLECT, 0);
-    kb = lua_gc(L, LUA_GCCOUNT, 0);
-    if (baseline_kb == 0) baseline_kb = kb;
-    else if (kb > baseline_kb + 1024)
-      FUZZ_FAIL("Lua memory grew from %d KiB to %d KiB", baseline_kb, kb);
-  }
+  fuzz_check_heap(L);
   return 0;
 }
