@@ -2,7 +2,8 @@
  * schema_fuzzer.c: differential. smm_decode_body with normalize.lua's SERVICE_SCHEMA (the C
  * core normalising the schema's fields while it walks the decoded answer, src/decode.c) against
  * smm_decode_body without a schema followed by lua/smm/normalize.lua's services(), the path the
- * ngx transport and every answer without a schema take. The two must give deep-equal tables:
+ * ngx transport and every answer without a schema take; and likewise (half the inputs, bit 3
+ * of the first byte) STATUS_SCHEMA, a "by_id" schema, read by normalize.orders both ways. The two must give deep-equal tables:
  * same keys, same values, same number subtypes (integer vs float), NaN where NaN. Also: the C
  * result is marked normalized = true exactly when it has a json table, the stack is balanced,
  * and Lua memory stays flat.
@@ -51,10 +52,14 @@ static const char checker[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "return N.SERVICE_SCHEMA, function(c, l)\n"
+    "return N.SERVICE_SCHEMA, N.STATUS_SCHEMA, function(c, l, by_id)\n"
     "  if (c.normalized == true) ~= (type(c.json) == 'table') then fail('result', 'normalized = ' .. tostring(c.normalized)) end\n"
     "  if l.normalized ~= nil then fail('result', 'normalized without a schema') end\n"
     "  if c.body ~= l.body or c.decode_error ~= l.decode_error then fail('result', 'body or decode_error differ') end\n"
+    "  if by_id then\n"
+    "    walk(N.orders(c.json, c.normalized), N.orders(l.json))\n"
+    "    return\n"
+    "  end\n"
     "  if type(l.json) == 'table' then N.services(l.json) end\n"
     "  if type(c.json) == 'table' then N.services(c.json, c.normalized) end\n"
     "  walk(c.json, l.json)\n"
@@ -85,7 +90,14 @@ static void put(gen *g, const char *s, size_t n) {
 static void puts_(gen *g, const char *s) { put(g, s, strlen(s)); }
 
 static const char *const keys[] = {"service", "rate", "min", "max", "refill", "cancel",
-                                   "dripfeed", "name", "type", "category", "order", "x"};
+                                   "dripfeed", "name", "type", "category", "order", "x",
+                                   "charge", "start_count", "remains", "currency", "runs",
+                                   "posts", "status", "error", "orders"};
+
+/* The keys of a multi-status answer: ids as panels write them, and not quite ids. */
+static const char *const ids[] = {"23501", "1", "0", " 12 ", "7.0", "7", "007", "", " ", "-3",
+                                  "+4", "1e3", "abc", "9007199254740991", "9007199254740993",
+                                  "12345678901234567890", "5.5", "x"};
 
 static const char *const tokens[] = {
     "", " ", "157", " 157 ", "157.00", "157.", "+157", "-157", "-0", "+0", "0", "00", "0.90",
@@ -223,19 +235,23 @@ static void gen_record(gen *g) {
   put(g, "}", 1);
 }
 
-static size_t generate(const uint8_t *data, size_t size, char *out, size_t cap) {
+/* by_id: mostly an object keyed by ids (the multi-status answer), sometimes an array. */
+static size_t generate(const uint8_t *data, size_t size, char *out, size_t cap, int by_id) {
   gen g;
   unsigned n, i;
   int object_root;
   g.p = data, g.n = size, g.out = out, g.len = 0, g.cap = cap;
-  object_root = take(&g) % 8 == 0;
+  object_root = by_id ? take(&g) % 8 != 0 : take(&g) % 8 == 0;
   n = take(&g) % 6;
   put(&g, object_root ? "{" : "[", 1);
   for (i = 0; i < n; i++) {
     if (i) put(&g, ",", 1);
     if (object_root) {
       put(&g, "\"", 1);
-      puts_(&g, keys[take(&g) % (sizeof keys / sizeof keys[0])]);
+      if (by_id)
+        puts_(&g, ids[take(&g) % (sizeof ids / sizeof ids[0])]);
+      else
+        puts_(&g, keys[take(&g) % (sizeof keys / sizeof keys[0])]);
       put(&g, "\":", 2);
     }
     gen_record(&g);
@@ -253,35 +269,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static char body[1 << 16];
   const char *p;
   size_t n;
-  int base;
+  int base, by_id;
 
   if (L == NULL) {
     L = fuzz_new_state();
     smm_push_decoder(L); /* 1: the handle's decode */
     if (luaL_loadbuffer(L, checker, sizeof checker - 1, "schema_checker") != LUA_OK ||
-        lua_pcall(L, 0, 2, 0) != LUA_OK)
+        lua_pcall(L, 0, 3, 0) != LUA_OK)
       FUZZ_FAIL("loading the checker: %s", lua_tostring(L, -1));
-    /* 2: the schema, 3: the checker */
-    if (lua_gettop(L) != 3) FUZZ_FAIL("setup left %d values", lua_gettop(L));
+    /* 2: SERVICE_SCHEMA, 3: STATUS_SCHEMA, 4: the checker */
+    if (lua_gettop(L) != 4) FUZZ_FAIL("setup left %d values", lua_gettop(L));
     if (!smm_schema_valid(L, 2)) FUZZ_FAIL("SERVICE_SCHEMA is not a valid schema");
+    if (!smm_schema_valid(L, 3)) FUZZ_FAIL("STATUS_SCHEMA is not a valid schema");
   }
   if (size == 0) return 0;
+  by_id = (data[0] >> 3) & 1; /* half the inputs: STATUS_SCHEMA against normalize.orders */
   if (data[0] % 8 == 0) {
     p = (const char *)data + 1, n = size - 1;
   } else {
-    n = generate(data + 1, size - 1, body, sizeof body);
+    n = generate(data + 1, size - 1, body, sizeof body, by_id);
     p = body;
   }
   base = lua_gettop(L);
 
-  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 4);
   lua_createtable(L, 0, 8); /* with the schema */
-  smm_decode_body(L, 1, 2, p, n);
+  smm_decode_body(L, 1, by_id ? 3 : 2, p, n);
   lua_createtable(L, 0, 8); /* without: decode, then normalize.lua */
   smm_decode_body(L, 1, 0, p, n);
-  if (lua_gettop(L) != base + 3)
-    FUZZ_FAIL("smm_decode_body changed the stack by %d", lua_gettop(L) - (base + 3));
-  if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+  lua_pushboolean(L, by_id);
+  if (lua_gettop(L) != base + 4)
+    FUZZ_FAIL("smm_decode_body changed the stack by %d", lua_gettop(L) - (base + 4));
+  if (lua_pcall(L, 3, 0, 0) != LUA_OK)
     FUZZ_FAIL("%s\nbody: %.*s", lua_tostring(L, -1), (int)(n > 2000 ? 2000 : n), p);
   lua_settop(L, base);
 

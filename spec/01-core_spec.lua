@@ -297,6 +297,63 @@ describe("smm.core", function()
       end
     end)
 
+    -- The request option `schema` (normalize.SERVICE_SCHEMA, normalize.STATUS_SCHEMA): named
+    -- fields normalised during the decode, as lua/smm/normalize.lua would.
+    it("a schema normalises the named fields of each record of an array", function()
+      local r = h:request(srv.url, { reply =
+        '[{"service": "7", "rate": 0.35, "min": "50", "max": 1000.0, "refill": "1", "x": 2.0},' ..
+        ' {"service": 8, "rate": "1.2e-3", "min": null, "refill": false}]' },
+        { schema = { service = "integer", rate = "money", min = "integer", max = "integer",
+                     refill = "boolean" } })
+      assert.is_true(r.normalized)
+      local a, b = r.json[1], r.json[2]
+      assert_integer(a.service)
+      assert.equal(7, a.service)
+      assert.equal("0.35", a.rate)
+      assert.equal(50, a.min)
+      assert_integer(a.max)
+      assert.is_true(a.refill)
+      assert_integer(a.x) -- fields outside the schema: integers as without one
+      assert.equal("0.0012", b.rate)
+      assert.is_nil(b.min)
+      assert.is_false(b.refill)
+    end)
+
+    it("a by_id schema keys the records of an object by integer id", function()
+      local r = h:request(srv.url, { reply =
+        '{"23501": {"charge": 0.27819, "remains": "157", "start_count": "3572", "status": "Partial"},' ..
+        ' "10": {"error": "Incorrect order ID"}, " 12 ": {"charge": "1.50", "remains": 0},' ..
+        ' "": {"charge": "9"}, "note": "kept", "5": 6.0}' },
+        { schema = { "by_id", charge = "money", remains = "integer", start_count = "integer" } })
+      assert.is_true(r.normalized)
+      local e = r.json[23501]
+      assert.is_table(e)
+      assert.is_nil(r.json["23501"])
+      assert.equal("0.27819", e.charge)
+      assert_integer(e.remains)
+      assert.equal(157, e.remains)
+      assert.equal(3572, e.start_count)
+      assert.equal("Partial", e.status) -- statuses are the Lua layer's business
+      assert.same({ error = "Incorrect order ID" }, r.json[10])
+      assert.equal("1.50", r.json[12].charge)
+      assert.equal("kept", r.json.note)
+      assert_integer(r.json["5"]) -- only records are keyed by id
+      assert.is_nil(r.json[5])
+      local keys = 0
+      for _ in pairs(r.json) do keys = keys + 1 end
+      assert.equal(5, keys) -- the entry keyed "" is dropped, as the Lua reader drops it
+    end)
+
+    it("refuses a malformed schema before sending", function()
+      for _, schema in ipairs{ { rate = "float" }, { "by_name", rate = "money" }, { [2] = "by_id" },
+                               "money" } do
+        assert.has_error(function()
+          h:request(sb.url, { key = KEY, action = "balance" }, { schema = schema })
+        end)
+      end
+      assert.equal(0, sb:stats().requests)
+    end)
+
     it("an HTML page gives json=nil and the body", function()
       sb:fault("html503")
       local r = h:request(sb.url, { key = KEY, action = "balance" })

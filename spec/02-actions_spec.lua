@@ -149,6 +149,24 @@ describe("actions", function()
     assert.equal("99.965", client:balance().balance)
   end)
 
+  -- The multi form goes through the transport's schema (STATUS_SCHEMA, applied in C by the curl
+  -- transport, in Lua by the ngx one): the same entries as one order at a time.
+  it("normalises many orders' status exactly as one order's", function()
+    sb:config{ numbers = "number", status_style = "british" }
+    local a = client:add{ service = 3, link = "https://x.test/m1", quantity = 100 }.order
+    local b = client:add{ service = 1, link = "https://x.test/m2", quantity = 100 }.order
+    client:cancel{ b }
+    sb:advance(10) -- final, so that asking again changes nothing
+    local many = client:status{ a, b, 999999 }
+    assert.same(client:status(a), many[a])
+    assert.same(client:status(b), many[b])
+    assert.equal("0.035", many[a].charge)
+    assert.equal("Completed", many[a].status)
+    assert.is_true(env.is_integer(many[a].start_count))
+    assert.equal("Canceled", many[b].status)
+    assert.same({ error = "Incorrect order ID" }, many[999999])
+  end)
+
   it("normalises status spellings across panels", function()
     sb:config{ status_style = "british" }
     local a = client:add{ service = 1, link = "https://x.test/a", quantity = 100 }.order

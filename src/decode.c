@@ -67,6 +67,17 @@ static int type_code(const char *s, size_t n) {
   return SMM_T_NONE;
 }
 
+/* A schema's layout marker, schema[1]: "by_id" says the root is an object keyed by ids. */
+#define SMM_BY_ID "by_id"
+
+static int is_by_id(lua_State *L, int idx) {
+  size_t n;
+  const char *s;
+  if (lua_type(L, idx) != LUA_TSTRING) return 0;
+  s = lua_tolstring(L, idx, &n);
+  return n == sizeof SMM_BY_ID - 1 && memcmp(s, SMM_BY_ID, n) == 0;
+}
+
 int smm_schema_valid(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE) return 0;
@@ -74,12 +85,16 @@ int smm_schema_valid(lua_State *L, int idx) {
   while (lua_next(L, idx) != 0) {
     size_t n;
     const char *s;
-    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING) {
-      lua_pop(L, 2);
-      return 0;
+    int ok;
+    if (lua_type(L, -2) == LUA_TNUMBER)
+      ok = lua_tonumber(L, -2) == 1 && is_by_id(L, -1);
+    else if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      ok = 0;
+    else {
+      s = lua_tolstring(L, -1, &n);
+      ok = type_code(s, n) != SMM_T_NONE;
     }
-    s = lua_tolstring(L, -1, &n);
-    if (type_code(s, n) == SMM_T_NONE) {
+    if (!ok) {
       lua_pop(L, 2);
       return 0;
     }
@@ -462,6 +477,44 @@ static void walk_root(lua_State *L, int idx, int schema_idx) {
   }
 }
 
+/* The root of a "by_id" schema: an object keyed by ids ({"23501": {...}, "23502": {...}}, the
+ * multi-id status answer). Every table value is a record, and the root is replaced by a table
+ * where a record's key is an integer wherever normalize.lua's integer() reads one ("157",
+ * " 157 ", "157.0") and records keyed by nothing ("") are dropped: what normalize.orders does
+ * in Lua. Other values keep their keys, so only records ever land on an integer key. */
+static void walk_by_id(lua_State *L, int idx, int schema_idx) {
+  key_cache kc;
+  int out;
+  kc.len = 0;
+  luaL_checkstack(L, 8, "smm.core: decoded JSON too deep");
+  lua_newtable(L);
+  out = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) { /* key, value */
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      walk_record(L, lua_gettop(L), schema_idx, &kc);
+    } else {
+#if LUA_VERSION_NUM >= 503
+      lua_Integer i;
+      if (integral_float(L, -1, &i)) {
+        lua_pop(L, 1);
+        lua_pushinteger(L, i);
+      }
+#endif
+    }
+    lua_pushvalue(L, -2); /* key, value, key */
+    if (lua_type(L, -2) == LUA_TTABLE && lua_type(L, -1) == LUA_TSTRING && norm_integer(L, -1))
+      lua_remove(L, -2);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 2);
+      continue;
+    }
+    lua_insert(L, -2); /* key, new key, value */
+    lua_rawset(L, out);
+  }
+  lua_replace(L, idx);
+}
+
 static int looks_like_json(const char *p, size_t n) {
   size_t i = 0;
   while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n')) i++;
@@ -496,7 +549,14 @@ void smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p
       lua_pop(L, 1); /* the nil error */
       if (lua_type(L, -1) == LUA_TTABLE) {
         if (schema_idx != 0) {
-          walk_root(L, lua_gettop(L), schema_idx);
+          int by_id;
+          lua_rawgeti(L, schema_idx, 1);
+          by_id = is_by_id(L, -1);
+          lua_pop(L, 1);
+          if (by_id)
+            walk_by_id(L, lua_gettop(L), schema_idx);
+          else
+            walk_root(L, lua_gettop(L), schema_idx);
           lua_pushboolean(L, 1);
           lua_setfield(L, result, "normalized");
         } else {

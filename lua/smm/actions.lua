@@ -82,20 +82,11 @@ local function entries_by_id(json, id_name, value_name, convert)
   return entries
 end
 
-local function status_entries(json)
-  if type(json) ~= "table" then return nil end
-  local entries = {}
-  for id, entry in pairs(json) do
-    local n = normalize.integer(id)
-    if type(n) == "number" and type(entry) == "table" then entries[n] = normalize.order(entry) end
-  end
-  return entries
-end
-
 -- A multi form over any number of ids: chunks of at most 100, merged into one table keyed by
 -- id. A chunk that failed leaves its ids with { error =, kind = } entries and the value comes
 -- with a second one: an error with partial = true and failed = { ids }. All failed: nil, err.
-local function multi(client, action, ids_field, ids, parse)
+-- parse(json, normalized) reads one chunk's answer; `schema` goes to the transport with it.
+local function multi(client, action, ids_field, ids, parse, schema)
   local chunks = batch.chunks(ids, batch.MAX_IDS)
   local requests = {}
   for i, chunk in ipairs(chunks) do
@@ -103,12 +94,12 @@ local function multi(client, action, ids_field, ids, parse)
     for j, id in ipairs(chunk) do parts[j] = format("%d", id) end
     requests[i] = { [ids_field] = table.concat(parts, ",") }
   end
-  return { action = action, requests = requests, finish = function(outcomes)
+  return { action = action, requests = requests, schema = schema, finish = function(outcomes)
     local merged, failed_ids, first_err = {}, {}, nil
     for i, chunk in ipairs(chunks) do
       local outcome, err = outcomes[i], nil
       if outcome.json ~= nil then
-        local entries = parse(outcome.json)
+        local entries = parse(outcome.json, outcome.normalized)
         if entries then
           for _, id in ipairs(chunk) do
             local entry = entries[id] or { error = "the panel's answer has no entry for this id" }
@@ -141,11 +132,12 @@ local function multi(client, action, ids_field, ids, parse)
 end
 
 -- Either form of an id-taking action: a table of ids (multi) or one id.
-local function by_ids(client, ids, action, multi_field, single_field, parse_many, build_single)
+local function by_ids(client, ids, action, multi_field, single_field, parse_many, build_single,
+                      schema)
   if type(ids) == "table" then
     local list, err = validate.ids(ids, multi_field, action)
     if not list then return refused(err) end
-    return multi(client, action, multi_field, list, parse_many)
+    return multi(client, action, multi_field, list, parse_many, schema)
   end
   local id, err = validate.id(ids, single_field, action)
   if not id then return refused(err) end
@@ -255,12 +247,12 @@ function M.add(client, order)
 end
 
 function M.status(client, ids)
-  return by_ids(client, ids, "status", "orders", "order", status_entries, function(id)
+  return by_ids(client, ids, "status", "orders", "order", normalize.orders, function(id)
     return one(client, "status", { order = id }, function(json)
       if type(json) ~= "table" or json.status == nil then return shape_error(client, "status", "status") end
       return normalize.order(json)
     end)
-  end)
+  end, normalize.STATUS_SCHEMA)
 end
 
 local function refill_id(v) return normalize.integer(v) end

@@ -97,21 +97,34 @@ function Client:send(action, fields, schema)
 end
 
 -- Requests of any actions, in parallel; each retried as `send` would. items[i] is
--- { action = ..., fields = ... }. Returns { json = ... } or { err = ... } for each, in order.
--- Reading and changing actions go out in separate parallel rounds, since only the changing ones
--- must never travel on a reused connection.
+-- { action = ..., fields = ..., [schema = ...] }. Returns { json = ..., normalized = ... } or
+-- { err = ... } for each, in order. Reading and changing actions go out in separate parallel
+-- rounds, since only the changing ones must never travel on a reused connection; so do items
+-- of different schemas, since a schema applies to a whole round.
 function Client:exchange(items)
   local key = secrets[self]
-  local outcomes, rounds = {}, { {}, {} }
+  local outcomes, rounds, round_of = {}, {}, {}
   for i, item in ipairs(items) do
     item.fields.key, item.fields.action = key, item.action
     local safe = retry.is_safe(item.action)
     item.ctx = { action = item.action, idempotent = safe, secret = key }
-    local round = rounds[safe and 1 or 2]
+    local by_schema = round_of[safe]
+    if not by_schema then
+      by_schema = {}
+      round_of[safe] = by_schema
+    end
+    local schema = item.schema or false
+    local round = by_schema[schema]
+    if not round then
+      round = { idempotent = safe, schema = item.schema }
+      by_schema[schema] = round
+      rounds[#rounds + 1] = round
+    end
     round[#round + 1] = i
   end
-  for r, pending in ipairs(rounds) do
-    local ropts = { idempotent = r == 1, concurrency = self.concurrency }
+  for _, pending in ipairs(rounds) do
+    local ropts = { idempotent = pending.idempotent, concurrency = self.concurrency,
+                    schema = pending.schema }
     local attempt, waited = 1, 0
     while #pending > 0 do
       local sub = {}
@@ -121,9 +134,9 @@ function Client:exchange(items)
       local again, last_err = {}, nil
       for i, index in ipairs(pending) do
         local ctx = items[index].ctx
-        local json, err = answer.read(results[i], ctx)
+        local json, err = answer.read(results[i], ctx) -- json, normalized | nil, err
         if json ~= nil then
-          outcomes[index] = { json = json }
+          outcomes[index] = { json = json, normalized = err == true }
         else
           err.attempts = attempt
           outcomes[index] = { err = err }
@@ -156,7 +169,9 @@ function Client:run(op)
     outcomes = { json ~= nil and { json = json, normalized = normalized } or { err = err } }
   else
     local items = {}
-    for i, fields in ipairs(op.requests) do items[i] = { action = op.action, fields = fields } end
+    for i, fields in ipairs(op.requests) do
+      items[i] = { action = op.action, fields = fields, schema = op.schema }
+    end
     outcomes = self:exchange(items)
   end
   return op.finish(outcomes)
@@ -182,7 +197,7 @@ function Client:batch(calls)
     if not op.err and op.value == nil then
       owner[i] = {}
       for _, fields in ipairs(op.requests) do
-        items[#items + 1] = { action = op.action, fields = fields }
+        items[#items + 1] = { action = op.action, fields = fields, schema = op.schema }
         owner[i][#owner[i] + 1] = #items
       end
     end

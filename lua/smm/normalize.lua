@@ -156,6 +156,7 @@ local FINAL_REFILL = { Completed = true, Rejected = true, Failed = true }
 local function canonical(map, exact, v)
   if exact[v] then return v end
   if is_null(v) then return nil end
+  if type(v) == "table" then return v end -- not a status at all: left for the caller to see
   local s = trim(tostring(text(v)))
   local key = s:lower():gsub("[_%-]", " "):gsub("%s+", " ")
   return map[key] or s
@@ -186,7 +187,8 @@ end
 -- The text of a per-id or whole-answer error: {"error": "..."} or a bare string.
 local function error_text(v)
   if type(v) == "table" then v = v.error end
-  if is_null(v) then return "unknown error" end
+  if type(v) == "table" then v = v.message end -- {"error": {"message": "..."}}, as some nest it
+  if is_null(v) or type(v) == "table" then return "unknown error" end
   return tostring(text(v))
 end
 M.error_text = error_text
@@ -244,20 +246,53 @@ function M.services(list, normalized)
   return list
 end
 
--- One order's status entry: { charge, start_count, status, remains, currency, [runs, orders] }
-function M.order(entry)
+-- The fields of a status entry, as a schema: see SERVICE_SCHEMA. "by_id" (schema[1]) says that
+-- the multi-id answer is an object keyed by order id, records being its values: a transport that
+-- applies it also turns the keys into integers. The status itself stays for M.order: its
+-- spellings are this file's business.
+M.STATUS_SCHEMA = {
+  "by_id",
+  charge = "money", start_count = "integer", remains = "integer", currency = "text",
+  runs = "integer", posts = "integer",
+}
+
+-- One order's status entry: { charge, start_count, status, remains, currency, [runs, orders] }.
+-- `normalized`: the transport already applied STATUS_SCHEMA to it.
+function M.order(entry, normalized)
   if type(entry) ~= "table" then return entry end
   if entry.error ~= nil then return { error = error_text(entry) } end
-  entry.charge = money(entry.charge)
-  entry.start_count = integer(entry.start_count)
-  entry.remains = integer(entry.remains)
-  local raw = entry.status
-  entry.status = M.order_status(raw)
-  entry.currency = text(entry.currency)
-  if entry.runs ~= nil then entry.runs = integer(entry.runs) end
-  if entry.posts ~= nil then entry.posts = integer(entry.posts) end
+  if not normalized then
+    entry.charge = money(entry.charge)
+    entry.start_count = integer(entry.start_count)
+    entry.remains = integer(entry.remains)
+    entry.currency = text(entry.currency)
+    if entry.runs ~= nil then entry.runs = integer(entry.runs) end
+    if entry.posts ~= nil then entry.posts = integer(entry.posts) end
+  end
+  local status = entry.status
+  if not ORDER_EXACT[status] then entry.status = M.order_status(status) end
   if type(entry.orders) == "table" then int_list(entry.orders) end
   return entry
+end
+
+-- A multi-id status answer { ["23501"] = entry, ... } -> { [23501] = entry, ... }: records
+-- keyed by integer id (what integer() reads in the key; other keys and values are left out),
+-- each normalised by M.order. `normalized`: the transport applied STATUS_SCHEMA, so the records
+-- are keyed by integer already and normalised in place.
+function M.orders(json, normalized)
+  if type(json) ~= "table" then return nil end
+  if normalized then
+    for id, entry in pairs(json) do
+      json[id] = type(entry) == "table" and type(id) == "number" and M.order(entry, true) or nil
+    end
+    return json
+  end
+  local entries = {}
+  for id, entry in pairs(json) do
+    local n = integer(id)
+    if type(n) == "number" and type(entry) == "table" then entries[n] = M.order(entry) end
+  end
+  return entries
 end
 
 function M.balance(b)
