@@ -14,7 +14,6 @@ local money = require "smm.money"
 
 local M = {}
 
-local format = string.format
 
 local function refused(err) return { err = err } end
 
@@ -89,11 +88,7 @@ end
 local function multi(client, action, ids_field, ids, parse, schema)
   local chunks = batch.chunks(ids, batch.MAX_IDS)
   local requests = {}
-  for i, chunk in ipairs(chunks) do
-    local parts = {}
-    for j, id in ipairs(chunk) do parts[j] = format("%d", id) end
-    requests[i] = { [ids_field] = table.concat(parts, ",") }
-  end
+  for i, chunk in ipairs(chunks) do requests[i] = { [ids_field] = batch.join(chunk) } end
   return { action = action, requests = requests, schema = schema, finish = function(outcomes)
     local merged, failed_ids, first_err = {}, {}, nil
     for i, chunk in ipairs(chunks) do
@@ -321,9 +316,7 @@ function M.call(client, action, fields)
     if t == "table" then
       local list, err = validate.ids(value, name, action)
       if not list then return refused(err) end
-      local parts = {}
-      for i, id in ipairs(list) do parts[i] = format("%d", id) end
-      value = table.concat(parts, ",")
+      value = batch.join(list)
     elseif t == "boolean" then
       value = value and 1 or 0
     elseif t == "number" then

@@ -252,16 +252,16 @@ function M.ids(list, field, action)
   if type(list) ~= "table" then return fail(field, "must be an id or an array of ids", action) end
   local n = #list
   if n == 0 then return fail(field, "must not be empty", action) end
-  for k in pairs(list) do
-    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
-      return fail(field, "must be an array of ids", action)
-    end
-  end
+  -- n keys, and (below) none of list[1..n] nil: then the keys are exactly 1..n
+  local keys = 0
+  for _ in pairs(list) do keys = keys + 1 end
+  if keys ~= n then return fail(field, "must be an array of ids", action) end
   local out, seen, count = {}, {}, 0
   for i = 1, n do
     local id = list[i]
     -- the usual case, a positive Lua integer, without a call (lists of 10,000 ids are common)
     if not (is_positive_integer(id)) then
+      if id == nil then return fail(field, "must be an array of ids", action) end
       local err
       id, err = M.positive(id, field .. "[" .. i .. "]", action)
       if not id then return nil, err end
