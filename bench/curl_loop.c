@@ -14,14 +14,21 @@
  * Exits non-zero if any request fails or answers a status other than 200.
  *
  * --smm OPTS (diagnosis, not the baseline) adds, one by one, what smm.core does differently
- * from this bare loop (src/client.c configure_easy, src/multi.c), to find which of them costs:
- * OPTS is "all" or a comma list of
- *   enc    CURLOPT_ACCEPT_ENCODING ""          ua     CURLOPT_USERAGENT "lua-smm/0.1.0"
+ * from this bare loop (src/client.c configure_easy and smm_client_new, src/multi.c), to find
+ * which of them costs. OPTS is "all" (what smm.core does now: gzip,agentlist,aelist,
+ * proxy,noproxy,misc,multi) or a comma list of
+ *   gzip   CURLOPT_ACCEPT_ENCODING "gzip"      enc    CURLOPT_ACCEPT_ENCODING "" (all of them)
+ *   gzdef  CURLOPT_ACCEPT_ENCODING "gzip, deflate"
+ *   ua     CURLOPT_USERAGENT "lua-smm/0.1.0"   agentlist  the same as a CURLOPT_HTTPHEADER line
+ *   aelist "Accept-Encoding: gzip" as a CURLOPT_HTTPHEADER line (use with gzip)
  *   hdr    CURLOPT_HTTPHEADER Expect:, Content-Type: ...
- *   proxy  CURLOPT_PROXY ""                    misc   error buffer, header callback, timeouts,
- *                                                     TCP keep-alive, protocols, HTTP/1.1
- *   multi  drive the transfer as smm_multi_run does: setopt URL/POSTFIELDS each request,
- *          curl_multi_add_handle, curl_multi_perform / curl_multi_poll, remove_handle
+ *   curlu  the URL pre-parsed once, as CURLOPT_CURLU (not in smm.core: see src/multi.c)
+ *   proxy  CURLOPT_PROXY ""                    noproxy  CURLOPT_NOPROXY ""
+ *   misc   error buffer, header callback, timeouts, TCP keep-alive, protocols, HTTP/1.1
+ *   multi  drive the transfer as smm_multi_run does: setopt POSTFIELDS each request (the URL
+ *          only when it changes), curl_multi_add_handle, curl_multi_perform /
+ *          curl_multi_poll, remove_handle
+ * Names match as substrings: "noproxy" implies "proxy" (as in smm.core without a proxy).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <curl/curl.h>
@@ -69,7 +76,7 @@ static double cpu_ms(void) {
 }
 
 static CURLM *multi; /* --smm multi */
-static const char *g_url, *g_body;
+static const char *g_body;
 
 static size_t header_cb(char *ptr, size_t size, size_t nitems, void *userdata) {
   (void)ptr;
@@ -82,7 +89,6 @@ static CURLcode multi_perform(CURL *e) {
   int running = 0, left = 0, active = 1;
   CURLcode r = CURLE_OK;
   CURLMsg *msg;
-  curl_easy_setopt(e, CURLOPT_URL, g_url);
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(g_body));
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, g_body);
   curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 0L);
@@ -127,6 +133,7 @@ int main(int argc, char **argv) {
   double *times, w0, c0, wall, cpu;
   buffer b = {NULL, 0, 0};
   CURL *e;
+  CURLU *uh = NULL;
 
   if (argc < 4) {
     fprintf(stderr, "usage: curl_loop URL N BODY [--warmup W] [--out FILE] [--times]\n");
@@ -158,16 +165,32 @@ int main(int argc, char **argv) {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)&b);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  g_url = url;
   g_body = body;
-#define HAS(name) (smm && (strcmp(smm, "all") == 0 || strstr(smm, name) != NULL))
+  if (smm && strcmp(smm, "all") == 0) smm = "gzip,agentlist,aelist,proxy,noproxy,misc,multi";
+#define HAS(name) (smm && strstr(smm, name) != NULL)
   if (HAS("enc")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  if (HAS("gzip")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+  if (HAS("gzdef")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip, deflate");
   if (HAS("ua")) curl_easy_setopt(e, CURLOPT_USERAGENT, "lua-smm/0.1.0");
   if (HAS("hdr")) {
     headers = curl_slist_append(headers, "Expect:");
     headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
   }
+  if (HAS("agentlist")) {
+    headers = curl_slist_append(headers, "User-Agent: lua-smm/0.1.0");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  }
+  if (HAS("aelist")) { /* with gzip: the Accept-Encoding line libcurl would print itself */
+    headers = curl_slist_append(headers, "Accept-Encoding: gzip");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  }
+  if (HAS("curlu")) {
+    uh = curl_url();
+    curl_url_set(uh, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME);
+    curl_easy_setopt(e, CURLOPT_CURLU, uh);
+  }
+  if (HAS("noproxy")) curl_easy_setopt(e, CURLOPT_NOPROXY, "");
   if (HAS("proxy")) curl_easy_setopt(e, CURLOPT_PROXY, "");
   if (HAS("misc")) {
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
@@ -217,6 +240,7 @@ int main(int argc, char **argv) {
   curl_easy_cleanup(e);
   if (multi) curl_multi_cleanup(multi);
   curl_slist_free_all(headers);
+  curl_url_cleanup(uh);
   curl_global_cleanup();
   free(times);
   free(b.data);

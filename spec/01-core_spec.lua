@@ -75,7 +75,7 @@ describe("smm.core", function()
     local bad = {
       { "timeout", -1 }, { "timeout", "30" }, { "timeout", 0 / 0 }, { "connect_timeout", true },
       { "proxy", 42 }, { "proxy", "ftp://h:1" }, { "ssl_verify", 1 }, { "ssl_verify", "no" },
-      { "cainfo", false }, { "user_agent", {} }, { "max_body", 0 }, { "max_body", "1" },
+      { "cainfo", false }, { "user_agent", {} }, { "user_agent", "a\r\nX-Injected: 1" }, { "max_body", 0 }, { "max_body", "1" },
       { "concurrency", 0 }, { "concurrency", 1.5 }, { "concurrency", 1000 },
     }
     for _, case in ipairs(bad) do

@@ -211,6 +211,7 @@ describe("bad input", function()
       { { url = sb.url, key = env.KEY, rate_limit = { requests = 0, per = 1 } }, "'rate_limit'" },
       { { url = sb.url, key = env.KEY, rate_limit = { requests = 1, per = NAN } }, "'rate_limit'" },
       { { url = sb.url, key = env.KEY, transport = "socket" }, "'transport'" },
+      { { url = sb.url, key = env.KEY, user_agent = "x\r\nX-Injected: 1" }, "'user_agent'" },
       { { url = sb.url, key = env.KEY, nope = 1 }, "'nope'" },
       { { url = sb.url, key = env.KEY, [1] = 1 }, "'1'" },
       { { url = "ftp://x/api/v2", key = env.KEY }, "'url'" },

@@ -15,8 +15,10 @@
 #define SMM_MAX_CONCURRENCY 256
 /* Bodies from this size on are sent with "Expect:" (no 100-continue wait). libcurl adds
  * "Expect: 100-continue" above 1 KiB (older) or 1 MiB (newer versions); smaller bodies are
- * sent without any custom header, which costs less per request. */
+ * sent without it, which costs less per request. */
 #define SMM_EXPECT_MIN 1024
+/* Sent as a header line, with CURLOPT_ACCEPT_ENCODING "gzip" (which turns decoding on). */
+#define SMM_ACCEPT_ENCODING_LINE "Accept-Encoding: gzip"
 
 struct smm_client;
 
@@ -30,7 +32,8 @@ typedef struct smm_transfer {
   int too_large;    /* set by the write callback when max_body was exceeded */
   int in_multi;     /* currently added to the client's multi handle */
   int index;        /* 0-based slot of the result this transfer produces */
-  int expect_off;   /* CURLOPT_HTTPHEADER is the client's "Expect:" list (else none) */
+  int expect_off;   /* CURLOPT_HTTPHEADER is c->headers (else c->small_headers) */
+  char *url;        /* the URL last given to this easy handle (CURLOPT_URL), or NULL */
   char errbuf[CURL_ERROR_SIZE];
 } smm_transfer;
 
@@ -38,7 +41,9 @@ typedef struct smm_client {
   CURLM *multi;             /* owns the connection cache shared by every transfer */
   smm_transfer **pool;      /* easy handles, created on demand, pool[0] for single requests */
   int pool_len, pool_cap;
-  struct curl_slist *headers;
+  struct curl_slist *headers;       /* bodies >= SMM_EXPECT_MIN: small_headers + "Expect:" */
+  struct curl_slist *small_headers; /* [User-Agent,] Accept-Encoding (see smm_client_new) */
+  int ua_header;            /* the user agent goes as a CURLOPT_HTTPHEADER line, not USERAGENT */
   smm_buffer form;          /* scratch space for form encoding */
   long timeout_ms, connect_timeout_ms;
   char *proxy, *cainfo, *user_agent;
@@ -58,8 +63,10 @@ void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
                      int decode_idx, int schema_idx);
 
 /* multi.c: runs `n` transfers of the bodies in the table at bodies_idx (strings 1..n) to url,
- * `conc` at a time, storing result i at results_idx[i]. Raises only for internal curl errors
- * (out of memory), after removing every transfer from the multi handle. */
+ * `conc` at a time, storing result i at results_idx[i]. A string at bodies_idx is the one
+ * body of a single request (n = 1), whose result then replaces the stack value at
+ * results_idx. Raises only for internal curl errors (out of memory), after removing every
+ * transfer from the multi handle. */
 void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
                    int conc, int idempotent, int results_idx, int decode_idx, int schema_idx);
 

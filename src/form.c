@@ -10,10 +10,20 @@
 
 #include "internal.h"
 
+/* A field: its name and value, both anchored by the fields table while encoding runs (it is
+ * not changed meanwhile). A number value is kept as a number and formatted when written. */
 typedef struct field_name {
   const char *s;
   size_t len;
+  const char *v; /* string value, or NULL for a number */
+  size_t vlen;
+  int isint;
+  lua_Integer i;
+  lua_Number x;
 } field_name;
+
+/* Fields up to this many are collected on the C stack instead of in a Lua userdata. */
+#define SMM_FIELDS_ON_STACK 16
 
 static int compare_names(const void *a, const void *b) {
   const field_name *x = a, *y = b;
@@ -60,21 +70,21 @@ static size_t written(int n, size_t size) {
   return (size_t)n < size ? (size_t)n : size - 1;
 }
 
-/* Formats the number at vidx: integers (and floats with an exact integer value) as integers,
+/* Formats the number of f: integers (and floats with an exact integer value) as integers,
  * other floats with the fewest of 15..17 significant digits that read back the same.
  * out must have room for SMM_NUMBER_CHARS bytes. */
-static size_t format_number(lua_State *L, int vidx, const char *name, int item, char *out,
+static size_t format_number(lua_State *L, const field_name *f, int item, char *out,
                             size_t size) {
   lua_Number x;
   int prec;
-  if (lua_isinteger(L, vidx)) {
-    return written(snprintf(out, size, "%lld", (long long)lua_tointeger(L, vidx)), size);
+  if (f->isint) {
+    return written(snprintf(out, size, "%lld", (long long)f->i), size);
   }
-  x = lua_tonumber(L, vidx);
+  x = f->x;
   if (x != x || x - x != 0) { /* NaN or +-inf */
     if (item > 0)
-      luaL_error(L, "smm.core: field '%s' must be a finite number (item %d)", name, item);
-    luaL_error(L, "smm.core: field '%s' must be a finite number", name);
+      luaL_error(L, "smm.core: field '%s' must be a finite number (item %d)", f->s, item);
+    luaL_error(L, "smm.core: field '%s' must be a finite number", f->s);
   }
   if (x >= 9007199254740992.0 || x <= -9007199254740992.0) /* all such doubles are integral */
     return written(snprintf(out, size, "%.0f", (double)x), size);
@@ -87,14 +97,45 @@ static size_t format_number(lua_State *L, int vidx, const char *name, int item, 
   return written(snprintf(out, size, "%.*g", prec, (double)x), size);
 }
 
+/* Records the key (a string) and value (a string or a number) at -2, -1 into f. */
+static void collect(lua_State *L, field_name *f) {
+  f->s = lua_tolstring(L, -2, &f->len);
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    f->v = NULL;
+    f->vlen = 0;
+    f->isint = lua_isinteger(L, -1);
+    f->i = f->isint ? lua_tointeger(L, -1) : 0;
+    f->x = f->isint ? 0 : lua_tonumber(L, -1);
+  } else {
+    f->v = lua_tolstring(L, -1, &f->vlen);
+  }
+}
+
+/* Sorts a few names by insertion (no two are equal: they are keys of one table), many with
+ * qsort: the same order either way. */
+static void sort_names(field_name *names, size_t count) {
+  size_t i, j;
+  if (count > SMM_FIELDS_ON_STACK) {
+    qsort(names, count, sizeof(field_name), compare_names);
+    return;
+  }
+  for (i = 1; i < count; i++) {
+    field_name f = names[i];
+    for (j = i; j > 0 && compare_names(&names[j - 1], &f) > 0; j--) names[j] = names[j - 1];
+    names[j] = f;
+  }
+}
+
 void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item) {
   size_t count = 0, i;
+  field_name local[SMM_FIELDS_ON_STACK];
   field_name *names;
   idx = lua_absindex(L, idx);
   smm_buffer_reset(out);
   if (smm_buffer_reserve(out, 0) != 0) oom(L);
 
-  /* Pass 1: check every name and value, count the fields. */
+  /* Pass 1: check every name and value, count the fields, and collect them (names and
+   * values, see field_name) as long as they fit on the C stack. */
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
     const char *name;
@@ -112,21 +153,26 @@ void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item) {
                    luaL_typename(L, -1), item);
       luaL_error(L, "smm.core: field '%s' has unsupported type %s", name, luaL_typename(L, -1));
     }
+    if (count < SMM_FIELDS_ON_STACK) collect(L, &local[count]);
     count++;
     lua_pop(L, 1);
   }
   if (count == 0) return;
 
-  /* Pass 2: collect the names (anchored by the table) into GC-owned memory and sort them. */
-  names = (field_name *)lua_newuserdata(L, count * sizeof(field_name));
-  i = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    names[i].s = lua_tolstring(L, -2, &names[i].len);
-    i++;
-    lua_pop(L, 1);
+  /* Pass 2, for many fields only: collect them all into GC-owned memory (a Lua error later
+   * on must not leak it). */
+  if (count <= SMM_FIELDS_ON_STACK) {
+    names = local;
+  } else {
+    names = (field_name *)lua_newuserdata(L, count * sizeof(field_name));
+    i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+      collect(L, &names[i++]);
+      lua_pop(L, 1);
+    }
   }
-  qsort(names, count, sizeof(field_name), compare_names);
+  sort_names(names, count);
 
   for (i = 0; i < count; i++) {
     const char *v;
@@ -135,16 +181,14 @@ void smm_form_encode(lua_State *L, int idx, smm_buffer *out, int item) {
     if (i > 0 && smm_buffer_append(out, "&", 1) != 0) oom(L);
     append_escaped(L, out, names[i].s, names[i].len);
     if (smm_buffer_append(out, "=", 1) != 0) oom(L);
-    lua_pushlstring(L, names[i].s, names[i].len);
-    lua_rawget(L, idx);
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      vlen = format_number(L, lua_gettop(L), names[i].s, item, num, sizeof num);
+    if (names[i].v == NULL) {
+      vlen = format_number(L, &names[i], item, num, sizeof num);
       v = num;
     } else {
-      v = lua_tolstring(L, -1, &vlen);
+      v = names[i].v;
+      vlen = names[i].vlen;
     }
     append_escaped(L, out, v, vlen);
-    lua_pop(L, 1);
   }
-  lua_pop(L, 1); /* names */
+  if (names != local) lua_pop(L, 1); /* names */
 }

@@ -30,6 +30,11 @@ local function rate_limit(_, v)
     return "needs per = a positive number of milliseconds"
   end
 end
+-- A header value: a CR or LF in it would start another header line (or the body).
+local function header_text(_, v)
+  if type(v) ~= "string" then return "must be a string, got " .. type(v) end
+  if v:find("[%z\r\n]") then return "must not contain CR, LF or NUL" end
+end
 local function transport(_, v)
   if v ~= "curl" and v ~= "ngx" and type(v) ~= "table" then
     return "must be \"curl\", \"ngx\" or a transport object"
@@ -39,7 +44,7 @@ end
 local CHECKS = {
   url = of_type("string"), key = of_type("string"),
   timeout = ms, connect_timeout = ms, proxy = of_type("string"), ssl_verify = of_type("boolean"),
-  cainfo = of_type("string"), user_agent = of_type("string"), max_body = positive_int,
+  cainfo = of_type("string"), user_agent = header_text, max_body = positive_int,
   concurrency = positive_int, transport = transport,
   retries = non_negative_int, retry_base = ms, retry_max = ms,
   services_ttl = ms, rate_limit = rate_limit, validate = of_type("boolean"),
