@@ -4,6 +4,7 @@
  * answer appended to a growable buffer (as smm.core does) and then dropped.
  *
  *   build/bench/curl_loop URL N BODY [--warmup W] [--out FILE] [--times] [--smm OPTS]
+ *   build/bench/curl_loop URL N BODY --parallel C [--reps R]    (see parallel_runs)
  *
  * W warm-up requests (default 20) open the connection and fill the caches first; they are not
  * measured. Prints one JSON object on stdout:
@@ -123,10 +124,79 @@ static int one(CURL *e, buffer *b, long *status) {
   return 0;
 }
 
+/* --parallel C: N POSTs of BODY, C at a time over one multi handle and C easy handles, a
+ * finished one replaced at once by the next (the sliding window smm_multi_run keeps), answers
+ * collected and dropped, nothing decoded. The floor for the status measure: what this panel
+ * allows at all, with no client work. Runs `reps` times after a warm-up run that opens the C
+ * connections, and prints {"n":N,"parallel":C,"times_ms":[wall ms of each run]}. */
+static int parallel_runs(const char *url, const char *body, long n, int conc, int reps) {
+  CURLM *m = curl_multi_init();
+  CURL **easy = calloc((size_t)conc, sizeof *easy);
+  buffer *bufs = calloc((size_t)conc, sizeof *bufs);
+  int r, i;
+  if (m == NULL || easy == NULL || bufs == NULL) return 1;
+  for (i = 0; i < conc; i++) {
+    easy[i] = curl_easy_init();
+    if (easy[i] == NULL) return 1;
+    curl_easy_setopt(easy[i], CURLOPT_URL, url);
+    curl_easy_setopt(easy[i], CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(easy[i], CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(easy[i], CURLOPT_WRITEDATA, (void *)&bufs[i]);
+    curl_easy_setopt(easy[i], CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy[i], CURLOPT_PRIVATE, (void *)&bufs[i]);
+  }
+  printf("{\"n\":%ld,\"parallel\":%d,\"times_ms\":[", n, conc);
+  for (r = -1; r < reps; r++) { /* run -1: the warm-up, conc requests */
+    long todo = r < 0 ? conc : n, next = 0, done = 0;
+    int running = 0, left;
+    double w0 = now_ms();
+    for (i = 0; i < conc && next < todo; i++, next++) curl_multi_add_handle(m, easy[i]);
+    while (done < todo) {
+      CURLMsg *msg;
+      if (curl_multi_perform(m, &running) != CURLM_OK) return 1;
+      while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+        CURL *e = msg->easy_handle;
+        long status = 0;
+        buffer *b;
+        if (msg->msg != CURLMSG_DONE) continue;
+        if (msg->data.result != CURLE_OK) {
+          fprintf(stderr, "curl_loop: %s\n", curl_easy_strerror(msg->data.result));
+          return 1;
+        }
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 200) {
+          fprintf(stderr, "curl_loop: HTTP %ld\n", status);
+          return 1;
+        }
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&b);
+        b->len = 0;
+        curl_multi_remove_handle(m, e);
+        done++;
+        if (next < todo) {
+          curl_multi_add_handle(m, e);
+          next++;
+        }
+      }
+      if (done < todo && curl_multi_poll(m, NULL, 0, 1000, NULL) != CURLM_OK) return 1;
+    }
+    if (r >= 0) printf("%s%.3f", r ? "," : "", now_ms() - w0);
+  }
+  printf("]}\n");
+  for (i = 0; i < conc; i++) {
+    curl_easy_cleanup(easy[i]);
+    free(bufs[i].data);
+  }
+  curl_multi_cleanup(m);
+  free(easy);
+  free(bufs);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *url, *body, *out = NULL;
   long n, warmup = 20, i, status = 0;
-  int want_times = 0, a;
+  int want_times = 0, a, parallel = 0, reps = 5;
   const char *smm = NULL;
   char errbuf[CURL_ERROR_SIZE];
   struct curl_slist *headers = NULL;
@@ -147,12 +217,20 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[a], "--out") == 0 && a + 1 < argc) out = argv[++a];
     else if (strcmp(argv[a], "--times") == 0) want_times = 1;
     else if (strcmp(argv[a], "--smm") == 0 && a + 1 < argc) smm = argv[++a];
+    else if (strcmp(argv[a], "--parallel") == 0 && a + 1 < argc) parallel = atoi(argv[++a]);
+    else if (strcmp(argv[a], "--reps") == 0 && a + 1 < argc) reps = atoi(argv[++a]);
     else {
       fprintf(stderr, "curl_loop: unknown argument %s\n", argv[a]);
       return 2;
     }
   }
   if (n < 1) n = 1;
+  if (parallel > 0) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    a = parallel_runs(url, body, n, parallel, reps < 1 ? 1 : reps);
+    curl_global_cleanup();
+    return a;
+  }
   times = calloc((size_t)n, sizeof(double));
   if (times == NULL) return 1;
 
