@@ -420,22 +420,24 @@ static void walk_record(lua_State *L, int idx, int schema_idx, key_cache *kc) {
   luaL_checkstack(L, 8, "smm.core: decoded JSON too deep");
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
-    int code = SMM_T_NONE, changed = 0;
-    if (lua_type(L, -1) == LUA_TTABLE) {
+    int code = SMM_T_NONE, changed = 0, vt = lua_type(L, -1);
+    if (vt == LUA_TTABLE) {
       INTEGERIZE(L, lua_gettop(L), 3);
       lua_pop(L, 1);
       continue;
     }
     if (lua_type(L, -2) == LUA_TSTRING) code = key_code(L, schema_idx, kc);
+    /* The values panels usually send need no call: text as a string, a flag as a boolean, a
+     * field outside the schema that is not a number (10,000 services, 10 fields each). */
     switch (code) {
       case SMM_T_INTEGER: changed = norm_integer(L, -1); break;
       case SMM_T_MONEY: changed = norm_money(L, -1); break;
-      case SMM_T_BOOLEAN: changed = norm_boolean(L, -1); break;
-      case SMM_T_TEXT: changed = norm_text(L, -1); break;
+      case SMM_T_BOOLEAN: changed = vt != LUA_TBOOLEAN && norm_boolean(L, -1); break;
+      case SMM_T_TEXT: changed = vt != LUA_TSTRING && norm_text(L, -1); break;
       default: {
 #if LUA_VERSION_NUM >= 503
         lua_Integer i;
-        if (integral_float(L, -1, &i)) {
+        if (vt == LUA_TNUMBER && integral_float(L, -1, &i)) {
           lua_pushinteger(L, i);
           changed = 1;
         }
