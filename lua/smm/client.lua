@@ -70,15 +70,14 @@ end
 -- One request, retried as the action's policy allows. Returns the decoded answer or nil, err;
 -- with a schema (see normalize.SERVICE_SCHEMA), the answer is followed by nil, normalized.
 function Client:send(action, fields, schema)
-  local safe = retry.is_safe(action)
-  local key = secrets[self]
-  fields.key, fields.action = key, action
   local cache = contexts[self]
   local ctx = cache[action]
   if not ctx then
-    ctx = { action = action, idempotent = safe, secret = key }
+    ctx = { action = action, idempotent = retry.is_safe(action), secret = secrets[self] }
     cache[action] = ctx
   end
+  local safe = ctx.idempotent
+  fields.key, fields.action = ctx.secret, action
   local ropts = safe and IDEMPOTENT or CHANGES
   if schema then ropts = { idempotent = safe, schema = schema } end
   local attempt, waited = 1, 0
