@@ -505,6 +505,21 @@ describe("smm.core", function()
       assert.is_nil(r.status)
     end)
 
+    it("a connect that never completes is timeout, not sent", function()
+      local port, close = sandbox.hanging_port()
+      local h = core.new{ connect_timeout = 300, timeout = 5000 }
+      local ms, r = elapsed_ms(function()
+        return h:request("http://127.0.0.1:" .. port .. "/api/v2", { key = KEY, action = "add" },
+                         { idempotent = false })
+      end)
+      h:close()
+      close()
+      assert.equal("timeout", r.failure)
+      assert.is_false(r.sent) -- so even an add may be sent again: it never left
+      assert.equal(28, r.code) -- CURLE_OPERATION_TIMEDOUT
+      assert.is_true(ms >= 250 and ms < 4000, "took " .. ms) -- connect_timeout, not timeout
+    end)
+
     it("an unresolvable host is network, not sent", function()
       local h = core.new{ connect_timeout = 3000 }
       local r = h:request("http://nonexistent.invalid/api/v2", { key = KEY })

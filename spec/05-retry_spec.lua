@@ -101,6 +101,20 @@ describe("retry", function()
     down:close()
   end)
 
+  it("retries add after a connect timeout (nothing left), and says it is not ambiguous", function()
+    local port, close = env.hanging_port()
+    local hung = smm.new{ url = "http://127.0.0.1:" .. port .. "/api/v2", key = env.KEY,
+                          connect_timeout = 200, retries = 1, retry_base = 1 }
+    local res, err = hung:add{ service = 1, link = "https://x.test/a", quantity = 100 }
+    hung:close()
+    close()
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.is_false(err.sent)
+    assert.is_false(err.ambiguous)
+    assert.equal(2, err.attempts)
+  end)
+
   it("marks every error retryable or not", function()
     sb:fault("html503", { action = "balance", times = 10 })
     local _, err = env.client(sb, { retries = 0 }):balance()

@@ -49,5 +49,6 @@ function M.leaks_key(value, seen)
 end
 
 M.closed_port = sandbox.closed_port
+M.hanging_port = sandbox.hanging_port
 
 return M

@@ -95,4 +95,23 @@ function M.closed_port()
   return tonumber(port)
 end
 
+-- A port where a connect never completes: a listener that never accepts, its queue already
+-- full (backlog 0 and one connection waiting), so the kernel drops every further SYN and the
+-- client sits in connect until its connect_timeout. Returns the port and a function that
+-- closes it all.
+function M.hanging_port()
+  local socket = require "socket"
+  local listener = assert(socket.tcp())
+  assert(listener:bind("127.0.0.1", 0))
+  assert(listener:listen(0))
+  local _, port = listener:getsockname()
+  local waiting = assert(socket.tcp())
+  waiting:settimeout(1)
+  assert(waiting:connect("127.0.0.1", tonumber(port)))
+  return tonumber(port), function()
+    waiting:close()
+    listener:close()
+  end
+end
+
 return M
