@@ -49,12 +49,6 @@ local function read(path)
   return s
 end
 
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
-
 local function median(t)
   local c = {}
   for i, v in ipairs(t) do c[i] = v end
@@ -220,13 +214,6 @@ local function lua_child(...)
   return table.concat(args, " ")
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
 -- The 10,000-service list, shaped like the API reference.
 local function services_json(n)
   local TYPES = { "Default", "Default", "Default", "Package", "Custom Comments", "Subscriptions",
@@ -247,54 +234,23 @@ local function services_json(n)
   return "[" .. table.concat(parts, ",\n") .. "]\n"
 end
 
+-- The loopback panel: bench/nginx.conf in a temporary folder, on a free port.
+local process = require "helpers.nginx_process"
 local nginx = {}
 
 function nginx.start()
-  local dir = run("mktemp -d /tmp/smm-bench.XXXXXX"):match("^%s*(.-)%s*$")
-  assert(dir ~= "", "mktemp failed")
-  nginx.dir = dir
-  -- mktemp makes the folder 0700: the nginx worker (an unprivileged user) must read it
-  os.execute("chmod 755 " .. quote(dir))
-  nginx.port = free_port()
-  local conf = read(root .. "/bench/nginx.conf"):gsub("@DIR@", dir):gsub("@PORT@", tostring(nginx.port))
-  write(dir .. "/nginx.conf", conf)
-  write(dir .. "/services.json", services_json(10000))
-  os.execute("chmod -R a+rX " .. quote(dir))
-  local out = io.popen("/usr/sbin/nginx -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf") ..
-    " 2>&1", "r")
-  local text = out:read("a")
-  local ok = out:close()
-  if not ok then
-    local log = io.open(dir .. "/error.log") and read(dir .. "/error.log") or ""
-    error("nginx did not start: " .. text .. "\n" .. log)
-  end
-  for _ = 1, 100 do
-    local c = socket.connect("127.0.0.1", nginx.port)
-    if c then c:close() break end
-    socket.sleep(0.05)
-  end
+  nginx.process = process.start{ name = "smm-bench", pid = "nginx.pid", error_log = "error.log",
+    conf = function(dir, port)
+      return (read(root .. "/bench/nginx.conf"):gsub("@DIR@", dir):gsub("@PORT@", tostring(port)))
+    end,
+    files = { ["services.json"] = services_json(10000) } }
+  nginx.dir, nginx.port = nginx.process.dir, nginx.process.port
   nginx.base = "http://127.0.0.1:" .. nginx.port
 end
 
 function nginx.stop()
-  if not nginx.dir then return end
-  local f = io.open(nginx.dir .. "/nginx.pid")
-  local pid = f and tonumber(f:read("l"))
-  if f then f:close() end
-  if pid then
-    os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then break end
-      socket.sleep(0.05)
-    end
-    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-  end
-  if os.getenv("SMM_KEEP_NGINX") then
-    print("nginx folder kept: " .. nginx.dir)
-  else
-    os.execute("rm -rf " .. quote(nginx.dir))
-  end
-  nginx.dir = nil
+  if nginx.process then nginx.process:stop() end
+  nginx.process = nil
 end
 
 local rows = {}

@@ -12,41 +12,28 @@ local ltn12 = require "ltn12"
 local socket = require "socket"
 local cjson = require "cjson.safe"
 
+local process = require "helpers.nginx_process"
+
 local M = {}
-local Nginx = {}
+local Nginx = setmetatable({}, { __index = process.Process })
 Nginx.__index = Nginx
 
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helpers/") or ".")
 if root:sub(1, 1) ~= "/" then root = os.getenv("PWD") .. "/" .. root end
 M.root = root
 
-M.BINARY = os.getenv("SMM_NGINX") or "/usr/sbin/nginx"
+M.BINARY = process.BINARY
 M.MODULES = {
   "/usr/lib/nginx/modules/ndk_http_module.so",
   "/usr/lib/nginx/modules/ngx_http_lua_module.so",
 }
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local read = process.read
 
 local function exists(path)
   local f = io.open(path, "r")
   if f then f:close() return true end
   return false
-end
-
-local function read(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "w"))
-  f:write(s)
-  f:close()
 end
 
 -- true, or false and what is missing (the packages to install).
@@ -60,13 +47,7 @@ function M.available()
   return true
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-M.free_port = free_port
+M.free_port = process.free_port
 
 local function plain(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) end
 
@@ -82,78 +63,20 @@ function M.start(opts)
   opts = opts or {}
   local ok, why = M.available()
   assert(ok, why)
-  local dir = assert(io.popen("mktemp -d /tmp/smm-nginx.XXXXXX")):read("*l")
-  assert(dir and dir ~= "", "mktemp failed")
-  -- mktemp makes the folder 0700: the worker (an unprivileged user) must read it
-  os.execute("chmod 755 " .. quote(dir) .. " && mkdir -p " .. quote(dir .. "/logs"))
-  local port = free_port()
   local conf = read(opts.conf or (root .. "/examples/nginx/nginx.conf"))
-  conf = replace(conf, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" .. port .. ";")
-  conf = replace(conf, "$prefix/lua/", root .. "/lua/")
-  conf = replace(conf, "$prefix/examples/nginx/", root .. "/examples/nginx/")
-  conf = replace(conf, "examples/nginx/logs/", "logs/")
-  conf = replace(conf, "daemon off;", "daemon on;")
-  conf = replace(conf, "# more locations", opts.locations or "")
-  if opts.http then conf = replace(conf, "    server {", opts.http .. "\n    server {") end
-  write(dir .. "/nginx.conf", conf)
-  os.execute("chmod -R a+rX " .. quote(dir))
-
-  local env = {}
-  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. quote(v) end
-  local cmd = string.format("%s %s -p %s -c %s 2>&1", table.concat(env, " "), M.BINARY,
-    quote(dir .. "/"), quote(dir .. "/nginx.conf"))
-  local pipe = assert(io.popen(cmd, "r"))
-  local output = pipe:read("*a")
-  local okexit = pipe:close()
-  local self = setmetatable({ dir = dir, port = port, base = "http://127.0.0.1:" .. port }, Nginx)
-  if not okexit then
-    local log = exists(dir .. "/logs/error.log") and read(dir .. "/logs/error.log") or ""
-    os.execute("rm -rf " .. quote(dir))
-    error("nginx did not start: " .. output .. "\n" .. log)
-  end
-  -- the master has bound the port before forking: wait until it accepts
-  for _ = 1, 100 do
-    local c = socket.connect("127.0.0.1", port)
-    if c then c:close() break end
-    socket.sleep(0.05)
-  end
+  assert(conf ~= "", "no nginx configuration template")
+  local self = process.start({ name = "smm-nginx", env = opts.env, conf = function(_, port)
+    conf = replace(conf, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" .. port .. ";")
+    conf = replace(conf, "$prefix/lua/", root .. "/lua/")
+    conf = replace(conf, "$prefix/examples/nginx/", root .. "/examples/nginx/")
+    conf = replace(conf, "examples/nginx/logs/", "logs/")
+    conf = replace(conf, "daemon off;", "daemon on;")
+    conf = replace(conf, "# more locations", opts.locations or "")
+    if opts.http then conf = replace(conf, "    server {", opts.http .. "\n    server {") end
+    return conf
+  end }, Nginx)
+  self.base = "http://127.0.0.1:" .. self.port
   return self
-end
-
-function Nginx:pid()
-  local f = io.open(self.dir .. "/logs/nginx.pid", "r")
-  if not f then return nil end
-  local pid = tonumber(f:read("*l"))
-  f:close()
-  return pid
-end
-
-function Nginx:error_log()
-  local f = io.open(self.dir .. "/logs/error.log", "r")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-function Nginx:stop()
-  if not self.dir then return end
-  local pid = self:pid()
-  if pid then
-    os.execute("kill -QUIT " .. pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      local alive = os.execute("kill -0 " .. pid .. " 2>/dev/null")
-      if alive ~= true and alive ~= 0 then break end
-      socket.sleep(0.05)
-    end
-    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-  end
-  if os.getenv("SMM_KEEP_NGINX") then
-    print("nginx folder kept: " .. self.dir)
-  else
-    os.execute("rm -rf " .. quote(self.dir))
-  end
-  self.dir = nil
 end
 
 local function encode(fields)
