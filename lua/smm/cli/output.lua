@@ -1,6 +1,8 @@
 -- What the command line shows: terminal detection, colours, aligned tables, JSON documents
--- and one-line errors. Colours only on a terminal and never with NO_COLOR; JSON is written by
--- a small encoder here so that arrays stay arrays ([] when empty) and keys come out sorted.
+-- and one-line errors. Colours only on a terminal and never with NO_COLOR; JSON through
+-- smm.json, so that arrays stay arrays ([] when empty) and keys come out sorted.
+local json = require "smm.json"
+
 local M = {}
 
 -- math.type where there are no integers (Lua 5.1, LuaJIT): a whole number within 2^53.
@@ -198,88 +200,14 @@ function M.error(message)
   io.stderr:write(M.paint("smm:", "red", true), " ", message, "\n")
 end
 
--- JSON ----------------------------------------------------------------------------------------
-local ARRAY = {}
-M.ARRAY = ARRAY
-
--- Marks a table as a JSON array (so that an empty one is [] and not {}).
-function M.array(t)
-  return setmetatable(t or {}, ARRAY)
-end
-
-local ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n',
-              ['\r'] = '\\r', ['\t'] = '\\t' }
-
-local function encode_string(s)
-  return '"' .. s:gsub('[%c"\\]', function(c)
-    return ESC[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
-end
-
-local function is_array(t)
-  if getmetatable(t) == ARRAY then return true end
-  if next(t) == nil then return false end
-  local n = #t
-  if n == 0 then return false end
-  for k in pairs(t) do
-    if math_type(k) ~= "integer" or k < 1 or k > n then return false end
-  end
-  return true
-end
-
-local function encode(v, out)
-  local t = type(v)
-  if v == nil or (t == "userdata") then
-    out[#out + 1] = "null"
-  elseif t == "boolean" then
-    out[#out + 1] = v and "true" or "false"
-  elseif t == "number" then
-    if math_type(v) == "integer" then out[#out + 1] = string.format("%d", v)
-    elseif v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = "null"
-    else
-      local s = string.format("%.14g", v)
-      if tonumber(s) ~= v then s = string.format("%.17g", v) end
-      out[#out + 1] = s
-    end
-  elseif t == "string" then
-    out[#out + 1] = encode_string(v)
-  elseif t == "table" then
-    if is_array(v) then
-      out[#out + 1] = "["
-      for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        encode(v[i], out)
-      end
-      out[#out + 1] = "]"
-    else
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-      table.sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        local value = v[k]
-        if value == nil then value = v[tonumber(k)] end
-        out[#out + 1] = encode_string(k)
-        out[#out + 1] = ":"
-        encode(value, out)
-      end
-      out[#out + 1] = "}"
-    end
-  else
-    out[#out + 1] = encode_string(tostring(v))
-  end
-end
-
-function M.encode(v)
-  local out = {}
-  encode(v, out)
-  return table.concat(out)
-end
+-- JSON: the project's one encoder (sorted keys, arrays marked with output.array).
+M.ARRAY = json.ARRAY
+M.array = json.array
+M.encode = json.encode
 
 -- The one JSON document of a --json run.
 function M.json(v)
-  io.stdout:write(M.encode(v), "\n")
+  io.stdout:write(json.encode(v), "\n")
 end
 
 return M

@@ -20,7 +20,7 @@
 -- Parameters: times (default 1), action (default any), delay (ms), size (bytes),
 -- retry_after (seconds, default 2), status (HTTP status to use instead of the default),
 -- perform (1/0: override whether the action runs).
-local json = require "smm.sandbox.json"
+local json = require "smm.json"
 
 local M = {}
 

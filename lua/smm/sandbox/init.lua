@@ -33,7 +33,7 @@
 local http = require "smm.sandbox.http"
 local panel = require "smm.sandbox.panel"
 local faults = require "smm.sandbox.faults"
-local json = require "smm.sandbox.json"
+local json = require "smm.json"
 local decimal = require "smm.sandbox.decimal"
 
 local M = {}

@@ -12,7 +12,7 @@
 -- every order and refill. Refills follow the same rule with refill_status queries
 -- (Pending, In progress, Completed; Rejected when the order's link contains "reject").
 local decimal = require "smm.sandbox.decimal"
-local json = require "smm.sandbox.json"
+local json = require "smm.json"
 local catalogue = require "smm.sandbox.services"
 
 local M = {}
