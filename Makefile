@@ -70,14 +70,16 @@ ASAN_RT      = $(shell $(SAN_CC) -print-file-name=libclang_rt.asan-x86_64.so)
 ASAN_CORE   := build/asan/smm/core.so
 ASAN_ENV     = LD_PRELOAD=$(ASAN_RT) \
                ASAN_OPTIONS=detect_leaks=0:include_if_exists=$(CURDIR)/build/asan/options-%b:exitcode=86 \
-               LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0:exitcode=23 \
+               LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0:exitcode=23:use_tls=0 \
                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ASAN_SPECS  ?= spec
+# use_tls=0: clang 14's LeakSanitizer, reading the thread-local storage of glibc 2.36 as leak
+# roots, crashes its own tracer at exit in some lua5.4 runs ("Tracer caught signal 11", then
+# exit 23 with no report: a CLI batch run hit it every time). Without those roots it can only
+# report more, never hide a leak; the one extra report, the loader's copy of a dlopen'ed
+# library's name, is suppressed in fuzz/lsan.supp.
 # #load (100k calls, RSS must stay flat) measures the allocator, not our code: not under ASan.
-# #examples: each example is a separate lua5.4 run whose LeakSanitizer tracer once crashed at
-# exit ("Tracer caught signal 11", a tooling failure, not a leak); the library paths they take
-# are all covered by the other specs here.
-ASAN_BUSTED_ARGS ?= --exclude-tags=load,nginxsuite,examples
+ASAN_BUSTED_ARGS ?= --exclude-tags=load,nginxsuite
 
 $(ASAN_CORE): $(SRC) $(HDR)
 	@mkdir -p $(dir $@)
