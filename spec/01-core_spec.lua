@@ -574,6 +574,20 @@ describe("smm.core", function()
   end)
 
   describe("connections", function()
+    -- smm.core parses a URL once and keeps it while it does not change: a handle that goes
+    -- back and forth between two panels must reach each one every time.
+    it("sends each request to its own URL when one handle alternates between two", function()
+      local h = core.new{ timeout = 5000 }
+      for i = 1, 3 do
+        local a = h:request(sb.url, { key = KEY, action = "balance" })
+        local b = h:request(srv.url, { reply = '{"n": ' .. i .. '}' })
+        assert.equal("USD", a.json.currency, "round " .. i)
+        assert.equal(i, b.json.n, "round " .. i)
+      end
+      assert.equal(3, sb:stats().actions.balance)
+      h:close()
+    end)
+
     it("keeps one connection alive across sequential requests", function()
       local h = core.new()
       for _ = 1, 15 do

@@ -169,6 +169,7 @@ static void client_free(smm_client *c) {
   for (i = 0; i < c->pool_len; i++) {
     smm_transfer *t = c->pool[i];
     curl_easy_cleanup(t->easy);
+    curl_url_cleanup(t->uh); /* after the easy handle that used it */
     free(t->url);
     smm_buffer_free(&t->body);
     smm_buffer_free(&t->location);

@@ -34,6 +34,7 @@ typedef struct smm_transfer {
   int index;        /* 0-based slot of the result this transfer produces */
   int expect_off;   /* CURLOPT_HTTPHEADER is c->headers (else c->small_headers) */
   char *url;        /* the URL last given to this easy handle (CURLOPT_URL), or NULL */
+  CURLU *uh;        /* the same, parsed, as given to CURLOPT_CURLU (NULL: not parsed) */
   char errbuf[CURL_ERROR_SIZE];
 } smm_transfer;
 
