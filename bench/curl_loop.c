@@ -17,13 +17,13 @@
  * --smm OPTS (diagnosis, not the baseline) adds, one by one, what smm.core does differently
  * from this bare loop (src/client.c configure_easy and smm_client_new, src/multi.c), to find
  * which of them costs. OPTS is "all" (what smm.core does now: gzip,agentlist,aelist,
- * proxy,noproxy,misc,multi) or a comma list of
+ * proxy,noproxy,misc,multi,curlu) or a comma list of
  *   gzip   CURLOPT_ACCEPT_ENCODING "gzip"      enc    CURLOPT_ACCEPT_ENCODING "" (all of them)
  *   gzdef  CURLOPT_ACCEPT_ENCODING "gzip, deflate"
  *   ua     CURLOPT_USERAGENT "lua-smm/0.1.0"   agentlist  the same as a CURLOPT_HTTPHEADER line
  *   aelist "Accept-Encoding: gzip" as a CURLOPT_HTTPHEADER line (use with gzip)
  *   hdr    CURLOPT_HTTPHEADER Expect:, Content-Type: ...
- *   curlu  the URL pre-parsed once, as CURLOPT_CURLU (not in smm.core: see src/multi.c)
+ *   curlu  the URL pre-parsed once, as CURLOPT_CURLU (src/multi.c set_url)
  *   proxy  CURLOPT_PROXY ""                    noproxy  CURLOPT_NOPROXY ""
  *   misc   error buffer, header callback, timeouts, TCP keep-alive, protocols, HTTP/1.1
  *   multi  drive the transfer as smm_multi_run does: setopt POSTFIELDS each request (the URL
@@ -244,7 +244,7 @@ int main(int argc, char **argv) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)&b);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   g_body = body;
-  if (smm && strcmp(smm, "all") == 0) smm = "gzip,agentlist,aelist,proxy,noproxy,misc,multi";
+  if (smm && strcmp(smm, "all") == 0) smm = "gzip,agentlist,aelist,proxy,noproxy,misc,multi,curlu";
 #define HAS(name) (smm && strstr(smm, name) != NULL)
   if (HAS("enc")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   if (HAS("gzip")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
