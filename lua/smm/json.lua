@@ -19,7 +19,6 @@ end
 local ARRAY = { __name = "smm.json.array" }
 local OBJECT = { __name = "smm.json.object" }
 local RAW = { __name = "smm.json.raw" }
-M.ARRAY = ARRAY
 
 function M.array(t, n)
   t = t or {}

@@ -11,6 +11,8 @@
 -- The configuration keeps its pid and error log in logs/ under the prefix, unless `pid` and
 -- `error_log` (paths relative to it) say otherwise. SMM_KEEP_NGINX=1 keeps the folder.
 local socket = require "socket"
+local cli = require "helpers.cli"         -- quote, read_file, write_file
+local sandbox = require "helpers.sandbox" -- closed_port: a free loopback port
 
 local M = {}
 local Process = {}
@@ -18,11 +20,9 @@ Process.__index = Process
 M.Process = Process -- users extend it: setmetatable(TheirClass, { __index = Process })
 
 M.BINARY = os.getenv("SMM_NGINX") or "/usr/sbin/nginx"
-
-function M.quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-local quote = M.quote
+M.quote = cli.quote
+M.free_port = sandbox.closed_port
+local quote, write = cli.quote, cli.write_file
 
 -- os.execute: true/nil on 5.2+, a status number on 5.1 and LuaJIT
 local function succeeds(cmd)
@@ -32,24 +32,7 @@ end
 
 -- The file's text, or "" when there is none.
 function M.read(path)
-  local f = io.open(path, "r")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-function M.write(path, s)
-  local f = assert(io.open(path, "w"))
-  f:write(s)
-  f:close()
-end
-
-function M.free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
+  return cli.read_file(path) or ""
 end
 
 -- opts: conf = function(dir, port) -> the configuration's text; name (of the temporary
@@ -63,8 +46,8 @@ function M.start(opts, class)
   os.execute("chmod 755 " .. quote(dir) .. " && mkdir -p " .. quote(dir .. "/logs"))
   local self = setmetatable({ dir = dir, port = M.free_port(), pid_path = opts.pid or "logs/nginx.pid",
     log_path = opts.error_log or "logs/error.log" }, class or Process)
-  M.write(dir .. "/nginx.conf", opts.conf(dir, self.port))
-  for name, text in pairs(opts.files or {}) do M.write(dir .. "/" .. name, text) end
+  write(dir .. "/nginx.conf", opts.conf(dir, self.port))
+  for name, text in pairs(opts.files or {}) do write(dir .. "/" .. name, text) end
   os.execute("chmod -R a+rX " .. quote(dir))
 
   local env = {}

@@ -201,7 +201,6 @@ function M.error(message)
 end
 
 -- JSON: the project's one encoder (sorted keys, arrays marked with output.array).
-M.ARRAY = json.ARRAY
 M.array = json.array
 M.encode = json.encode
 
