@@ -14,7 +14,6 @@ local money = require "smm.money"
 
 local M = {}
 
-
 local function refused(err) return { err = err } end
 
 local function shape_error(client, action, what)

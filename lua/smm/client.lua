@@ -67,15 +67,22 @@ function Client:scrub(text)
   return errors.scrub(text, secrets[self])
 end
 
+-- How answers to `action` are read for this client (answer.read's ctx: the action, whether it
+-- is safe to repeat, the key to scrub), made once per client and action.
+local function context(client, action)
+  local cache = contexts[client]
+  local ctx = cache[action]
+  if not ctx then
+    ctx = { action = action, idempotent = retry.is_safe(action), secret = secrets[client] }
+    cache[action] = ctx
+  end
+  return ctx
+end
+
 -- One request, retried as the action's policy allows. Returns the decoded answer or nil, err;
 -- with a schema (see normalize.SERVICE_SCHEMA), the answer is followed by nil, normalized.
 function Client:send(action, fields, schema)
-  local cache = contexts[self]
-  local ctx = cache[action]
-  if not ctx then
-    ctx = { action = action, idempotent = retry.is_safe(action), secret = secrets[self] }
-    cache[action] = ctx
-  end
+  local ctx = context(self, action)
   local safe = ctx.idempotent
   fields.key, fields.action = ctx.secret, action
   local ropts = safe and IDEMPOTENT or CHANGES
@@ -101,22 +108,20 @@ end
 -- rounds, since only the changing ones must never travel on a reused connection; so do items
 -- of different schemas, since a schema applies to a whole round.
 function Client:exchange(items)
-  local key = secrets[self]
-  local outcomes, rounds, round_of = {}, {}, {}
+  local outcomes, rounds = {}, {}
   for i, item in ipairs(items) do
-    item.fields.key, item.fields.action = key, item.action
-    local safe = retry.is_safe(item.action)
-    item.ctx = { action = item.action, idempotent = safe, secret = key }
-    local by_schema = round_of[safe]
-    if not by_schema then
-      by_schema = {}
-      round_of[safe] = by_schema
+    local ctx = context(self, item.action)
+    item.ctx = ctx
+    item.fields.key, item.fields.action = ctx.secret, item.action
+    local round
+    for _, r in ipairs(rounds) do
+      if r.idempotent == ctx.idempotent and r.schema == item.schema then
+        round = r
+        break
+      end
     end
-    local schema = item.schema or false
-    local round = by_schema[schema]
     if not round then
-      round = { idempotent = safe, schema = item.schema }
-      by_schema[schema] = round
+      round = { idempotent = ctx.idempotent, schema = item.schema }
       rounds[#rounds + 1] = round
     end
     round[#round + 1] = i
