@@ -16,12 +16,14 @@
  *
  * --smm OPTS (diagnosis, not the baseline) adds, one by one, what smm.core does differently
  * from this bare loop (src/client.c configure_easy and smm_client_new, src/multi.c), to find
- * which of them costs. OPTS is "all" (what smm.core does now: gzip,agentlist,aelist,
- * proxy,noproxy,misc,multi,curlu) or a comma list of
+ * which of them costs. OPTS is "all" (what smm.core does now for a small answer: gzip,
+ * agentlist,aeoff,proxy,noproxy,misc,multi,curlu) or a comma list of
  *   gzip   CURLOPT_ACCEPT_ENCODING "gzip"      enc    CURLOPT_ACCEPT_ENCODING "" (all of them)
  *   gzdef  CURLOPT_ACCEPT_ENCODING "gzip, deflate"
  *   ua     CURLOPT_USERAGENT "lua-smm/0.1.0"   agentlist  the same as a CURLOPT_HTTPHEADER line
  *   aelist "Accept-Encoding: gzip" as a CURLOPT_HTTPHEADER line (use with gzip)
+ *   aeoff  "Accept-Encoding:" (empty), no such line sent (with gzip: as smm.core asks for a
+ *          small answer)
  *   hdr    CURLOPT_HTTPHEADER Expect:, Content-Type: ...
  *   curlu  the URL pre-parsed once, as CURLOPT_CURLU (src/multi.c set_url)
  *   proxy  CURLOPT_PROXY ""                    noproxy  CURLOPT_NOPROXY ""
@@ -244,7 +246,7 @@ int main(int argc, char **argv) {
   curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)&b);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   g_body = body;
-  if (smm && strcmp(smm, "all") == 0) smm = "gzip,agentlist,aelist,proxy,noproxy,misc,multi,curlu";
+  if (smm && strcmp(smm, "all") == 0) smm = "gzip,agentlist,aeoff,proxy,noproxy,misc,multi,curlu";
 #define HAS(name) (smm && strstr(smm, name) != NULL)
   if (HAS("enc")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   if (HAS("gzip")) curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
@@ -261,6 +263,10 @@ int main(int argc, char **argv) {
   }
   if (HAS("aelist")) { /* with gzip: the Accept-Encoding line libcurl would print itself */
     headers = curl_slist_append(headers, "Accept-Encoding: gzip");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  }
+  if (HAS("aeoff")) { /* with gzip: no Accept-Encoding line, decoding still on */
+    headers = curl_slist_append(headers, "Accept-Encoding:");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
   }
   if (HAS("curlu")) {

@@ -11,18 +11,19 @@ describe("rate_limit", function()
   -- The curl transport, with the moment each request left (ms, monotonic) and the waits it
   -- was asked for written down (it still sleeps them).
   local function recording_transport()
-    local t = require("smm.transport.curl").new{ timeout = 5000 }
-    t.started, t.slept = {}, 0
-    local sleep = t.sleep
+    local curl = require("smm.transport.curl").new{ timeout = 5000 }
+    local t = { started = {}, slept = 0 }
     function t:sleep(ms)
       self.slept = self.slept + ms
-      return sleep(self, ms)
+      return curl:sleep(ms)
     end
-    local request = t.request
     function t:request(...)
-      self.started[#self.started + 1] = self:now()
-      return request(self, ...)
+      self.started[#self.started + 1] = curl:now()
+      return curl:request(...)
     end
+    function t.request_many(_, ...) return curl:request_many(...) end
+    function t.now() return curl:now() end
+    function t.close() return curl:close() end
     return t
   end
 

@@ -107,18 +107,16 @@ static CURLcode configure_easy(smm_client *c, smm_transfer *t) {
   SET(CURLOPT_SSL_VERIFYHOST, c->ssl_verify ? 2L : 0L);
   if (c->cainfo) SET(CURLOPT_CAINFO, c->cainfo);
   if (!c->ua_header) SET(CURLOPT_USERAGENT, c->user_agent);
-  SET(CURLOPT_HTTPHEADER, c->small_headers); /* t->expect_off = 0 */
+  SET(CURLOPT_HTTPHEADER, c->header_lists[0]); /* t->headers = 0 */
   /* "gzip", not "" (every encoding libcurl knows, "deflate, gzip, br, zstd"): panels
    * compress JSON with gzip if at all, the longer line costs every request, and libcurl still
-   * decodes any encoding it supports (deflate, br...) when an answer comes with one anyway.
-   * The line itself is sent from the header lists (SMM_ACCEPT_ENCODING_LINE, must match). */
+   * decodes any encoding it supports (deflate, br...) when an answer comes with one anyway,
+   * asked for or not. Whether the line is sent is up to the header lists (smm_client_new). */
   SET(CURLOPT_ACCEPT_ENCODING, "gzip");
   SET(CURLOPT_PROTOCOLS_STR, "http,https");
   SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   /* Never follow redirects: the API key is in the body. The 3xx comes back with location. */
   SET(CURLOPT_FOLLOWLOCATION, 0L);
-  /* CURLOPT_HTTPHEADER becomes c->headers (with "Expect:") in multi.c start(), only for
-   * large bodies: each header line costs every request. */
   SET(CURLOPT_TCP_KEEPALIVE, 1L);
   SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
   SET(CURLOPT_POST, 1L);
@@ -181,9 +179,10 @@ static void client_free(smm_client *c) {
   c->pool_len = c->pool_cap = 0;
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;
-  curl_slist_free_all(c->headers); /* after the easy handles that used them */
-  curl_slist_free_all(c->small_headers);
-  c->headers = c->small_headers = NULL;
+  for (i = 0; i < SMM_HEADER_LISTS; i++) { /* after the easy handles that used them */
+    curl_slist_free_all(c->header_lists[i]);
+    c->header_lists[i] = NULL;
+  }
   smm_buffer_free(&c->form);
   free(c->proxy);
   free(c->cainfo);
@@ -265,7 +264,7 @@ void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
   CURL *e = t->easy;
   curl_off_t total = 0;
   int res;
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 4); /* time, status, json and maybe one more: the usual answer */
   res = lua_gettop(L);
   if (!started) total = 0; /* the handle's info still describes its previous transfer */
   if (!started || curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK) {
@@ -280,10 +279,6 @@ void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, (lua_Integer)status);
     lua_setfield(L, res, "status");
-    if (curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype != NULL) {
-      lua_pushstring(L, ctype);
-      lua_setfield(L, res, "content_type");
-    }
     if (t->retry_after.len > 0) {
       /* libcurl turns both forms (seconds, HTTP date) into seconds, but reports 0 for "none"
        * and for an unparsable value; a literal "0" is taken from the header itself. */
@@ -299,7 +294,12 @@ void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
       lua_pushlstring(L, t->location.data, t->location.len);
       lua_setfield(L, res, "location");
     }
-    smm_decode_body(L, decode_idx, schema_idx, t->body.data, t->body.len);
+    /* The content type only tells what an answer that is not JSON is (an HTML page...). */
+    if (!smm_decode_body(L, decode_idx, schema_idx, t->body.data, t->body.len) &&
+        curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype != NULL) {
+      lua_pushstring(L, ctype);
+      lua_setfield(L, res, "content_type");
+    }
   } else {
     const char *msg = curl_easy_strerror(code);
     lua_pushstring(L, failure_kind(t, code));
@@ -368,15 +368,11 @@ static const char *opt_string(lua_State *L, const char *name, const char *what) 
   return s;
 }
 
-/* Appends a header line to both lists (small bodies, large bodies). -1 when out of memory
- * (whatever was appended stays owned by c). */
-static int add_header(smm_client *c, const char *line) {
-  struct curl_slist *h = curl_slist_append(c->small_headers, line); /* copies it */
+/* Appends a copy of line to *list. -1 when out of memory (the list stays as it was). */
+static int append_line(struct curl_slist **list, const char *line) {
+  struct curl_slist *h = curl_slist_append(*list, line);
   if (h == NULL) return -1;
-  c->small_headers = h;
-  h = curl_slist_append(c->headers, line);
-  if (h == NULL) return -1;
-  c->headers = h;
+  *list = h;
   return 0;
 }
 
@@ -462,7 +458,8 @@ static char *dup_string(lua_State *L, const char *s) {
 int smm_client_new(lua_State *L) {
   options o;
   smm_client *c;
-  struct curl_slist *h;
+  char *ua_line = NULL;
+  int i, failed = 0;
   read_options(L, 1, &o); /* raises on bad options: nothing allocated yet */
   lua_settop(L, 1);
 
@@ -472,10 +469,17 @@ int smm_client_new(lua_State *L) {
   c->closed = 1; /* until fully set up: a half-built handle must not be usable */
   luaL_setmetatable(L, SMM_HANDLE_MT);
 
-  /* A private cjson instance; its decode function lives in the user value table. */
-  lua_createtable(L, 1, 0);
+  /* A private cjson instance; its decode function lives in the user value table, with the
+   * schemas already checked (weak keys: see check_schema). */
+  lua_createtable(L, 2, 0);
   smm_push_decoder(L);
   lua_rawseti(L, -2, 1); /* uv[1] = decode */
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_rawseti(L, -2, 2); /* uv[2] = { [schema] = true } */
   smm_setuservalue(L, 2);
 
   c->timeout_ms = o.timeout_ms;
@@ -489,33 +493,36 @@ int smm_client_new(lua_State *L) {
 
   /* Header lines instead of libcurl's own: each of its own it aprintf()s for every request
    * (~2k instructions apiece through its slow printf), a line of the list it copies as is.
-   * The bytes sent are the same ("Name: value"), only later in the request.
+   * The bytes sent are the same ("Name: value"), only later in the request. A request uses
+   * one of four lists (SMM_HEADERS_*), each made here once:
    * - "User-Agent: x" instead of CURLOPT_USERAGENT. Not through a proxy: CURLOPT_USERAGENT
    *   also goes into the CONNECT request, header lines do not. Not for a value libcurl would
    *   treat as blank (it drops a line with nothing after the colon): only one that starts
    *   with a visible character.
-   * - "Accept-Encoding: gzip": what CURLOPT_ACCEPT_ENCODING "gzip" (still set, it turns on
-   *   decoding) would print; libcurl prints its own only when the list has none.
-   * - "Expect:" (empty), in c->headers only: removes the 100-continue wait libcurl would add
-   *   for a large body.
+   * - "Accept-Encoding: gzip" for a request whose answer can be large (the service list,
+   *   statuses of many orders): what CURLOPT_ACCEPT_ENCODING "gzip" would print. For the
+   *   others "Accept-Encoding:" (empty), which sends nothing and stops libcurl from sending
+   *   its own: compressing a 40-byte balance makes it larger, and the line costs every request
+   *   ~2.4k instructions. CURLOPT_ACCEPT_ENCODING stays set, so a compressed answer is decoded
+   *   either way.
+   * - "Expect:" (empty) for a large body: removes the 100-continue wait libcurl would add.
    * No Content-Type: libcurl sends application/x-www-form-urlencoded for CURLOPT_POSTFIELDS. */
   c->ua_header = c->proxy == NULL && c->user_agent[0] > ' ' && c->user_agent[0] < 127;
   if (c->ua_header) {
     size_t n = strlen(c->user_agent);
-    char *line = malloc(n + 13);
-    if (line == NULL) luaL_error(L, "smm.core: out of memory");
-    memcpy(line, "User-Agent: ", 12);
-    memcpy(line + 12, c->user_agent, n + 1);
-    if (add_header(c, line) != 0) {
-      free(line);
-      luaL_error(L, "smm.core: out of memory");
-    }
-    free(line);
+    ua_line = malloc(n + 13);
+    if (ua_line == NULL) luaL_error(L, "smm.core: out of memory");
+    memcpy(ua_line, "User-Agent: ", 12);
+    memcpy(ua_line + 12, c->user_agent, n + 1);
   }
-  if (add_header(c, SMM_ACCEPT_ENCODING_LINE) != 0) luaL_error(L, "smm.core: out of memory");
-  h = curl_slist_append(c->headers, "Expect:"); /* on failure c->headers is still owned */
-  if (h == NULL) luaL_error(L, "smm.core: out of memory");
-  c->headers = h;
+  for (i = 0; i < SMM_HEADER_LISTS && !failed; i++) { /* each list stays owned by c */
+    struct curl_slist **list = &c->header_lists[i];
+    failed = (ua_line != NULL && append_line(list, ua_line) != 0) ||
+             append_line(list, i & SMM_HEADERS_GZIP ? "Accept-Encoding: gzip" : "Accept-Encoding:") != 0 ||
+             ((i & SMM_HEADERS_EXPECT_OFF) && append_line(list, "Expect:") != 0);
+  }
+  free(ua_line);
+  if (failed) luaL_error(L, "smm.core: out of memory");
 
   c->multi = curl_multi_init();
   if (c->multi == NULL) luaL_error(L, "smm.core: curl_multi_init failed");
@@ -533,9 +540,32 @@ static smm_client *check_open(lua_State *L) {
   return c;
 }
 
-/* ropts at idx: { idempotent = boolean, concurrency = n (request_many only),
- * schema = { field = "integer" | "money" | "boolean" | "text" } (see smm_decode_body) } */
-static void read_ropts(lua_State *L, int idx, int many, int *idempotent, int *conc, int *schema) {
+/* Whether the schema at idx is valid. Each schema table is checked the first time this handle
+ * sees it, and remembered in uv[2]: schemas are constants (a changed one is not checked again),
+ * and checking one costs more than the rest of reading a small answer. */
+static int check_schema(lua_State *L, int idx) {
+  int ok;
+  idx = lua_absindex(L, idx);
+  smm_getuservalue(L, 1);
+  lua_rawgeti(L, -1, 2);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  ok = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (!ok && smm_schema_valid(L, idx)) {
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    ok = 1;
+  }
+  lua_pop(L, 2);
+  return ok;
+}
+
+/* ropts at idx: { idempotent = boolean, concurrency = n (request_many only), gzip = boolean,
+ * schema = { field = "integer" | "money" | "boolean" | "text" } (see smm_decode_body),
+ * schemas = { schema or false, ... } (request_many only: item i's answer gets schemas[i]) } */
+static void read_ropts(lua_State *L, int idx, int many, smm_request_opts *o) {
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
   lua_pushnil(L);
@@ -544,17 +574,34 @@ static void read_ropts(lua_State *L, int idx, int many, int *idempotent, int *co
     if (name && strcmp(name, "idempotent") == 0) {
       if (lua_type(L, -1) != LUA_TBOOLEAN)
         luaL_error(L, "smm.core: request option 'idempotent' must be a boolean");
-      *idempotent = lua_toboolean(L, -1);
+      o->idempotent = lua_toboolean(L, -1);
     } else if (name && many && strcmp(name, "concurrency") == 0) {
       lua_Number x = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
       if (!(x >= 1 && x <= SMM_MAX_CONCURRENCY) || (lua_Number)(int)x != x)
         luaL_error(L, "smm.core: request option 'concurrency' must be an integer from 1 to 256");
-      *conc = (int)x;
+      o->concurrency = (int)x;
     } else if (name && strcmp(name, "schema") == 0) {
-      if (!smm_schema_valid(L, -1))
+      if (!check_schema(L, -1))
         luaL_error(L, "smm.core: request option 'schema' must be a table of field names to "
                       "\"integer\", \"money\", \"boolean\" or \"text\"");
-      *schema = 1;
+      o->schema = 1;
+    } else if (name && many && strcmp(name, "schemas") == 0) {
+      int ok = lua_type(L, -1) == LUA_TTABLE, list = lua_gettop(L);
+      if (ok) {
+        lua_pushnil(L);
+        while (ok && lua_next(L, list) != 0) {
+          ok = lua_type(L, -2) == LUA_TNUMBER &&
+               (lua_type(L, -1) == LUA_TBOOLEAN ? !lua_toboolean(L, -1) : check_schema(L, -1));
+          lua_pop(L, ok ? 1 : 2);
+        }
+      }
+      if (!ok)
+        luaL_error(L, "smm.core: request option 'schemas' must be a list of schemas or false");
+      o->schemas = 1;
+    } else if (name && strcmp(name, "gzip") == 0) {
+      if (lua_type(L, -1) != LUA_TBOOLEAN)
+        luaL_error(L, "smm.core: request option 'gzip' must be a boolean");
+      o->gzip = lua_toboolean(L, -1);
     } else {
       lua_pushvalue(L, -2);
       luaL_error(L, "smm.core: unknown request option '%s'",
@@ -565,47 +612,49 @@ static void read_ropts(lua_State *L, int idx, int many, int *idempotent, int *co
 }
 
 /* Shared tail of request/request_many: stack = 1 handle, 2 url, 3 fields/list, 4 ropts,
- * 5 bodies (a table of strings; request: the one body string), 6 results (a table;
+ * 5 bodies (a table of strings; request: nil, the one body is in c->form), 6 results (a table;
  * request: a placeholder the result replaces). Pushes the decode function and runs. */
-static void run(lua_State *L, smm_client *c, int n, int conc, int idempotent, int schema) {
+static void run(lua_State *L, smm_client *c, int n, smm_request_opts *o) {
   smm_getuservalue(L, 1);
   lua_rawgeti(L, -1, 1);
   lua_replace(L, -2); /* 7 = decode */
-  if (conc > n) conc = n;
+  if (o->concurrency > n) o->concurrency = n;
   smm_client_abort_inflight(c);
-  smm_client_ensure_pool(L, c, conc);
-  if (schema) {
-    lua_getfield(L, 4, "schema"); /* 8 */
-    smm_multi_run(L, c, lua_tostring(L, 2), 5, n, conc, idempotent, 6, 7, 8);
+  smm_client_ensure_pool(L, c, o->concurrency);
+  if (o->schemas || o->schema) {
+    lua_getfield(L, 4, o->schemas ? "schemas" : "schema"); /* 8 */
+    smm_multi_run(L, c, lua_tostring(L, 2), 5, n, o, 6, 7, 8);
     lua_pop(L, 2);
   } else {
-    smm_multi_run(L, c, lua_tostring(L, 2), 5, n, conc, idempotent, 6, 7, 0);
+    smm_multi_run(L, c, lua_tostring(L, 2), 5, n, o, 6, 7, 0);
     lua_pop(L, 1);
   }
 }
 
 static int client_request(lua_State *L) {
   smm_client *c = check_open(L);
-  int idempotent = 1, conc = 1, schema = 0;
+  smm_request_opts o = {1, 1, 0, 0, 0};
   luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
-  read_ropts(L, 4, 0, &idempotent, &conc, &schema);
+  read_ropts(L, 4, 0, &o);
   lua_settop(L, 4);
-  smm_form_encode(L, 3, &c->form, 0);
-  lua_pushlstring(L, c->form.data ? c->form.data : "", c->form.len); /* 5: the body */
-  smm_buffer_reset(&c->form);
+  smm_form_encode(L, 3, &c->form, 0); /* the body: nothing else writes c->form until done */
+  lua_pushnil(L); /* 5: no bodies table */
   lua_pushnil(L); /* 6: becomes the result */
-  run(L, c, 1, 1, idempotent, schema);
+  run(L, c, 1, &o);
+  smm_buffer_reset(&c->form);
   lua_settop(L, 6);
   return 1;
 }
 
 static int client_request_many(lua_State *L) {
   smm_client *c = check_open(L);
-  int idempotent = 1, conc = c->concurrency, n, i, schema = 0;
+  smm_request_opts o = {1, 0, 0, 0, 0};
+  int n, i;
+  o.concurrency = c->concurrency;
   luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
-  read_ropts(L, 4, 1, &idempotent, &conc, &schema);
+  read_ropts(L, 4, 1, &o);
   lua_settop(L, 4);
   n = (int)lua_rawlen(L, 3);
   lua_createtable(L, n, 0); /* 5: bodies, all encoded before anything is sent */
@@ -621,7 +670,7 @@ static int client_request_many(lua_State *L) {
   }
   smm_buffer_reset(&c->form);
   lua_createtable(L, n, 0); /* 6: results */
-  if (n > 0) run(L, c, n, conc, idempotent, schema);
+  if (n > 0) run(L, c, n, &o);
   lua_pushvalue(L, 6);
   return 1;
 }
@@ -639,8 +688,11 @@ static int client_tostring(lua_State *L) {
 }
 
 int smm_client_open(lua_State *L) {
+  /* request, request_many, sleep, now and close: a handle is smm.transport.curl itself. */
   static const luaL_Reg methods[] = {{"request", client_request},
                                      {"request_many", client_request_many},
+                                     {"sleep", smm_handle_sleep},
+                                     {"now", smm_now},
                                      {"close", client_close},
                                      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", client_close},
@@ -652,6 +704,8 @@ int smm_client_open(lua_State *L) {
   luaL_newmetatable(L, SMM_HANDLE_MT);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
+  lua_pushliteral(L, "curl");
+  lua_setfield(L, -2, "name"); /* the transport's name, for tostring(client) */
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, SMM_HANDLE_MT);
   lua_setfield(L, -2, "__name");

@@ -18,7 +18,13 @@
  * sent without it, which costs less per request. */
 #define SMM_EXPECT_MIN 1024
 /* Sent as a header line, with CURLOPT_ACCEPT_ENCODING "gzip" (which turns decoding on). */
-#define SMM_ACCEPT_ENCODING_LINE "Accept-Encoding: gzip"
+
+/* The header list a transfer needs, an index into smm_client.header_lists: a flag for a large
+ * body ("Expect:", no 100-continue wait) and one for an answer worth compressing
+ * ("Accept-Encoding: gzip"). See smm_client_new. */
+#define SMM_HEADERS_EXPECT_OFF 1
+#define SMM_HEADERS_GZIP 2
+#define SMM_HEADER_LISTS 4
 
 struct smm_client;
 
@@ -32,7 +38,7 @@ typedef struct smm_transfer {
   int too_large;    /* set by the write callback when max_body was exceeded */
   int in_multi;     /* currently added to the client's multi handle */
   int index;        /* 0-based slot of the result this transfer produces */
-  int expect_off;   /* CURLOPT_HTTPHEADER is c->headers (else c->small_headers) */
+  int headers;      /* CURLOPT_HTTPHEADER is c->header_lists[headers] */
   char *url;        /* the URL last given to this easy handle (CURLOPT_URL), or NULL */
   CURLU *uh;        /* the same, parsed, as given to CURLOPT_CURLU (NULL: not parsed) */
   char errbuf[CURL_ERROR_SIZE];
@@ -42,8 +48,7 @@ typedef struct smm_client {
   CURLM *multi;             /* owns the connection cache shared by every transfer */
   smm_transfer **pool;      /* easy handles, created on demand, pool[0] for single requests */
   int pool_len, pool_cap;
-  struct curl_slist *headers;       /* bodies >= SMM_EXPECT_MIN: small_headers + "Expect:" */
-  struct curl_slist *small_headers; /* [User-Agent,] Accept-Encoding (see smm_client_new) */
+  struct curl_slist *header_lists[SMM_HEADER_LISTS]; /* by SMM_HEADERS_* (see smm_client_new) */
   int ua_header;            /* the user agent goes as a CURLOPT_HTTPHEADER line, not USERAGENT */
   smm_buffer form;          /* scratch space for form encoding */
   long timeout_ms, connect_timeout_ms;
@@ -56,6 +61,8 @@ typedef struct smm_client {
 
 /* client.c */
 int smm_client_open(lua_State *L);   /* registers the metatable (called by luaopen) */
+int smm_handle_sleep(lua_State *L);  /* handle:sleep(ms) (core.c) */
+int smm_now(lua_State *L);           /* core.now() and handle:now() (core.c) */
 int smm_client_new(lua_State *L);    /* core.new */
 void smm_client_ensure_pool(lua_State *L, smm_client *c, int n);
 void smm_client_abort_inflight(smm_client *c);
@@ -63,13 +70,23 @@ void smm_client_abort_inflight(smm_client *c);
 void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
                      int decode_idx, int schema_idx);
 
+/* A request's options (the ropts table of request/request_many). */
+typedef struct smm_request_opts {
+  int idempotent;  /* safe on a reused connection (else CURLOPT_FRESH_CONNECT) */
+  int concurrency; /* transfers in flight at most */
+  int gzip;        /* ask for a compressed answer: only worth it for a large one */
+  int schema;      /* a schema was given (see smm_decode_body) */
+  int schemas;     /* request_many: a schema per item was given (ropts.schemas) */
+} smm_request_opts;
+
 /* multi.c: runs `n` transfers of the bodies in the table at bodies_idx (strings 1..n) to url,
- * `conc` at a time, storing result i at results_idx[i]. A string at bodies_idx is the one
- * body of a single request (n = 1), whose result then replaces the stack value at
- * results_idx. Raises only for internal curl errors (out of memory), after removing every
+ * o->concurrency at a time, storing result i at results_idx[i]. nil at bodies_idx: a single
+ * request (n = 1) of the body in c->form, whose result then replaces the stack value at
+ * results_idx. schema_idx: 0, a schema for every answer, or (o->schemas) a table of them by
+ * item (false: none). Raises only for internal curl errors (out of memory), after removing every
  * transfer from the multi handle. */
 void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
-                   int conc, int idempotent, int results_idx, int decode_idx, int schema_idx);
+                   const smm_request_opts *o, int results_idx, int decode_idx, int schema_idx);
 
 /* form.c, decode.c: see internal.h. */
 

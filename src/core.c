@@ -1,6 +1,7 @@
 /*
  * core.c: the module "smm.core". luaopen_smm_core opens the other parts (the handle type in
- * client.c) and owns the small module-level functions: _VERSION, sleep, now.
+ * client.c) and owns the small module-level functions: _VERSION, sleep, now (also the
+ * handle's sleep and now methods).
  * The module keeps no C globals: every piece of state lives in a handle userdata.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -9,15 +10,17 @@
 
 #include "client.h"
 
-/* core.sleep(ms): nanosleep, resumed after EINTR with the remaining time; no busy wait. */
-static int core_sleep(lua_State *L) {
+/* The milliseconds at idx: nanosleep, resumed after EINTR with the remaining time; no busy
+ * wait. */
+static int sleep_ms(lua_State *L, int idx) {
   lua_Number ms;
   struct timespec req, rem;
-  if (lua_type(L, 1) != LUA_TNUMBER)
+  if (lua_type(L, idx) != LUA_TNUMBER)
     return luaL_error(L, "smm.core.sleep: milliseconds must be a non-negative number");
-  ms = lua_tonumber(L, 1);
+  ms = lua_tonumber(L, idx);
   if (!(ms >= 0 && ms <= 1e12)) /* also rejects NaN */
     return luaL_error(L, "smm.core.sleep: milliseconds must be a non-negative number");
+  if (ms == 0) return 0;
   req.tv_sec = (time_t)(ms / 1000);
   req.tv_nsec = (long)((ms - (lua_Number)req.tv_sec * 1000) * 1e6);
   if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
@@ -26,9 +29,16 @@ static int core_sleep(lua_State *L) {
   return 0;
 }
 
-/* core.now(): a monotonic clock in milliseconds (a number with sub-millisecond precision),
- * for rate limiting and backoff; only differences between two calls mean anything. */
-static int core_now(lua_State *L) {
+/* core.sleep(ms) */
+static int core_sleep(lua_State *L) { return sleep_ms(L, 1); }
+
+/* handle:sleep(ms) */
+int smm_handle_sleep(lua_State *L) { return sleep_ms(L, 2); }
+
+/* core.now() and handle:now(): a monotonic clock in milliseconds (a number with
+ * sub-millisecond precision), for rate limiting and backoff; only differences between two
+ * calls mean anything. */
+int smm_now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   lua_pushnumber(L, (lua_Number)ts.tv_sec * 1000.0 + (lua_Number)ts.tv_nsec / 1e6);
@@ -40,7 +50,7 @@ SMM_EXPORT int luaopen_smm_core(lua_State *L);
 int luaopen_smm_core(lua_State *L) {
   static const luaL_Reg funcs[] = {{"new", smm_client_new},
                                    {"sleep", core_sleep},
-                                   {"now", core_now},
+                                   {"now", smm_now},
                                    {NULL, NULL}};
   /* curl_global_init is not thread-safe before 7.84 but is reference counted: calling it on
    * every load is fine (the matching cleanup would only be needed to unload libcurl, which a

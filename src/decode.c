@@ -67,15 +67,20 @@ static int type_code(const char *s, size_t n) {
   return SMM_T_NONE;
 }
 
-/* A schema's layout marker, schema[1]: "by_id" says the root is an object keyed by ids. */
-#define SMM_BY_ID "by_id"
+/* Where a schema's records are, by its layout marker schema[1]: none, the elements of a
+ * top-level array (the service list); "by_id", the values of a top-level object keyed by ids
+ * (statuses of many orders); "record", the top-level object itself (a balance, one order). */
+enum { SMM_LAYOUT_NONE, SMM_LAYOUT_LIST, SMM_LAYOUT_BY_ID, SMM_LAYOUT_RECORD };
 
-static int is_by_id(lua_State *L, int idx) {
+static int layout_code(lua_State *L, int idx) {
   size_t n;
   const char *s;
-  if (lua_type(L, idx) != LUA_TSTRING) return 0;
+  if (lua_type(L, idx) == LUA_TNIL) return SMM_LAYOUT_LIST;
+  if (lua_type(L, idx) != LUA_TSTRING) return SMM_LAYOUT_NONE;
   s = lua_tolstring(L, idx, &n);
-  return n == sizeof SMM_BY_ID - 1 && memcmp(s, SMM_BY_ID, n) == 0;
+  if (n == 5 && memcmp(s, "by_id", 5) == 0) return SMM_LAYOUT_BY_ID;
+  if (n == 6 && memcmp(s, "record", 6) == 0) return SMM_LAYOUT_RECORD;
+  return SMM_LAYOUT_NONE;
 }
 
 int smm_schema_valid(lua_State *L, int idx) {
@@ -87,7 +92,7 @@ int smm_schema_valid(lua_State *L, int idx) {
     const char *s;
     int ok;
     if (lua_type(L, -2) == LUA_TNUMBER)
-      ok = lua_tonumber(L, -2) == 1 && is_by_id(L, -1);
+      ok = lua_tonumber(L, -2) == 1 && layout_code(L, -1) > SMM_LAYOUT_LIST;
     else if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
       ok = 0;
     else {
@@ -414,6 +419,20 @@ static int key_code(lua_State *L, int schema_idx, key_cache *kc) {
   return code;
 }
 
+/* The value at the top normalised as type `code` says: 0 (keep it) or 1 (it pushed the new
+ * value, nil meaning remove the field). The usual shapes (text as a string, a flag as a
+ * boolean) need no call. */
+static int normalize_value(lua_State *L, int code) {
+  int vt = lua_type(L, -1);
+  switch (code) {
+    case SMM_T_INTEGER: return norm_integer(L, -1);
+    case SMM_T_MONEY: return norm_money(L, -1);
+    case SMM_T_BOOLEAN: return vt != LUA_TBOOLEAN && norm_boolean(L, -1);
+    case SMM_T_TEXT: return vt != LUA_TSTRING && norm_text(L, -1);
+    default: return 0;
+  }
+}
+
 /* One record (an element of the top-level array): the schema's fields normalised, everything
  * else integerized as usual. */
 static void walk_record(lua_State *L, int idx, int schema_idx, key_cache *kc) {
@@ -429,20 +448,16 @@ static void walk_record(lua_State *L, int idx, int schema_idx, key_cache *kc) {
     if (lua_type(L, -2) == LUA_TSTRING) code = key_code(L, schema_idx, kc);
     /* The values panels usually send need no call: text as a string, a flag as a boolean, a
      * field outside the schema that is not a number (10,000 services, 10 fields each). */
-    switch (code) {
-      case SMM_T_INTEGER: changed = norm_integer(L, -1); break;
-      case SMM_T_MONEY: changed = norm_money(L, -1); break;
-      case SMM_T_BOOLEAN: changed = vt != LUA_TBOOLEAN && norm_boolean(L, -1); break;
-      case SMM_T_TEXT: changed = vt != LUA_TSTRING && norm_text(L, -1); break;
-      default: {
+    if (code != SMM_T_NONE) {
+      changed = normalize_value(L, code);
+    } else {
 #if LUA_VERSION_NUM >= 503
-        lua_Integer i;
-        if (vt == LUA_TNUMBER && integral_float(L, -1, &i)) {
-          lua_pushinteger(L, i);
-          changed = 1;
-        }
-#endif
+      lua_Integer i;
+      if (vt == LUA_TNUMBER && integral_float(L, -1, &i)) {
+        lua_pushinteger(L, i);
+        changed = 1;
       }
+#endif
     }
     if (changed) { /* key, value, new */
       lua_pushvalue(L, -3);
@@ -561,12 +576,32 @@ static const char *plain_string(const char *s, const char *end) {
   return NULL;
 }
 
-static int fast_flat_object(lua_State *L, const char *p, size_t n) {
+/* The type code the schema at schema_idx gives the key at the top of the stack. */
+static int field_code(lua_State *L, int schema_idx) {
+  int code = SMM_T_NONE;
+  lua_pushvalue(L, -1);
+  lua_rawget(L, schema_idx);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, -1, &n);
+    code = type_code(s, n);
+  }
+  lua_pop(L, 1);
+  return code;
+}
+
+/* schema_idx != 0: the object is a record of that schema, normalised as it is read. */
+static int fast_flat_object(lua_State *L, const char *p, size_t n, int schema_idx) {
   const char *s = p, *end = p + n, *k, *kend;
-  int top = lua_gettop(L);
+  int top = lua_gettop(L), code;
   s = skip_ws(s, end);
   if (s == end || *s != '{') return 0;
-  lua_newtable(L);
+  {
+    int keys = 0;
+    const char *q;
+    for (q = s; q < end; q++) keys += *q == ':';
+    lua_createtable(L, 0, keys);
+  }
   s = skip_ws(s + 1, end);
   if (s < end && *s == '}') goto close;
   for (;;) {
@@ -576,6 +611,7 @@ static int fast_flat_object(lua_State *L, const char *p, size_t n) {
     s = skip_ws(s + 1, end);
     if (s == end) goto slow;
     lua_pushlstring(L, k, (size_t)(kend - k));
+    code = schema_idx != 0 ? field_code(L, schema_idx) : SMM_T_NONE;
     if (*s == '"') {
       const char *v = s + 1, *vend = plain_string(v, end);
       if (vend == NULL) goto slow;
@@ -611,7 +647,8 @@ static int fast_flat_object(lua_State *L, const char *p, size_t n) {
     } else {
       goto slow;
     }
-    lua_rawset(L, -3);
+    if (code != SMM_T_NONE && normalize_value(L, code)) lua_replace(L, -2);
+    lua_rawset(L, -3); /* a nil value (normalised away) sets nothing */
     s = skip_ws(s, end);
     if (s < end && *s == ',') {
       s = skip_ws(s + 1, end);
@@ -628,14 +665,41 @@ slow:
   return 0;
 }
 
-void smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p, size_t n) {
-  int result = lua_gettop(L);
-  if (p == NULL) p = "";
-  if (schema_idx == 0 && n <= SMM_FAST_MAX && fast_flat_object(L, p, n)) {
-    lua_setfield(L, result, "json");
-    return;
+/* The records of the decoded value at the top normalised by the schema at schema_idx, in place
+ * (walk_by_id replaces the value). */
+static void apply_schema(lua_State *L, int schema_idx, int layout) {
+  int idx = lua_gettop(L);
+  key_cache kc;
+  switch (layout) {
+    case SMM_LAYOUT_BY_ID:
+      walk_by_id(L, idx, schema_idx);
+      break;
+    case SMM_LAYOUT_RECORD:
+      kc.len = 0;
+      walk_record(L, idx, schema_idx, &kc);
+      break;
+    default:
+      walk_root(L, idx, schema_idx);
+      break;
   }
-  if (looks_like_json(p, n)) {
+}
+
+int smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p, size_t n) {
+  int result = lua_gettop(L), layout = SMM_LAYOUT_NONE, walked = 0;
+  if (p == NULL) p = "";
+  if (schema_idx != 0) {
+    lua_rawgeti(L, schema_idx, 1);
+    layout = layout_code(L, -1);
+    lua_pop(L, 1);
+  }
+  if (n <= SMM_FAST_MAX &&
+      fast_flat_object(L, p, n, layout == SMM_LAYOUT_RECORD ? schema_idx : 0)) {
+    /* Its numbers are integers already, and a record was normalised as it was read. A flat
+     * object is no list and has no records by id: those layouts find nothing to do in it. */
+    walked = 1;
+  } else if (!looks_like_json(p, n)) {
+    goto not_json;
+  } else {
     lua_pushvalue(L, decode_idx);
     lua_pushlstring(L, p, n);
     if (lua_pcall(L, 1, 2, 0) != 0) {
@@ -643,32 +707,26 @@ void smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p
       lua_pushstring(L, lua_isstring(L, -1) ? lua_tostring(L, -1) : "decode failed");
       lua_setfield(L, result, "decode_error");
       lua_pop(L, 1);
-    } else if (!lua_isnil(L, -2)) {
-      lua_pop(L, 1); /* the nil error */
-      if (lua_type(L, -1) == LUA_TTABLE) {
-        if (schema_idx != 0) {
-          int by_id;
-          lua_rawgeti(L, schema_idx, 1);
-          by_id = is_by_id(L, -1);
-          lua_pop(L, 1);
-          if (by_id)
-            walk_by_id(L, lua_gettop(L), schema_idx);
-          else
-            walk_root(L, lua_gettop(L), schema_idx);
-          lua_pushboolean(L, 1);
-          lua_setfield(L, result, "normalized");
-        } else {
-          INTEGERIZE(L, lua_gettop(L), 1);
-        }
-      }
-      lua_setfield(L, result, "json");
-      return;
-    } else {
+      goto not_json;
+    }
+    if (lua_isnil(L, -2)) {
       lua_pushstring(L, lua_isstring(L, -1) ? lua_tostring(L, -1) : "invalid JSON");
       lua_setfield(L, result, "decode_error");
       lua_pop(L, 2);
+      goto not_json;
     }
+    lua_pop(L, 1); /* the nil error */
+    if (schema_idx == 0 && lua_type(L, -1) == LUA_TTABLE) INTEGERIZE(L, lua_gettop(L), 1);
   }
+  if (schema_idx != 0 && lua_type(L, -1) == LUA_TTABLE) {
+    if (!walked) apply_schema(L, schema_idx, layout);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, result, "normalized");
+  }
+  lua_setfield(L, result, "json");
+  return 1;
+not_json:
   lua_pushlstring(L, p, n);
   lua_setfield(L, result, "body");
+  return 0;
 }

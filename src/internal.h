@@ -22,13 +22,15 @@ void smm_push_decoder(lua_State *L);
 
 /* decode.c: sets json / body / decode_error on the table at the top of the stack, decoding
  * with the function at decode_idx (from smm_push_decoder). Leaves the stack as it found it.
+ * Returns 1 when it set json.
  * schema_idx != 0: a table of field name -> "integer" | "money" | "boolean" | "text" (checked
  * by smm_schema_valid); the fields it names in each record are normalised exactly as
  * lua/smm/normalize.lua's integer()/money()/boolean()/text() would, and the result gets
- * normalized = true. The records are the objects of a top-level array, or, when schema[1] is
+ * normalized = true. The records are the objects of a top-level array; when schema[1] is
  * "by_id", the object values of a top-level object keyed by ids, whose keys then become
- * integers where integer() reads them so (records keyed "" are dropped). */
-void smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p, size_t n);
+ * integers where integer() reads them so (records keyed "" are dropped); when it is "record",
+ * the top-level object itself. */
+int smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p, size_t n);
 
 /* decode.c: 1 when the value at idx is a valid schema for smm_decode_body. */
 int smm_schema_valid(lua_State *L, int idx);

@@ -65,9 +65,10 @@ static CURLcode set_url(smm_transfer *t, const char *url) {
  * connection died. On a fresh connection libcurl never retries. The flag is set again for
  * every transfer, so it is back to 0 for the next idempotent one. */
 static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const char *body,
-                      size_t len, int idempotent, int index) {
+                      size_t len, const smm_request_opts *o, int index) {
   CURL *e = t->easy;
   CURLcode r;
+  int headers = (len >= SMM_EXPECT_MIN ? SMM_HEADERS_EXPECT_OFF : 0) | (o->gzip ? SMM_HEADERS_GZIP : 0);
   CURLMcode mc;
   smm_buffer_reset(&t->body);
   smm_buffer_reset(&t->location);
@@ -78,13 +79,12 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   t->max_body = c->max_body;
   r = set_url(t, url);
   if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-  /* Not copied: the body is a Lua string anchored on the stack for the whole run. */
+  /* Not copied: the body is a Lua string anchored on the stack, or c->form, for the whole run. */
   if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, idempotent ? 0L : 1L);
-  if (r == CURLE_OK && t->expect_off != (len >= SMM_EXPECT_MIN)) {
-    r = curl_easy_setopt(e, CURLOPT_HTTPHEADER,
-                         len >= SMM_EXPECT_MIN ? c->headers : c->small_headers);
-    if (r == CURLE_OK) t->expect_off = len >= SMM_EXPECT_MIN;
+  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, o->idempotent ? 0L : 1L);
+  if (r == CURLE_OK && t->headers != headers) {
+    r = curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->header_lists[headers]);
+    if (r == CURLE_OK) t->headers = headers;
   }
   if (r != CURLE_OK) return r;
   mc = curl_multi_add_handle(c->multi, e);
@@ -100,6 +100,18 @@ static smm_transfer *idle_transfer(smm_client *c, int conc) {
   return NULL;
 }
 
+/* Pushes the result of transfer t, its answer read with its schema (see smm_multi_run). */
+static void push_result(lua_State *L, smm_transfer *t, CURLcode r, int started, int decode_idx,
+                        int schema_idx, const smm_request_opts *o) {
+  if (schema_idx != 0 && o->schemas) {
+    lua_rawgeti(L, schema_idx, t->index + 1);
+    smm_push_result(L, t, r, started, decode_idx, lua_istable(L, -1) ? lua_gettop(L) : 0);
+    lua_remove(L, -2); /* the schema */
+  } else {
+    smm_push_result(L, t, r, started, decode_idx, schema_idx);
+  }
+}
+
 /* Pops the result at the top of the stack into its place. */
 static void store_result(lua_State *L, int results_idx, int index, int single) {
   if (single)
@@ -109,11 +121,11 @@ static void store_result(lua_State *L, int results_idx, int index, int single) {
 }
 
 void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
-                   int conc, int idempotent, int results_idx, int decode_idx, int schema_idx) {
-  int next = 0, active = 0;
-  /* A string at bodies_idx: the one body of a single request, whose result replaces the
-   * value at results_idx (no bodies/results tables to allocate for every request). */
-  int single = lua_type(L, bodies_idx) == LUA_TSTRING;
+                   const smm_request_opts *o, int results_idx, int decode_idx, int schema_idx) {
+  int next = 0, active = 0, conc = o->concurrency;
+  /* nil at bodies_idx: a single request, whose body is c->form and whose result replaces the
+   * value at results_idx (no strings or tables to allocate for every request). */
+  int single = lua_isnil(L, bodies_idx);
   CURLMcode mc = CURLM_OK;
   while (next < n || active > 0) {
     CURLMsg *msg;
@@ -125,18 +137,19 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       size_t len;
       CURLcode r;
       if (single) {
-        body = lua_tolstring(L, bodies_idx, &len);
+        body = c->form.data ? c->form.data : "";
+        len = c->form.len;
       } else {
         lua_rawgeti(L, bodies_idx, next + 1);
         body = lua_tolstring(L, -1, &len);
         lua_pop(L, 1); /* still referenced by the bodies table */
       }
-      r = start(c, t, url, body, len, idempotent, next);
+      r = start(c, t, url, body, len, o, next);
       next++;
       if (r == CURLE_OK) {
         active++;
       } else { /* could not even start: nothing was sent */
-        smm_push_result(L, t, r, 0, decode_idx, schema_idx);
+        push_result(L, t, r, 0, decode_idx, schema_idx, o);
         store_result(L, results_idx, t->index, single);
       }
     }
@@ -160,7 +173,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       t->in_multi = 0;
       active--;
       finished = 1;
-      smm_push_result(L, t, r, 1, decode_idx, schema_idx);
+      push_result(L, t, r, 1, decode_idx, schema_idx, o);
       store_result(L, results_idx, t->index, single);
     }
 

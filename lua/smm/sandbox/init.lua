@@ -13,7 +13,7 @@
 --                   remains, start_count, type (+ children for drip-feed)
 --   GET  refills   every refill: id, order, status
 --   GET  requests  the last 200 API requests: method, action, fields (key -> "***"),
---                   key_ok, content_type, user_agent
+--                   key_ok, content_type, user_agent, accept_encoding
 --   GET  faults    {pending = [...], fired = [{fault, action, performed, order}]}
 --   GET  config    the configuration in force
 --   POST fault     fault=NAME [times=1] [action=ACTION] [delay=ms] [size=bytes]
@@ -142,6 +142,7 @@ function Server:log_request(req, f, key_ok)
   self.request_log[(i - 1) % REQUEST_LOG + 1] = {
     method = req.method, action = f.action, fields = fields, key_ok = key_ok,
     content_type = req.headers["content-type"], user_agent = req.headers["user-agent"],
+    accept_encoding = req.headers["accept-encoding"],
   }
   self.request_next = i + 1
 end
