@@ -2,8 +2,12 @@
  * schema_fuzzer.c: differential. smm_decode_body with normalize.lua's SERVICE_SCHEMA (the C
  * core normalising the schema's fields while it walks the decoded answer, src/decode.c) against
  * smm_decode_body without a schema followed by lua/smm/normalize.lua's services(), the path the
- * ngx transport and every answer without a schema take; and likewise (half the inputs, bit 3
- * of the first byte) STATUS_SCHEMA, a "by_id" schema, read by normalize.orders both ways. The two must give deep-equal tables:
+ * ngx transport and every answer without a schema take; and likewise, by bits 3-5 of the first
+ * byte, STATUS_SCHEMA (a "by_id" schema) read by normalize.orders both ways, and the "record"
+ * schemas of single answers: ORDER_SCHEMA read by normalize.order, BALANCE_SCHEMA by
+ * normalize.balance, ADD_SCHEMA by normalize.integer of the order id (as actions.lua reads
+ * them). A record is often a small flat object, which the C core reads without cjson, applying
+ * the schema as it goes. The two must give deep-equal tables:
  * same keys, same values, same number subtypes (integer vs float), NaN where NaN. Also: the C
  * result is marked normalized = true exactly when it has a json table, the stack is balanced,
  * and Lua memory stays flat.
@@ -52,12 +56,21 @@ static const char checker[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "return N.SERVICE_SCHEMA, N.STATUS_SCHEMA, function(c, l, by_id)\n"
+    "local SCHEMAS = { N.SERVICE_SCHEMA, N.STATUS_SCHEMA, N.ORDER_SCHEMA, N.BALANCE_SCHEMA, N.ADD_SCHEMA }\n"
+    "return SCHEMAS, function(c, l, mode)\n"
     "  if (c.normalized == true) ~= (type(c.json) == 'table') then fail('result', 'normalized = ' .. tostring(c.normalized)) end\n"
     "  if l.normalized ~= nil then fail('result', 'normalized without a schema') end\n"
     "  if c.body ~= l.body or c.decode_error ~= l.decode_error then fail('result', 'body or decode_error differ') end\n"
-    "  if by_id then\n"
+    "  if mode == 2 then\n"
     "    walk(N.orders(c.json, c.normalized), N.orders(l.json))\n"
+    "    return\n"
+    "  end\n"
+    "  if mode >= 3 then\n"
+    "    if type(c.json) ~= 'table' then walk(c.json, l.json) return end\n"
+    "    if mode == 3 then walk(N.order(c.json, true), N.order(l.json)) return end\n"
+    "    if mode == 4 then walk(c.json, N.balance(l.json)) return end\n"
+    "    l.json.order = N.integer(l.json.order)\n"
+    "    walk(c.json, l.json)\n"
     "    return\n"
     "  end\n"
     "  if type(l.json) == 'table' then N.services(l.json) end\n"
@@ -92,7 +105,7 @@ static void puts_(gen *g, const char *s) { put(g, s, strlen(s)); }
 static const char *const keys[] = {"service", "rate", "min", "max", "refill", "cancel",
                                    "dripfeed", "name", "type", "category", "order", "x",
                                    "charge", "start_count", "remains", "currency", "runs",
-                                   "posts", "status", "error", "orders"};
+                                   "posts", "status", "error", "orders", "balance"};
 
 /* The keys of a multi-status answer: ids as panels write them, and not quite ids. */
 static const char *const ids[] = {"23501", "1", "0", " 12 ", "7.0", "7", "007", "", " ", "-3",
@@ -235,12 +248,18 @@ static void gen_record(gen *g) {
   put(g, "}", 1);
 }
 
-/* by_id: mostly an object keyed by ids (the multi-status answer), sometimes an array. */
-static size_t generate(const uint8_t *data, size_t size, char *out, size_t cap, int by_id) {
+/* by_id: mostly an object keyed by ids (the multi-status answer), sometimes an array.
+ * record: one record (the answer to a single-id action). */
+static size_t generate(const uint8_t *data, size_t size, char *out, size_t cap, int by_id,
+                       int record) {
   gen g;
   unsigned n, i;
   int object_root;
   g.p = data, g.n = size, g.out = out, g.len = 0, g.cap = cap;
+  if (record) {
+    gen_record(&g);
+    return g.len;
+  }
   object_root = by_id ? take(&g) % 8 != 0 : take(&g) % 8 == 0;
   n = take(&g) % 6;
   put(&g, object_root ? "{" : "[", 1);
@@ -269,35 +288,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static char body[1 << 16];
   const char *p;
   size_t n;
-  int base, by_id;
+  int base, mode;
 
   if (L == NULL) {
     L = fuzz_new_state();
     smm_push_decoder(L); /* 1: the handle's decode */
     if (luaL_loadbuffer(L, checker, sizeof checker - 1, "schema_checker") != LUA_OK ||
-        lua_pcall(L, 0, 3, 0) != LUA_OK)
+        lua_pcall(L, 0, 2, 0) != LUA_OK)
       FUZZ_FAIL("loading the checker: %s", lua_tostring(L, -1));
-    /* 2: SERVICE_SCHEMA, 3: STATUS_SCHEMA, 4: the checker */
-    if (lua_gettop(L) != 4) FUZZ_FAIL("setup left %d values", lua_gettop(L));
-    if (!smm_schema_valid(L, 2)) FUZZ_FAIL("SERVICE_SCHEMA is not a valid schema");
-    if (!smm_schema_valid(L, 3)) FUZZ_FAIL("STATUS_SCHEMA is not a valid schema");
+    /* 2: { SERVICE_SCHEMA, STATUS_SCHEMA, ORDER_SCHEMA, BALANCE_SCHEMA, ADD_SCHEMA }, 3: the
+     * checker; 4..8: the schemas */
+    if (lua_gettop(L) != 3) FUZZ_FAIL("setup left %d values", lua_gettop(L));
+    for (mode = 1; mode <= 5; mode++) {
+      lua_rawgeti(L, 2, mode);
+      if (!smm_schema_valid(L, -1)) FUZZ_FAIL("schema %d is not a valid schema", mode);
+    }
   }
   if (size == 0) return 0;
-  by_id = (data[0] >> 3) & 1; /* half the inputs: STATUS_SCHEMA against normalize.orders */
+  /* 1 services, 2 by_id (STATUS_SCHEMA), 3 order, 4 balance, 5 add */
+  mode = 1 + (int)(((unsigned)data[0] >> 3) % 5);
   if (data[0] % 8 == 0) {
     p = (const char *)data + 1, n = size - 1;
   } else {
-    n = generate(data + 1, size - 1, body, sizeof body, by_id);
+    n = generate(data + 1, size - 1, body, sizeof body, mode == 2, mode >= 3);
     p = body;
   }
   base = lua_gettop(L);
 
-  lua_pushvalue(L, 4);
+  lua_pushvalue(L, 3);
   lua_createtable(L, 0, 8); /* with the schema */
-  smm_decode_body(L, 1, by_id ? 3 : 2, p, n);
+  smm_decode_body(L, 1, 3 + mode, p, n);
   lua_createtable(L, 0, 8); /* without: decode, then normalize.lua */
   smm_decode_body(L, 1, 0, p, n);
-  lua_pushboolean(L, by_id);
+  lua_pushinteger(L, mode);
   if (lua_gettop(L) != base + 4)
     FUZZ_FAIL("smm_decode_body changed the stack by %d", lua_gettop(L) - (base + 4));
   if (lua_pcall(L, 3, 0, 0) != LUA_OK)

@@ -133,6 +133,20 @@ describe("actions", function()
     assert.equal("api", err.kind)
   end)
 
+  it("asks for compressed answers only where they can be large", function()
+    client:balance()
+    client:add{ service = 1, link = "https://x.test/gz", quantity = 100 }
+    client:services{ refresh = true }
+    client:status{ 1, 2 }
+    local ae = {}
+    for _, entry in ipairs(sb:requests()) do
+      ae[#ae + 1] = entry.action .. "=" .. tostring(entry.accept_encoding)
+    end
+    -- nginx's cosocket transport (spec 21) always accepts gzip
+    local small = client.transport.name == "ngx" and "gzip" or "nil"
+    assert.same({ "balance=" .. small, "add=" .. small, "services=gzip", "status=gzip" }, ae)
+  end)
+
   it("normalises panels that send numbers as JSON numbers", function()
     sb:config{ numbers = "number" }
     local list = client:services{ refresh = true }

@@ -1,5 +1,8 @@
 -- What each API action sends and how its answer is read, as operations:
---   { action = "status", requests = { fields, ... }, finish = function(outcomes) -> value, err }
+--   { action = "status", requests = { fields, ... }, finish = function(outcomes) -> value, err,
+--     [schema = ...], [gzip = true] }
+-- gzip = true marks answers that can be large (a service list, the entries of 100 ids): only
+-- those are worth asking compressed.
 -- `outcomes[i]` is { json = ... } or { err = ... } for requests[i]. Building an operation checks
 -- the caller's input first: a refusal is { err = err } and nothing is sent; an answer known
 -- without the network (a cached service list) is { value = v }. The client runs operations
@@ -35,11 +38,11 @@ M.single = single
 
 -- An operation of one request whose answer `read(json, client, normalized)` turns into the
 -- value. `schema` (optional) is handed to the transport (normalize.SERVICE_SCHEMA...);
--- `normalized` is true when the transport applied it.
+-- `normalized` is true when the transport applied it. `gzip`: see the top of this file.
 -- `read` is also kept on the operation, so that client:run can call it without building the
 -- outcomes list for a single request.
-local function one(client, action, fields, read, schema)
-  return { action = action, requests = { fields }, schema = schema, read = read,
+local function one(client, action, fields, read, schema, gzip)
+  return { action = action, requests = { fields }, schema = schema, read = read, gzip = gzip,
     finish = function(outcomes)
       local outcome = outcomes[1]
       if outcome.json == nil then return nil, outcome.err end
@@ -88,7 +91,7 @@ local function multi(client, action, ids_field, ids, parse, schema)
   local chunks = batch.chunks(ids, batch.MAX_IDS)
   local requests = {}
   for i, chunk in ipairs(chunks) do requests[i] = { [ids_field] = batch.join(chunk) } end
-  return { action = action, requests = requests, schema = schema, finish = function(outcomes)
+  return { action = action, requests = requests, schema = schema, gzip = true, finish = function(outcomes)
     local merged, failed_ids, first_err = {}, {}, nil
     for i, chunk in ipairs(chunks) do
       local outcome, err = outcomes[i], nil
@@ -153,11 +156,12 @@ function M.services(client, opts)
     local list = normalize.services(json, normalized)
     client.catalog:put(list)
     return list
-  end, normalize.SERVICE_SCHEMA)
+  end, normalize.SERVICE_SCHEMA, true)
 end
 
-local function read_balance(json, client)
+local function read_balance(json, client, normalized)
   if type(json) ~= "table" or json.balance == nil then return shape_error(client, "balance", "balance") end
+  if normalized then return json end
   return normalize.balance(json)
 end
 
@@ -171,7 +175,7 @@ local balance_ops = setmetatable({}, { __mode = "kv" })
 function M.balance(client)
   local op = balance_ops[client]
   if op == nil then
-    op = one(client, "balance", {}, read_balance)
+    op = one(client, "balance", {}, read_balance, normalize.BALANCE_SCHEMA)
     balance_ops[client] = op
   end
   return op
@@ -229,23 +233,24 @@ function M.add(client, order)
   local ok
   ok, err = M.check_order(client, fields, max_cost)
   if not ok then return refused(err) end
-  return one(client, "add", fields, function(json)
-    local id = type(json) == "table" and normalize.integer(json.order)
+  return one(client, "add", fields, function(json, _, normalized)
+    local id = type(json) == "table" and json.order
+    if not normalized then id = normalize.integer(id) end
     if type(id) ~= "number" then
       return nil, client:error{ kind = "decode", action = "add", ambiguous = true,
         message = "the answer has no order id: the order may have been placed; check before retrying" }
     end
     json.order = id
     return json
-  end)
+  end, normalize.ADD_SCHEMA)
 end
 
 function M.status(client, ids)
   return by_ids(client, ids, "status", "orders", "order", normalize.orders, function(id)
-    return one(client, "status", { order = id }, function(json)
+    return one(client, "status", { order = id }, function(json, _, normalized)
       if type(json) ~= "table" or json.status == nil then return shape_error(client, "status", "status") end
-      return normalize.order(json)
-    end)
+      return normalize.order(json, normalized)
+    end, normalize.ORDER_SCHEMA)
   end, normalize.STATUS_SCHEMA)
 end
 
@@ -339,7 +344,7 @@ function M.call(client, action, fields)
     end
     clean[name] = value
   end
-  return one(client, action, clean, function(json) return json end)
+  return one(client, action, clean, function(json) return json end, nil, true)
 end
 
 return M

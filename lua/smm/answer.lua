@@ -3,7 +3,8 @@
 --
 -- A transport result is either an HTTP answer
 --   { status = 200, json = <decoded or nil>, body = <raw, when not JSON>, decode_error = ...,
---     content_type = ..., retry_after = <seconds>, location = ... }
+--     content_type = <at least when not JSON>, retry_after = <seconds>, location = ...,
+--     normalized = <true when the request's schema was applied> }
 -- or a failure before any answer
 --   { failure = "network" | "timeout" | "too_large" | "tls", message = ..., sent = <bool> }
 local errors = require "smm.errors"
@@ -31,6 +32,15 @@ end
 -- changes something, so an answer we could not read leaves its outcome unknown (ambiguous).
 -- Returns json, normalized (true when the transport applied the request's schema), or nil, err.
 function M.read(result, ctx)
+  -- the usual answer first: JSON with a 2xx that is no error
+  local json = result.json
+  if json ~= nil then
+    local status = result.status
+    if status >= 200 and status < 300 and (type(json) ~= "table" or json.error == nil) then
+      return json, result.normalized == true
+    end
+  end
+
   local action, secret = ctx.action, ctx.secret
   local changes = not ctx.idempotent
 
@@ -47,7 +57,7 @@ function M.read(result, ctx)
       retryable = true, ambiguous = changes and sent, sent = sent }, secret)
   end
 
-  local status, json = result.status, result.json
+  local status = result.status
   if type(json) == "table" and json.error ~= nil then
     local message = type(json.error) == "string" and json.error or
       (type(json.error) == "table" and tostring(json.error.message or "error") or tostring(json.error))

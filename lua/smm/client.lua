@@ -23,8 +23,6 @@ local secrets = setmetatable({}, { __mode = "k" })
 -- Per-action reading contexts (they hold the key too, for scrubbing), made once per client.
 local contexts = setmetatable({}, { __mode = "k" })
 
-local IDEMPOTENT = { idempotent = true }
-local CHANGES = { idempotent = false }
 local unpack = table.unpack or unpack
 
 function M.new(opts)
@@ -68,7 +66,8 @@ function Client:scrub(text)
 end
 
 -- How answers to `action` are read for this client (answer.read's ctx: the action, whether it
--- is safe to repeat, the key to scrub), made once per client and action.
+-- is safe to repeat, the key to scrub), made once per client and action. It also keeps the
+-- transport options its last single request used (ctx.ropts), since they rarely change.
 local function context(client, action)
   local cache = contexts[client]
   local ctx = cache[action]
@@ -80,13 +79,17 @@ local function context(client, action)
 end
 
 -- One request, retried as the action's policy allows. Returns the decoded answer or nil, err;
--- with a schema (see normalize.SERVICE_SCHEMA), the answer is followed by nil, normalized.
-function Client:send(action, fields, schema)
-  local ctx = context(self, action)
+-- the answer is followed by nil, normalized (true when the transport applied the schema, see
+-- normalize.SERVICE_SCHEMA). gzip: ask for a compressed answer (smm.actions).
+function Client:send(action, fields, schema, gzip)
+  local ctx = contexts[self][action] or context(self, action)
   local safe = ctx.idempotent
   fields.key, fields.action = ctx.secret, action
-  local ropts = safe and IDEMPOTENT or CHANGES
-  if schema then ropts = { idempotent = safe, schema = schema } end
+  local ropts = ctx.ropts
+  if not ropts or ropts.schema ~= schema or ropts.gzip ~= gzip then
+    ropts = { idempotent = safe, schema = schema, gzip = gzip }
+    ctx.ropts = ropts
+  end
   local attempt, waited = 1, 0
   while true do
     if self.limiter then self.limiter:take() end
@@ -103,36 +106,35 @@ function Client:send(action, fields, schema)
 end
 
 -- Requests of any actions, in parallel; each retried as `send` would. items[i] is
--- { action = ..., fields = ..., [schema = ...] }. Returns { json = ..., normalized = ... } or
--- { err = ... } for each, in order. Reading and changing actions go out in separate parallel
--- rounds, since only the changing ones must never travel on a reused connection; so do items
--- of different schemas, since a schema applies to a whole round.
+-- { action = ..., fields = ..., [schema = ...], [gzip = true] }. Returns { json = ...,
+-- normalized = ... } or { err = ... } for each, in order. Reading and changing actions go out
+-- in separate parallel rounds, since only the changing ones must never travel on a reused
+-- connection. A round asks for compressed answers when any of its items wants them.
 function Client:exchange(items)
   local outcomes, rounds = {}, {}
   for i, item in ipairs(items) do
     local ctx = context(self, item.action)
     item.ctx = ctx
     item.fields.key, item.fields.action = ctx.secret, item.action
-    local round
-    for _, r in ipairs(rounds) do
-      if r.idempotent == ctx.idempotent and r.schema == item.schema then
-        round = r
-        break
-      end
-    end
+    local round = rounds[1]
+    if not round or round.idempotent ~= ctx.idempotent then round = rounds[2] end
     if not round then
-      round = { idempotent = ctx.idempotent, schema = item.schema }
+      round = { idempotent = ctx.idempotent }
       rounds[#rounds + 1] = round
     end
+    round.gzip = round.gzip or item.gzip
     round[#round + 1] = i
   end
   for _, pending in ipairs(rounds) do
-    local ropts = { idempotent = pending.idempotent, concurrency = self.concurrency,
-                    schema = pending.schema }
+    local idempotent, gzip = pending.idempotent, pending.gzip -- `pending` is replaced by retries
     local attempt, waited = 1, 0
     while #pending > 0 do
-      local sub = {}
-      for i, index in ipairs(pending) do sub[i] = items[index].fields end
+      local sub, schemas = {}, {}
+      for i, index in ipairs(pending) do
+        sub[i], schemas[i] = items[index].fields, items[index].schema or false
+      end
+      local ropts = { idempotent = idempotent, concurrency = self.concurrency, schemas = schemas,
+                      gzip = gzip }
       if self.limiter then self.limiter:take(#sub) end
       local results = self.transport:request_many(self.url, sub, ropts)
       local again, last_err = {}, nil
@@ -165,7 +167,7 @@ function Client:run(op)
   if op.value ~= nil then return op.value end
   local outcomes
   if #op.requests == 1 then
-    local json, err, normalized = self:send(op.action, op.requests[1], op.schema)
+    local json, err, normalized = self:send(op.action, op.requests[1], op.schema, op.gzip)
     if op.read then -- an operation of one request (actions.one): no outcomes list needed
       if json == nil then return nil, err end
       return op.read(json, self, normalized)
@@ -174,7 +176,7 @@ function Client:run(op)
   else
     local items = {}
     for i, fields in ipairs(op.requests) do
-      items[i] = { action = op.action, fields = fields, schema = op.schema }
+      items[i] = { action = op.action, fields = fields, schema = op.schema, gzip = op.gzip }
     end
     outcomes = self:exchange(items)
   end
@@ -201,7 +203,7 @@ function Client:batch(calls)
     if not op.err and op.value == nil then
       owner[i] = {}
       for _, fields in ipairs(op.requests) do
-        items[#items + 1] = { action = op.action, fields = fields, schema = op.schema }
+        items[#items + 1] = { action = op.action, fields = fields, schema = op.schema, gzip = op.gzip }
         owner[i][#owner[i] + 1] = #items
       end
     end

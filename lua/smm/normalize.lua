@@ -248,13 +248,19 @@ end
 
 -- The fields of a status entry, as a schema: see SERVICE_SCHEMA. "by_id" (schema[1]) says that
 -- the multi-id answer is an object keyed by order id, records being its values: a transport that
--- applies it also turns the keys into integers. The status itself stays for M.order: its
--- spellings are this file's business.
-M.STATUS_SCHEMA = {
-  "by_id",
-  charge = "money", start_count = "integer", remains = "integer", currency = "text",
-  runs = "integer", posts = "integer",
-}
+-- applies it also turns the keys into integers. ORDER_SCHEMA, "record", is the same for the
+-- single-id answer, the record being the answer itself. The status itself stays for M.order:
+-- its spellings are this file's business.
+M.STATUS_SCHEMA = { "by_id" }
+M.ORDER_SCHEMA = { "record" }
+for name, kind in pairs{ charge = "money", start_count = "integer", remains = "integer",
+                         currency = "text", runs = "integer", posts = "integer" } do
+  M.STATUS_SCHEMA[name], M.ORDER_SCHEMA[name] = kind, kind
+end
+
+-- The answer to `balance` and to `add`, as "record" schemas (see ORDER_SCHEMA).
+M.BALANCE_SCHEMA = { "record", balance = "money", currency = "text" }
+M.ADD_SCHEMA = { "record", order = "integer" }
 
 -- One order's status entry: { charge, start_count, status, remains, currency, [runs, orders] }.
 -- `normalized`: the transport already applied STATUS_SCHEMA to it.
@@ -295,6 +301,7 @@ function M.orders(json, normalized)
   return entries
 end
 
+-- A balance answer, in place (what BALANCE_SCHEMA does when the transport applies it).
 function M.balance(b)
   b.balance = money(b.balance)
   b.currency = text(b.currency)
