@@ -92,7 +92,8 @@ local function child(mode, url, ...)
   elseif mode == "core" then -- diagnosis: smm.core's handle:request alone, no Lua client
     local n, warmup = tonumber((...)), tonumber(select(2, ...) or 20)
     local handle = core.new{}
-    local ropts = { idempotent = true }
+    -- what client:balance() asks of it: the answer read by its schema
+    local ropts = { idempotent = true, schema = require("smm.normalize").BALANCE_SCHEMA }
     for _ = 1, warmup + n do
       local res = handle:request(url, { action = "balance", key = KEY }, ropts)
       if not res.json then error("no JSON answer") end
