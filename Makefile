@@ -36,7 +36,7 @@ deps:
 	@sh scripts/install-deps
 
 lint: deps
-	luacheck -q lua spec examples bin/smm bin/smm-sandbox
+	luacheck -q lua spec examples bench bin/smm bin/smm-sandbox
 
 test: deps
 	sh scripts/run-tests
@@ -141,6 +141,7 @@ fuzz: $(FUZZ_BINS)
 # Performance against bare libcurl + cjson on a loopback nginx (see bench/README.md): prints
 # ratios (medians of SMM_BENCH_REPS runs, default 5), never fails on a missed target.
 bench:
+	@SMM_EXTRA_PACKAGES=lua-curl sh scripts/install-deps
 	$(MAKE) all LUA_VERSION=5.4
 	@mkdir -p build/bench
 	$(CC) -O2 -Wall -Wextra $(CURL_CFLAGS) -o build/bench/curl_loop bench/curl_loop.c $(CURL_LIBS)

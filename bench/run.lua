@@ -262,10 +262,15 @@ local function f1(x) return x and string.format("%.1f", x) or "" end
 local function f2(x) return x and string.format("%.2f", x) or "" end
 local function note(...) io.stderr:write(string.format(...), "\n") end
 
+-- The Lua floor (bench/lua_curl_loop.lua) needs Debian's lua-curl, which `make bench` installs;
+-- without it the row is left out.
+local LUA_CURL = os.execute("lua5.1 -e 'require \"curl\"' >/dev/null 2>&1")
+LUA_CURL = LUA_CURL == true or LUA_CURL == 0
+
 local function bench_balance()
   local url = nginx.base .. "/balance"
   local body = "action=balance&key=" .. KEY -- what the client sends (fields sorted by name)
-  local cw, cc, bw, bc, sw, sc = {}, {}, {}, {}, {}, {}
+  local cw, cc, bw, bc, sw, sc, lw, lc = {}, {}, {}, {}, {}, {}, {}, {}
   for r = 1, REPS do
     -- A/B interleaved, and the order flipped every repetition, so drift hits both sides
     local function client()
@@ -280,11 +285,17 @@ local function bench_balance()
       j = run_json(quote(CURL_LOOP) .. " " .. quote(url) .. " " .. BALANCE_N .. " " .. quote(body) ..
         " --smm all")
       sw[#sw + 1], sc[#sc + 1] = j.wall_ms, j.cpu_ms
+      if LUA_CURL then -- the Lua floor: libcurl called from Lua, nothing else done
+        j = run_json("lua5.1 " .. quote(root .. "/bench/lua_curl_loop.lua") .. " " .. quote(url) ..
+          " " .. BALANCE_N .. " " .. quote(body))
+        lw[#lw + 1], lc[#lc + 1] = j.wall_ms, j.cpu_ms
+      end
     end
     if r % 2 == 1 then client() baseline() else baseline() client() end
     note("  balance rep %d: client %.1f ms wall %.1f ms cpu | libcurl %.1f ms wall %.1f ms cpu" ..
-      " | libcurl, same request %.1f ms wall %.1f ms cpu", r, cw[#cw], cc[#cc], bw[#bw], bc[#bc],
-      sw[#sw], sc[#sc])
+      " | libcurl, same request %.1f ms wall %.1f ms cpu%s", r, cw[#cw], cc[#cc], bw[#bw], bc[#bc],
+      sw[#sw], sc[#sc], LUA_CURL and string.format(" | lua-curl %.1f ms wall %.1f ms cpu", lw[#lw],
+      lc[#lc]) or "")
   end
   local w, c = median(cw) / median(bw), median(cc) / median(bc)
   row(("balance x%d wall (ms)"):format(BALANCE_N), f1(median(cw)), f1(median(bw)), f2(w), "<= 1.03",
@@ -292,6 +303,13 @@ local function bench_balance()
   row(("balance x%d cpu (ms)"):format(BALANCE_N), f1(median(cc)), f1(median(bc)), f2(c), "<= 1.05", c <= 1.05)
   row("  wall vs libcurl, same request", f1(median(cw)), f1(median(sw)),
     f2(median(cw) / median(sw)), "(reference)", true)
+  if LUA_CURL then
+    -- not the client: how far calling libcurl from Lua at all is from the bare C loop
+    row("  Lua floor: lua-curl, wall", f1(median(lw)), f1(median(bw)), f2(median(lw) / median(bw)),
+      "(reference)", true)
+    row("  Lua floor: lua-curl, cpu", f1(median(lc)), f1(median(bc)), f2(median(lc) / median(bc)),
+      "(reference)", true)
+  end
 end
 
 local function bench_status()
@@ -370,6 +388,10 @@ local function bench_callgrind()
     curl_smm = per_call(loop(" --smm all")),
     core = per_call(function(n) return lua_child("core", url, n) end),
     client = per_call(function(n) return lua_child("balance", url, n) end),
+    lua_curl = LUA_CURL and per_call(function(n)
+      return "lua5.1 " .. quote(root .. "/bench/lua_curl_loop.lua") .. " " .. quote(url) .. " " .. n ..
+        " " .. quote(body)
+    end) or nil,
   }
 end
 
@@ -415,6 +437,10 @@ local function main()
       " -> client:balance() %.0f (+%.0f)",
       ir.curl, ir.curl_smm, ir.curl_smm - ir.curl, ir.core, ir.core - ir.curl_smm, ir.client,
       ir.client - ir.core))
+    if ir.lua_curl then
+      print(string.format("  Lua floor: lua-curl (Lua 5.1), perform and concatenate only, %.0f (x%.2f)",
+        ir.lua_curl, ir.lua_curl / ir.curl))
+    end
   end
   print(string.format("(medians of %d runs; whole bench %.0f s)", REPS, socket.gettime() - t0))
 end

@@ -132,9 +132,10 @@ static int is_null(lua_State *L, int idx) {
 /* math.tointeger (5.3+) or normalize.lua's fallback (5.1/LuaJIT: integral and within 2^53). */
 static int whole_number(lua_Number x) {
 #if LUA_VERSION_NUM >= 503
-  return x == floor(x) && x >= -SMM_2POW63 && x < SMM_2POW63;
+  /* the range first: the cast is defined only within it (and NaN fails it) */
+  return x >= -SMM_2POW63 && x < SMM_2POW63 && (lua_Number)(long long)x == x;
 #else
-  return x == floor(x) && x > -SMM_2POW53 && x < SMM_2POW53;
+  return x > -SMM_2POW53 && x < SMM_2POW53 && (lua_Number)(long long)x == x;
 #endif
 }
 
@@ -399,12 +400,10 @@ typedef struct key_cache {
   int len;
 } key_cache;
 
-static int key_code(lua_State *L, int schema_idx, key_cache *kc) {
-  const char *k = lua_tostring(L, -2);
-  int i, code = SMM_T_NONE;
-  for (i = 0; i < kc->len; i++)
-    if (kc->key[i] == k) return kc->code[i];
-  lua_pushvalue(L, -2);
+/* The type code the schema at schema_idx gives the key at stack index key (< 0). */
+static int schema_code(lua_State *L, int schema_idx, int key) {
+  int code = SMM_T_NONE;
+  lua_pushvalue(L, key);
   lua_rawget(L, schema_idx);
   if (lua_type(L, -1) == LUA_TSTRING) {
     size_t n;
@@ -412,6 +411,16 @@ static int key_code(lua_State *L, int schema_idx, key_cache *kc) {
     code = type_code(s, n);
   }
   lua_pop(L, 1);
+  return code;
+}
+
+/* The type code of the key at -2 (under its value), through the cache. */
+static int key_code(lua_State *L, int schema_idx, key_cache *kc) {
+  const char *k = lua_tostring(L, -2);
+  int i, code;
+  for (i = 0; i < kc->len; i++)
+    if (kc->key[i] == k) return kc->code[i];
+  code = schema_code(L, schema_idx, -2);
   if (kc->len < SMM_KEY_CACHE) {
     kc->key[kc->len] = k;
     kc->code[kc->len++] = code;
@@ -448,7 +457,15 @@ static void walk_record(lua_State *L, int idx, int schema_idx, key_cache *kc) {
     if (lua_type(L, -2) == LUA_TSTRING) code = key_code(L, schema_idx, kc);
     /* The values panels usually send need no call: text as a string, a flag as a boolean, a
      * field outside the schema that is not a number (10,000 services, 10 fields each). */
-    if (code != SMM_T_NONE) {
+    if (code == SMM_T_INTEGER && vt == LUA_TNUMBER) { /* cjson's numbers are floats */
+#if LUA_VERSION_NUM >= 503
+      lua_Number x = lua_tonumber(L, -1);
+      if (!lua_isinteger(L, -1) && whole_number(x)) {
+        lua_pushinteger(L, (lua_Integer)x);
+        changed = 1;
+      }
+#endif
+    } else if (code != SMM_T_NONE) {
       changed = normalize_value(L, code);
     } else {
 #if LUA_VERSION_NUM >= 503
@@ -461,8 +478,9 @@ static void walk_record(lua_State *L, int idx, int schema_idx, key_cache *kc) {
     }
     if (changed) { /* key, value, new */
       lua_pushvalue(L, -3);
-      lua_insert(L, -2);
+      lua_pushvalue(L, -2);
       lua_rawset(L, idx); /* an existing key: allowed during lua_next, nil included */
+      lua_pop(L, 1);
     }
     lua_pop(L, 1);
   }
@@ -576,20 +594,6 @@ static const char *plain_string(const char *s, const char *end) {
   return NULL;
 }
 
-/* The type code the schema at schema_idx gives the key at the top of the stack. */
-static int field_code(lua_State *L, int schema_idx) {
-  int code = SMM_T_NONE;
-  lua_pushvalue(L, -1);
-  lua_rawget(L, schema_idx);
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    size_t n;
-    const char *s = lua_tolstring(L, -1, &n);
-    code = type_code(s, n);
-  }
-  lua_pop(L, 1);
-  return code;
-}
-
 /* schema_idx != 0: the object is a record of that schema, normalised as it is read. */
 static int fast_flat_object(lua_State *L, const char *p, size_t n, int schema_idx) {
   const char *s = p, *end = p + n, *k, *kend;
@@ -611,7 +615,7 @@ static int fast_flat_object(lua_State *L, const char *p, size_t n, int schema_id
     s = skip_ws(s + 1, end);
     if (s == end) goto slow;
     lua_pushlstring(L, k, (size_t)(kend - k));
-    code = schema_idx != 0 ? field_code(L, schema_idx) : SMM_T_NONE;
+    code = schema_idx != 0 ? schema_code(L, schema_idx, -1) : SMM_T_NONE;
     if (*s == '"') {
       const char *v = s + 1, *vend = plain_string(v, end);
       if (vend == NULL) goto slow;
