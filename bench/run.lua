@@ -285,9 +285,9 @@ local function bench_balance()
       j = run_json(quote(CURL_LOOP) .. " " .. quote(url) .. " " .. BALANCE_N .. " " .. quote(body) ..
         " --smm all")
       sw[#sw + 1], sc[#sc + 1] = j.wall_ms, j.cpu_ms
-      if LUA_CURL then -- the Lua floor: libcurl called from Lua, nothing else done
+      if LUA_CURL then -- the Lua floor: libcurl called from Lua and the JSON decoded, nothing else
         j = run_json("lua5.1 " .. quote(root .. "/bench/lua_curl_loop.lua") .. " " .. quote(url) ..
-          " " .. BALANCE_N .. " " .. quote(body))
+          " " .. BALANCE_N .. " " .. quote(body) .. " --decode")
         lw[#lw + 1], lc[#lc + 1] = j.wall_ms, j.cpu_ms
       end
     end
@@ -305,10 +305,10 @@ local function bench_balance()
     f2(median(cw) / median(sw)), "(reference)", true)
   if LUA_CURL then
     -- not the client: how far calling libcurl from Lua at all is from the bare C loop
-    row("  Lua floor: lua-curl, wall", f1(median(lw)), f1(median(bw)), f2(median(lw) / median(bw)),
-      "(reference)", true)
-    row("  Lua floor: lua-curl, cpu", f1(median(lc)), f1(median(bc)), f2(median(lc) / median(bc)),
-      "(reference)", true)
+    row("  Lua floor: lua-curl+cjson, wall", f1(median(lw)), f1(median(bw)),
+      f2(median(lw) / median(bw)), "(reference)", true)
+    row("  Lua floor: lua-curl+cjson, cpu", f1(median(lc)), f1(median(bc)),
+      f2(median(lc) / median(bc)), "(reference)", true)
   end
 end
 
@@ -392,6 +392,10 @@ local function bench_callgrind()
       return "lua5.1 " .. quote(root .. "/bench/lua_curl_loop.lua") .. " " .. quote(url) .. " " .. n ..
         " " .. quote(body)
     end) or nil,
+    lua_curl_decode = LUA_CURL and per_call(function(n)
+      return "lua5.1 " .. quote(root .. "/bench/lua_curl_loop.lua") .. " " .. quote(url) .. " " .. n ..
+        " " .. quote(body) .. " --decode"
+    end) or nil,
   }
 end
 
@@ -438,8 +442,9 @@ local function main()
       ir.curl, ir.curl_smm, ir.curl_smm - ir.curl, ir.core, ir.core - ir.curl_smm, ir.client,
       ir.client - ir.core))
     if ir.lua_curl then
-      print(string.format("  Lua floor: lua-curl (Lua 5.1), perform and concatenate only, %.0f (x%.2f)",
-        ir.lua_curl, ir.lua_curl / ir.curl))
+      print(string.format("  Lua floor, lua-curl (Lua 5.1): perform and concatenate %.0f (x%.2f)," ..
+        " + cjson.decode %.0f (x%.2f)", ir.lua_curl, ir.lua_curl / ir.curl, ir.lua_curl_decode,
+        ir.lua_curl_decode / ir.curl))
     end
   end
   print(string.format("(medians of %d runs; whole bench %.0f s)", REPS, socket.gettime() - t0))

@@ -457,7 +457,9 @@ static void walk_record(lua_State *L, int idx, int schema_idx, key_cache *kc) {
     if (lua_type(L, -2) == LUA_TSTRING) code = key_code(L, schema_idx, kc);
     /* The values panels usually send need no call: text as a string, a flag as a boolean, a
      * field outside the schema that is not a number (10,000 services, 10 fields each). */
-    if (code == SMM_T_INTEGER && vt == LUA_TNUMBER) { /* cjson's numbers are floats */
+    if ((code == SMM_T_TEXT && vt == LUA_TSTRING) || (code == SMM_T_BOOLEAN && vt == LUA_TBOOLEAN)) {
+      /* as panels send them: nothing to do */
+    } else if (code == SMM_T_INTEGER && vt == LUA_TNUMBER) { /* cjson's numbers are floats */
 #if LUA_VERSION_NUM >= 503
       lua_Number x = lua_tonumber(L, -1);
       if (!lua_isinteger(L, -1) && whole_number(x)) {
