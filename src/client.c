@@ -74,6 +74,19 @@ static size_t header_cb(char *ptr, size_t size, size_t nitems, void *userdata) {
     case 'r':
       if (header_is(ptr, n, "retry-after", &at)) capture_value(&t->retry_after, ptr, n, at);
       break;
+    case 'C':
+    case 'c':
+      /* room for the whole body at once: a 2 MB service list would otherwise grow the buffer
+       * eleven times. Only a hint (a compressed length is less than the body): a failure here
+       * just leaves the growing to write_cb, which enforces max_body. */
+      if (header_is(ptr, n, "content-length", &at)) {
+        size_t len = 0;
+        while (at < n && (ptr[at] == ' ' || ptr[at] == '\t')) at++;
+        while (at < n && ptr[at] >= '0' && ptr[at] <= '9' && len <= t->max_body)
+          len = len * 10 + (size_t)(ptr[at++] - '0');
+        if (len > 0 && len <= t->max_body) (void)smm_buffer_reserve(&t->body, len);
+      }
+      break;
     default:
       break;
   }
