@@ -79,7 +79,7 @@ static size_t header_cb(char *ptr, size_t size, size_t nitems, void *userdata) {
       /* room for the whole body at once: a 2 MB service list would otherwise grow the buffer
        * eleven times. Only a hint (a compressed length is less than the body): a failure here
        * just leaves the growing to write_cb, which enforces max_body. */
-      if (header_is(ptr, n, "content-length", &at)) {
+      if (n > 15 && (ptr[8] | 0x20) == 'l' && header_is(ptr, n, "content-length", &at)) {
         size_t len = 0;
         while (at < n && (ptr[at] == ' ' || ptr[at] == '\t')) at++;
         while (at < n && ptr[at] >= '0' && ptr[at] <= '9' && len <= t->max_body)
