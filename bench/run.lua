@@ -217,7 +217,8 @@ local function lua_child(...)
   return table.concat(args, " ")
 end
 
--- The 10,000-service list, shaped like the API reference.
+-- The 10,000-service list, shaped like the API reference, written as PHP's json_encode writes
+-- it (the panels are PHP): some names with an emoji as \u escapes, some categories with "\/".
 local function services_json(n)
   local TYPES = { "Default", "Default", "Default", "Package", "Custom Comments", "Subscriptions",
                   "Mentions with Hashtags", "Poll" }
@@ -228,9 +229,10 @@ local function services_json(n)
     local net, what = NETS[i % #NETS + 1], WHAT[(i * 7) % #WHAT + 1]
     local cents = (i * 37) % 100000
     parts[i] = string.format(
-      '{"service":%d,"name":"%s %s [Max %dK] [Refill %dD] #%d","type":"%s","category":"%s %s",' ..
+      '{"service":%d,"name":"%s %s [Max %dK] [Refill %dD] #%d%s","type":"%s","category":"%s%s%s",' ..
       '"rate":"%d.%02d%d","min":"%d","max":"%d","refill":%s,"cancel":%s}',
-      i, net, what, (i % 50 + 1) * 10, i % 60, i, TYPES[i % #TYPES + 1], net, what,
+      i, net, what, (i % 50 + 1) * 10, i % 60, i, i % 5 == 0 and " \\ud83d\\ude80" or "",
+      TYPES[i % #TYPES + 1], net, i % 7 == 0 and " \\/ " or " ", what,
       cents // 1000, (cents // 10) % 100, cents % 10, (i % 5 + 1) * 10, (i % 100 + 1) * 1000,
       tostring(i % 3 ~= 0), tostring(i % 2 == 0))
   end

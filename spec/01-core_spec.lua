@@ -297,9 +297,9 @@ describe("smm.core", function()
       end
     end)
 
-    -- Small flat answers take a direct path in smm.core; everything else goes through cjson.
-    -- Either way a user sees the same values.
-    it("decodes small flat answers exactly, whichever path they take", function()
+    -- Flat objects and arrays of them take a direct path in smm.core; everything else goes
+    -- through cjson. Either way a user sees the same values.
+    it("decodes flat answers exactly, whichever path they take", function()
       local cjson = require "cjson"
       local cases = {
         { '{"balance":"100.84292","currency":"USD"}', { balance = "100.84292", currency = "USD" } },
@@ -311,6 +311,15 @@ describe("smm.core", function()
         { '{"x": 1.5, "z": -0, "d": 1e3}', { x = 1.5, z = 0, d = 1000 } },
         { '{}', {} },
         { '{"a": "b"} trailing', nil },
+        -- arrays of flat records, as service lists come from PHP panels (escaped slashes and
+        -- emoji), with scalars, null and an empty record among them
+        { '[{"service":1,"name":"Likes \\u26a1 \\ud83d\\ude80","url":"https:\\/\\/x.test","rate":0.9,' ..
+          '"max":1000.0},{},null,"s",-2.5e-3]',
+          { { service = 1, name = "Likes \226\154\161 \240\159\154\128", url = "https://x.test", rate = 0.9,
+              max = 1000 }, {}, cjson.null, "s", -0.0025 } },
+        { '[{"a":{"nested":1}}, 2.0]', { { a = { nested = 1 } }, 2 } }, -- nesting: through cjson
+        { '[{"s":"\\ud800 lone surrogate"}]', nil }, -- cjson refuses it, and so does the direct path
+        { '[1, 2,]', nil },
       }
       for i, case in ipairs(cases) do
         local r = h:request(srv.url, { reply = case[1] })
@@ -319,11 +328,15 @@ describe("smm.core", function()
           assert.equal(case[1], r.body, "case " .. i)
         else
           assert.same(case[2], r.json, "case " .. i)
-          for k, v in pairs(r.json) do
-            if type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
-              assert_integer(v, "case " .. i .. " " .. k)
+          local function integers(t)
+            for k, v in pairs(t) do
+              if type(v) == "table" then integers(v)
+              elseif type(v) == "number" and v == math.floor(v) and math.abs(v) < 2 ^ 53 then
+                assert_integer(v, "case " .. i .. " " .. tostring(k))
+              end
             end
           end
+          integers(r.json)
         end
       end
     end)

@@ -3,8 +3,11 @@
  * (require("cjson.safe").new(), made at core.new and kept in the handle's user value), called
  * with lua_pcall. Then, on Lua 5.3+, every float with an exact integer value and |x| <= 2^53 is
  * replaced by a Lua integer, because cjson decodes all numbers as floats and ids such as
- * {"order": 23501} must come back as integers (23501, not 23501.0).
+ * {"order": 23501} must come back as integers (23501, not 23501.0). The shapes most answers
+ * have (a flat object, an array of flat objects) are read directly instead, to the same values
+ * (fast_decode below); cjson reads everything else and is what the fuzzers hold that to.
  */
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -571,100 +574,303 @@ void smm_push_decoder(lua_State *L) {
   lua_pop(L, 1);      /* the instance */
 }
 
-/* The small answers most calls get ({"balance":"100.84292","currency":"USD"}, {"order":23501},
- * {"error":"..."}) are flat objects of plain strings and small integers. Read here directly
- * they cost a fraction of a cjson call (a pcall, a scratch buffer, a table walk after). Only
- * what decodes unambiguously is read: keys and strings without escapes, control characters or
- * bytes >= 0x80, integers of up to 15 digits (exact as doubles, so cjson + integerize would give
- * the same integer), true and false. Anything else (null, fractions, nesting, a syntax error)
- * returns 0 with the stack as it was, and cjson decides. decode_fuzzer compares the outcome
- * with a plain cjson decode. */
-#define SMM_FAST_MAX 512
+/* The shapes most answers have, read here directly instead of by cjson: a flat object
+ * ({"balance":"100.84292","currency":"USD"}, {"order":23501}, {"error":"..."}) and an array of
+ * flat objects and scalars (the service list, refill and cancel answers). For a small answer
+ * this skips cjson's call (a pcall, a scratch buffer, a table walk after); for a service list it
+ * skips cjson's tables growing key by key, and the walk after, since the schema is applied and
+ * numbers made integers as each field is read. What is read is exactly what cjson + integerize
+ * would give: strings with any bytes >= 0x20 and the JSON escapes (\uXXXX and surrogate pairs
+ * made UTF-8 as cjson does), numbers in strict JSON form (integers of up to 15 digits as such,
+ * others through strtod as cjson reads them, then integral values within +-2^53 as integers),
+ * true, false and null (cjson's null, a NULL light userdata). Anything else (nesting inside a
+ * record, -0, a long integer, a lone surrogate, a syntax error, a locale whose decimal point
+ * is not '.') returns 0 with the stack as it was, and cjson decides. decode_fuzzer compares
+ * the outcome with a plain cjson decode, schema_fuzzer the schema with the Lua readers. */
 
 static const char *skip_ws(const char *s, const char *end) {
   while (s < end && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) s++;
   return s;
 }
 
-/* A plain string at s (after its opening quote): its end (the closing quote), or NULL. */
-static const char *plain_string(const char *s, const char *end) {
-  for (; s < end; s++) {
+static int hex4(const char *s, const char *end) {
+  int i, v = 0;
+  if (end - s < 4) return -1;
+  for (i = 0; i < 4; i++) {
+    char c = s[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= c - '0';
+    else if (c >= 'a' && c <= 'f') v |= c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v |= c - 'A' + 10;
+    else return -1;
+  }
+  return v;
+}
+
+/* The escaped string from s (after its opening quote) into b; returns the position of its
+ * closing quote, or NULL. */
+static const char *unescape(luaL_Buffer *b, const char *s, const char *end) {
+  while (s < end) {
     unsigned char c = (unsigned char)*s;
     if (c == '"') return s;
-    if (c == '\\' || c < 0x20 || c >= 0x80) return NULL;
+    if (c < 0x20) return NULL;
+    if (c != '\\') {
+      luaL_addchar(b, (char)c);
+      s++;
+      continue;
+    }
+    if (end - s < 2) return NULL;
+    switch (s[1]) {
+      case '"': luaL_addchar(b, '"'); break;
+      case '\\': luaL_addchar(b, '\\'); break;
+      case '/': luaL_addchar(b, '/'); break;
+      case 'b': luaL_addchar(b, '\b'); break;
+      case 'f': luaL_addchar(b, '\f'); break;
+      case 'n': luaL_addchar(b, '\n'); break;
+      case 'r': luaL_addchar(b, '\r'); break;
+      case 't': luaL_addchar(b, '\t'); break;
+      case 'u': {
+        long cp = hex4(s + 2, end);
+        char utf8[4];
+        int len;
+        if (cp < 0) return NULL;
+        if ((cp & 0xF800) == 0xD800) { /* a surrogate: a high one, then "\u" and a low one */
+          long low;
+          if ((cp & 0x400) || end - s < 12 || s[6] != '\\' || s[7] != 'u') return NULL;
+          low = hex4(s + 8, end);
+          if (low < 0 || (low & 0xFC00) != 0xDC00) return NULL;
+          cp = (((cp & 0x3FF) << 10) | (low & 0x3FF)) + 0x10000;
+          s += 6;
+        }
+        if (cp < 0x80) {
+          utf8[0] = (char)cp, len = 1;
+        } else if (cp < 0x800) {
+          utf8[0] = (char)(0xC0 | (cp >> 6)), utf8[1] = (char)(0x80 | (cp & 0x3F)), len = 2;
+        } else if (cp < 0x10000) {
+          utf8[0] = (char)(0xE0 | (cp >> 12)), utf8[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+          utf8[2] = (char)(0x80 | (cp & 0x3F)), len = 3;
+        } else {
+          utf8[0] = (char)(0xF0 | (cp >> 18)), utf8[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+          utf8[2] = (char)(0x80 | ((cp >> 6) & 0x3F)), utf8[3] = (char)(0x80 | (cp & 0x3F));
+          len = 4;
+        }
+        luaL_addlstring(b, utf8, (size_t)len);
+        s += 4;
+        break;
+      }
+      default:
+        return NULL;
+    }
+    s += 2;
   }
   return NULL;
 }
 
-/* schema_idx != 0: the object is a record of that schema, normalised as it is read. */
-static int fast_flat_object(lua_State *L, const char *p, size_t n, int schema_idx) {
-  const char *s = p, *end = p + n, *k, *kend;
-  int top = lua_gettop(L), code;
-  s = skip_ws(s, end);
-  if (s == end || *s != '{') return 0;
-  {
-    int keys = 0;
-    const char *q;
-    for (q = s; q < end; q++) keys += *q == ':';
-    lua_createtable(L, 0, keys);
-  }
-  s = skip_ws(s + 1, end);
-  if (s < end && *s == '}') goto close;
-  for (;;) {
-    if (s == end || *s != '"' || (kend = plain_string(k = s + 1, end)) == NULL) goto slow;
-    s = skip_ws(kend + 1, end);
-    if (s == end || *s != ':') goto slow;
-    s = skip_ws(s + 1, end);
-    if (s == end) goto slow;
-    lua_pushlstring(L, k, (size_t)(kend - k));
-    code = schema_idx != 0 ? schema_code(L, schema_idx, -1) : SMM_T_NONE;
-    if (*s == '"') {
-      const char *v = s + 1, *vend = plain_string(v, end);
-      if (vend == NULL) goto slow;
-      lua_pushlstring(L, v, (size_t)(vend - v));
-      s = vend + 1;
-    } else if (*s == '-' || (*s >= '0' && *s <= '9')) {
-      const char *d = s + (*s == '-');
-      lua_Integer v = 0;
-      int digits = 0;
-      if (d == end || !(*d >= '0' && *d <= '9') || (*d == '0' && d + 1 < end && d[1] >= '0' && d[1] <= '9'))
-        goto slow;
-      for (; d < end && *d >= '0' && *d <= '9'; d++) {
-        if (++digits > 15) goto slow;
-        v = v * 10 + (*d - '0');
-      }
-      if (d < end && (*d == '.' || *d == 'e' || *d == 'E')) goto slow;
-      if (*s == '-') {
-        if (v == 0) goto slow; /* -0: cjson's -0.0, which 5.1 would print as "-0" */
-        v = -v;
-      }
-#if LUA_VERSION_NUM >= 503
-      lua_pushinteger(L, v);
-#else
-      lua_pushnumber(L, (lua_Number)v);
-#endif
-      s = d;
-    } else if ((size_t)(end - s) >= 4 && memcmp(s, "true", 4) == 0) {
-      lua_pushboolean(L, 1);
-      s += 4;
-    } else if ((size_t)(end - s) >= 5 && memcmp(s, "false", 5) == 0) {
-      lua_pushboolean(L, 0);
-      s += 5;
-    } else {
-      goto slow;
+/* The string at s (after its opening quote), pushed; returns the position after its closing
+ * quote, or NULL (nothing pushed). */
+static const char *read_string(lua_State *L, const char *s, const char *end) {
+  const char *q;
+  luaL_Buffer b;
+  for (q = s; q < end; q++) {
+    unsigned char c = (unsigned char)*q;
+    if (c == '"') {
+      lua_pushlstring(L, s, (size_t)(q - s));
+      return q + 1;
     }
-    if (code != SMM_T_NONE && normalize_value(L, code)) lua_replace(L, -2);
+    if (c == '\\' || c < 0x20) break;
+  }
+  if (q == end || *q != '\\') return NULL;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, s, (size_t)(q - s));
+  q = unescape(&b, q, end);
+  if (q == NULL) { /* the buffer may hold a box on the stack: the caller resets the stack */
+    return NULL;
+  }
+  luaL_pushresult(&b);
+  return q + 1;
+}
+
+/* The number at s, pushed as cjson + integerize would leave it; the position after it, or
+ * NULL (nothing pushed). */
+static const char *read_number(lua_State *L, const char *s, const char *end) {
+  const char *d = s + (*s == '-'), *q;
+  char buf[64];
+  double x;
+  int digits = 0, plain;
+  lua_Integer v = 0;
+  if (d == end || *d < '0' || *d > '9') return NULL;
+  if (*d == '0' && d + 1 < end && d[1] >= '0' && d[1] <= '9') return NULL; /* cjson refuses */
+  for (q = d; q < end && *q >= '0' && *q <= '9'; q++) {
+    if (++digits <= 15) v = v * 10 + (*q - '0');
+  }
+  plain = q == end || (*q != '.' && *q != 'e' && *q != 'E');
+  if (plain && digits <= 15) {
+    if (*s == '-') {
+      if (v == 0) return NULL; /* -0: cjson's -0.0 */
+      v = -v;
+    }
+#if LUA_VERSION_NUM >= 503
+    lua_pushinteger(L, v);
+#else
+    lua_pushnumber(L, (lua_Number)v);
+#endif
+    return q;
+  }
+  if (!plain) {
+    if (*q == '.') {
+      const char *f = ++q;
+      while (q < end && *q >= '0' && *q <= '9') q++;
+      if (q == f) return NULL;
+    }
+    if (q < end && (*q == 'e' || *q == 'E')) {
+      const char *f;
+      q++;
+      if (q < end && (*q == '+' || *q == '-')) q++;
+      f = q;
+      while (q < end && *q >= '0' && *q <= '9') q++;
+      if (q == f) return NULL;
+    }
+  }
+  if ((size_t)(q - s) >= sizeof buf || localeconv()->decimal_point[0] != '.' ||
+      localeconv()->decimal_point[1] != '\0')
+    return NULL;
+  memcpy(buf, s, (size_t)(q - s));
+  buf[q - s] = '\0';
+  x = strtod(buf, NULL);
+#if LUA_VERSION_NUM >= 503
+  if (x >= -SMM_2POW53 && x <= SMM_2POW53 && x == (double)(long long)x) {
+    if (x == 0 && *s == '-') return NULL; /* -0.0 */
+    lua_pushinteger(L, (lua_Integer)x);
+    return q;
+  }
+#endif
+  lua_pushnumber(L, (lua_Number)x);
+  return q;
+}
+
+/* A scalar at s, pushed; the position after it, or NULL (nothing pushed, or a string buffer
+ * box the caller's reset removes). */
+static const char *read_scalar(lua_State *L, const char *s, const char *end) {
+  if (*s == '"') return read_string(L, s + 1, end);
+  if (*s == '-' || (*s >= '0' && *s <= '9')) return read_number(L, s, end);
+  if ((size_t)(end - s) >= 4 && memcmp(s, "true", 4) == 0) {
+    lua_pushboolean(L, 1);
+    return s + 4;
+  }
+  if ((size_t)(end - s) >= 5 && memcmp(s, "false", 5) == 0) {
+    lua_pushboolean(L, 0);
+    return s + 5;
+  }
+  if ((size_t)(end - s) >= 4 && memcmp(s, "null", 4) == 0) {
+    lua_pushlightuserdata(L, NULL); /* cjson.null */
+    return s + 4;
+  }
+  return NULL;
+}
+
+/* The type codes of a schema by key text, for one read: the key as it is in the body. */
+typedef struct text_cache {
+  const char *key[SMM_KEY_CACHE];
+  size_t len[SMM_KEY_CACHE];
+  int code[SMM_KEY_CACHE];
+  int n;
+} text_cache;
+
+/* The flat object at s ('{'), pushed, its fields normalised by the schema at schema_idx (0:
+ * none); *hint: the number of fields to make room for, updated to this object's. The position
+ * after it, or NULL (the caller resets the stack). */
+static const char *read_object(lua_State *L, const char *s, const char *end, int schema_idx,
+                               text_cache *tc, int *hint) {
+  int fields = 0;
+  lua_createtable(L, 0, *hint);
+  s = skip_ws(s + 1, end);
+  if (s < end && *s == '}') {
+    *hint = 0;
+    return s + 1;
+  }
+  for (;;) {
+    const char *k = s + 1, *kend;
+    int code = SMM_T_NONE;
+    if (s == end || *s != '"') return NULL;
+    if ((s = read_string(L, k, end)) == NULL) return NULL;
+    kend = s - 1;
+    s = skip_ws(s, end);
+    if (s == end || *s != ':') return NULL;
+    s = skip_ws(s + 1, end);
+    if (s == end || (s = read_scalar(L, s, end)) == NULL) return NULL;
+    if (schema_idx != 0) {
+      size_t klen = (size_t)(kend - k);
+      int i;
+      for (i = 0; i < tc->n; i++)
+        if (tc->len[i] == klen && memcmp(tc->key[i], k, klen) == 0) break;
+      if (i < tc->n) {
+        code = tc->code[i];
+      } else {
+        code = schema_code(L, schema_idx, -2);
+        if (tc->n < SMM_KEY_CACHE && memchr(k, '\\', klen) == NULL) {
+          tc->key[tc->n] = k, tc->len[tc->n] = klen, tc->code[tc->n++] = code;
+        }
+      }
+      if (code != SMM_T_NONE && normalize_value(L, code)) lua_replace(L, -2);
+    }
     lua_rawset(L, -3); /* a nil value (normalised away) sets nothing */
+    fields++;
     s = skip_ws(s, end);
     if (s < end && *s == ',') {
       s = skip_ws(s + 1, end);
       continue;
     }
     if (s < end && *s == '}') break;
-    goto slow;
+    return NULL;
   }
-close:
-  if (skip_ws(s + 1, end) != end) goto slow;
+  *hint = fields;
+  return s + 1;
+}
+
+/* layout_schema: the schema of the records (a flat object root for "record", the objects of
+ * an array root for a list) or 0. Returns 1 with the value pushed, or 0 with the stack as it
+ * was. */
+static int fast_decode(lua_State *L, const char *p, size_t n, int schema_idx, int layout) {
+  const char *s = p, *end = p + n;
+  int top = lua_gettop(L), hint = 0;
+  text_cache tc;
+  tc.n = 0;
+  luaL_checkstack(L, 8, "smm.core: decoding");
+  s = skip_ws(s, end);
+  if (s == end) return 0;
+  if (*s == '{') {
+    for (; s < end && hint < 64; s++) hint += *s == ':';
+    s = skip_ws(p, end);
+    s = read_object(L, s, end, layout == SMM_LAYOUT_RECORD ? schema_idx : 0, &tc, &hint);
+  } else if (*s == '[') {
+    lua_Integer i = 0;
+    int records = layout == SMM_LAYOUT_LIST ? schema_idx : 0;
+    lua_newtable(L);
+    s = skip_ws(s + 1, end);
+    if (s < end && *s == ']') {
+      s++;
+    } else {
+      for (;;) {
+        if (s == end) goto slow;
+        s = *s == '{' ? read_object(L, s, end, records, &tc, &hint) : read_scalar(L, s, end);
+        if (s == NULL) goto slow;
+        lua_rawseti(L, -2, ++i);
+        s = skip_ws(s, end);
+        if (s < end && *s == ',') {
+          s = skip_ws(s + 1, end);
+          continue;
+        }
+        if (s < end && *s == ']') {
+          s++;
+          break;
+        }
+        goto slow;
+      }
+    }
+  } else {
+    return 0;
+  }
+  if (s == NULL || skip_ws(s, end) != end) goto slow;
   return 1;
 slow:
   lua_settop(L, top);
@@ -698,10 +904,9 @@ int smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p,
     layout = layout_code(L, -1);
     lua_pop(L, 1);
   }
-  if (n <= SMM_FAST_MAX &&
-      fast_flat_object(L, p, n, layout == SMM_LAYOUT_RECORD ? schema_idx : 0)) {
-    /* Its numbers are integers already, and a record was normalised as it was read. A flat
-     * object is no list and has no records by id: those layouts find nothing to do in it. */
+  if (layout != SMM_LAYOUT_BY_ID && fast_decode(L, p, n, schema_idx, layout)) {
+    /* Its numbers are integers already, and its records were normalised as they were read
+     * (a flat object root holds no records of a list). */
     walked = 1;
   } else if (!looks_like_json(p, n)) {
     goto not_json;
