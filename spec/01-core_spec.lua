@@ -386,6 +386,10 @@ describe("smm.core", function()
       local keys = 0
       for _ in pairs(r.json) do keys = keys + 1 end
       assert.equal(5, keys) -- the entry keyed "" is dropped, as the Lua reader drops it
+      -- a key written twice: the last one counts, as in any JSON reader
+      r = h:request(srv.url, { reply = '{"7": {"charge": "1"}, "7": "x", "8": {"remains": "2"}}' },
+        { schema = { "by_id", remains = "integer" } })
+      assert.same({ ["7"] = "x", [8] = { remains = 2 } }, r.json)
     end)
 
     it("a record schema normalises the answer itself, read by cjson or without it", function()

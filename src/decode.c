@@ -4,7 +4,8 @@
  * with lua_pcall. Then, on Lua 5.3+, every float with an exact integer value and |x| <= 2^53 is
  * replaced by a Lua integer, because cjson decodes all numbers as floats and ids such as
  * {"order": 23501} must come back as integers (23501, not 23501.0). The shapes most answers
- * have (a flat object, an array of flat objects) are read directly instead, to the same values
+ * have (a flat object; an array or an object of flat objects) are read directly instead, to
+ * the same values
  * (fast_decode below); cjson reads everything else and is what the fuzzers hold that to.
  */
 #include <locale.h>
@@ -575,8 +576,9 @@ void smm_push_decoder(lua_State *L) {
 }
 
 /* The shapes most answers have, read here directly instead of by cjson: a flat object
- * ({"balance":"100.84292","currency":"USD"}, {"order":23501}, {"error":"..."}) and an array of
- * flat objects and scalars (the service list, refill and cancel answers). For a small answer
+ * ({"balance":"100.84292","currency":"USD"}, {"order":23501}, {"error":"..."}), an array of
+ * flat objects and scalars (the service list, refill and cancel answers) and, for a "by_id"
+ * schema, an object of them (the statuses of many orders). For a small answer
  * this skips cjson's call (a pcall, a scratch buffer, a table walk after); for a service list it
  * skips cjson's tables growing key by key, and the walk after, since the schema is applied and
  * numbers made integers as each field is read. What is read is exactly what cjson + integerize
@@ -827,9 +829,68 @@ static const char *read_object(lua_State *L, const char *s, const char *end, int
   return s + 1;
 }
 
-/* layout_schema: the schema of the records (a flat object root for "record", the objects of
- * an array root for a list) or 0. Returns 1 with the value pushed, or 0 with the stack as it
- * was. */
+/* The root of a "by_id" answer at s ('{'): an object whose object values are records, keyed
+ * as walk_by_id keys them (by integer id where integer() reads one, dropped when keyed "").
+ * NULL (the caller resets the stack) also when a key comes twice, or two keys would land on
+ * one slot: which one wins is then cjson's (last in the text, then iteration order), so cjson
+ * decides. */
+static const char *read_by_id(lua_State *L, const char *s, const char *end, int schema_idx,
+                              text_cache *tc) {
+  int hint = 0, seen = lua_gettop(L) + 1, root = seen + 1;
+  lua_newtable(L); /* the keys as written, seen so far */
+  lua_newtable(L);
+  s = skip_ws(s + 1, end);
+  if (s < end && *s == '}') {
+    lua_remove(L, seen);
+    return s + 1;
+  }
+  for (;;) {
+    if (s == end || *s != '"') return NULL;
+    if ((s = read_string(L, s + 1, end)) == NULL) return NULL; /* the key */
+    lua_pushvalue(L, -1);
+    lua_rawget(L, seen);
+    if (!lua_isnil(L, -1)) return NULL;
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, seen);
+    s = skip_ws(s, end);
+    if (s == end || *s != ':') return NULL;
+    s = skip_ws(s + 1, end);
+    if (s == end) return NULL;
+    if (*s == '{') {
+      if ((s = read_object(L, s, end, schema_idx, tc, &hint)) == NULL) return NULL;
+      lua_pushvalue(L, -2); /* key, record, key */
+      if (norm_integer(L, -1)) lua_remove(L, -2);
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 3);
+        goto next;
+      }
+      lua_replace(L, -3); /* id, record */
+    } else if ((s = read_scalar(L, s, end)) == NULL) {
+      return NULL;
+    }
+    lua_pushvalue(L, -2);
+    lua_rawget(L, root);
+    if (!lua_isnil(L, -1)) return NULL;
+    lua_pop(L, 1);
+    lua_rawset(L, root);
+  next:
+    s = skip_ws(s, end);
+    if (s < end && *s == ',') {
+      s = skip_ws(s + 1, end);
+      continue;
+    }
+    if (s < end && *s == '}') break;
+    return NULL;
+  }
+  lua_remove(L, seen);
+  return s + 1;
+}
+
+/* schema_idx (0: none) and its layout: the records are a flat object root ("record"), the
+ * objects of an array root (a list) or the object values of an object root ("by_id"). Returns
+ * 1 with the value pushed, or 0 with the stack as it was. */
 static int fast_decode(lua_State *L, const char *p, size_t n, int schema_idx, int layout) {
   const char *s = p, *end = p + n;
   int top = lua_gettop(L), hint = 0;
@@ -838,11 +899,13 @@ static int fast_decode(lua_State *L, const char *p, size_t n, int schema_idx, in
   luaL_checkstack(L, 8, "smm.core: decoding");
   s = skip_ws(s, end);
   if (s == end) return 0;
-  if (*s == '{') {
+  if (*s == '{' && layout == SMM_LAYOUT_BY_ID) {
+    s = read_by_id(L, s, end, schema_idx, &tc);
+  } else if (*s == '{') {
     for (; s < end && hint < 64; s++) hint += *s == ':';
     s = skip_ws(p, end);
     s = read_object(L, s, end, layout == SMM_LAYOUT_RECORD ? schema_idx : 0, &tc, &hint);
-  } else if (*s == '[') {
+  } else if (*s == '[' && layout != SMM_LAYOUT_BY_ID) {
     lua_Integer i = 0;
     int records = layout == SMM_LAYOUT_LIST ? schema_idx : 0;
     lua_newtable(L);
@@ -904,9 +967,9 @@ int smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p,
     layout = layout_code(L, -1);
     lua_pop(L, 1);
   }
-  if (layout != SMM_LAYOUT_BY_ID && fast_decode(L, p, n, schema_idx, layout)) {
-    /* Its numbers are integers already, and its records were normalised as they were read
-     * (a flat object root holds no records of a list). */
+  if (fast_decode(L, p, n, schema_idx, layout)) {
+    /* Its numbers are integers already, and its records were normalised (and keyed by id) as
+     * they were read (a flat object root holds no records of a list). */
     walked = 1;
   } else if (!looks_like_json(p, n)) {
     goto not_json;
