@@ -770,6 +770,21 @@ static const char *read_scalar(lua_State *L, const char *s, const char *end) {
   return NULL;
 }
 
+/* After a member of an object or array: 1 with *sp past a ',' (more to come), 0 with *sp past
+ * the closing `close`, or -1. */
+static int next_member(const char **sp, const char *end, char close) {
+  const char *s = skip_ws(*sp, end);
+  if (s < end && *s == ',') {
+    *sp = skip_ws(s + 1, end);
+    return 1;
+  }
+  if (s < end && *s == close) {
+    *sp = s + 1;
+    return 0;
+  }
+  return -1;
+}
+
 /* The type codes of a schema by key text, for one read: the key as it is in the body. */
 typedef struct text_cache {
   const char *key[SMM_KEY_CACHE];
@@ -783,7 +798,7 @@ typedef struct text_cache {
  * after it, or NULL (the caller resets the stack). */
 static const char *read_object(lua_State *L, const char *s, const char *end, int schema_idx,
                                text_cache *tc, int *hint) {
-  int fields = 0;
+  int fields = 0, more;
   lua_createtable(L, 0, *hint);
   s = skip_ws(s + 1, end);
   if (s < end && *s == '}') {
@@ -817,16 +832,12 @@ static const char *read_object(lua_State *L, const char *s, const char *end, int
     }
     lua_rawset(L, -3); /* a nil value (normalised away) sets nothing */
     fields++;
-    s = skip_ws(s, end);
-    if (s < end && *s == ',') {
-      s = skip_ws(s + 1, end);
-      continue;
-    }
-    if (s < end && *s == '}') break;
-    return NULL;
+    more = next_member(&s, end, '}');
+    if (more < 0) return NULL;
+    if (!more) break;
   }
   *hint = fields;
-  return s + 1;
+  return s;
 }
 
 /* The root of a "by_id" answer at s ('{'): an object whose object values are records, keyed
@@ -836,7 +847,7 @@ static const char *read_object(lua_State *L, const char *s, const char *end, int
  * decides. */
 static const char *read_by_id(lua_State *L, const char *s, const char *end, int schema_idx,
                               text_cache *tc) {
-  int hint = 0, seen = lua_gettop(L) + 1, root = seen + 1;
+  int hint = 0, seen = lua_gettop(L) + 1, root = seen + 1, more;
   lua_newtable(L); /* the keys as written, seen so far */
   lua_newtable(L);
   s = skip_ws(s + 1, end);
@@ -876,16 +887,12 @@ static const char *read_by_id(lua_State *L, const char *s, const char *end, int 
     lua_pop(L, 1);
     lua_rawset(L, root);
   next:
-    s = skip_ws(s, end);
-    if (s < end && *s == ',') {
-      s = skip_ws(s + 1, end);
-      continue;
-    }
-    if (s < end && *s == '}') break;
-    return NULL;
+    more = next_member(&s, end, '}');
+    if (more < 0) return NULL;
+    if (!more) break;
   }
   lua_remove(L, seen);
-  return s + 1;
+  return s;
 }
 
 /* schema_idx (0: none) and its layout: the records are a flat object root ("record"), the
@@ -907,6 +914,7 @@ static int fast_decode(lua_State *L, const char *p, size_t n, int schema_idx, in
     s = read_object(L, s, end, layout == SMM_LAYOUT_RECORD ? schema_idx : 0, &tc, &hint);
   } else if (*s == '[' && layout != SMM_LAYOUT_BY_ID) {
     lua_Integer i = 0;
+    int more;
     int records = layout == SMM_LAYOUT_LIST ? schema_idx : 0;
     lua_newtable(L);
     s = skip_ws(s + 1, end);
@@ -918,16 +926,9 @@ static int fast_decode(lua_State *L, const char *p, size_t n, int schema_idx, in
         s = *s == '{' ? read_object(L, s, end, records, &tc, &hint) : read_scalar(L, s, end);
         if (s == NULL) goto slow;
         lua_rawseti(L, -2, ++i);
-        s = skip_ws(s, end);
-        if (s < end && *s == ',') {
-          s = skip_ws(s + 1, end);
-          continue;
-        }
-        if (s < end && *s == ']') {
-          s++;
-          break;
-        }
-        goto slow;
+        more = next_member(&s, end, ']');
+        if (more < 0) goto slow;
+        if (!more) break;
       }
     }
   } else {
