@@ -903,7 +903,8 @@ static int fast_decode(lua_State *L, const char *p, size_t n, int schema_idx, in
   int top = lua_gettop(L), hint = 0;
   text_cache tc;
   tc.n = 0;
-  luaL_checkstack(L, 8, "smm.core: decoding");
+  /* at most ~12 slots: a by_id root, a record, a field being unescaped, the schema lookup */
+  luaL_checkstack(L, 16, "smm.core: decoding");
   s = skip_ws(s, end);
   if (s == end) return 0;
   if (*s == '{' && layout == SMM_LAYOUT_BY_ID) {
