@@ -530,8 +530,9 @@ int smm_client_new(lua_State *L) {
   }
   for (i = 0; i < SMM_HEADER_LISTS && !failed; i++) { /* each list stays owned by c */
     struct curl_slist **list = &c->header_lists[i];
+    const char *encoding = i & SMM_HEADERS_GZIP ? "Accept-Encoding: gzip" : "Accept-Encoding:";
     failed = (ua_line != NULL && append_line(list, ua_line) != 0) ||
-             append_line(list, i & SMM_HEADERS_GZIP ? "Accept-Encoding: gzip" : "Accept-Encoding:") != 0 ||
+             append_line(list, encoding) != 0 ||
              ((i & SMM_HEADERS_EXPECT_OFF) && append_line(list, "Expect:") != 0);
   }
   free(ua_line);

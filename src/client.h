@@ -17,7 +17,6 @@
  * "Expect: 100-continue" above 1 KiB (older) or 1 MiB (newer versions); smaller bodies are
  * sent without it, which costs less per request. */
 #define SMM_EXPECT_MIN 1024
-/* Sent as a header line, with CURLOPT_ACCEPT_ENCODING "gzip" (which turns decoding on). */
 
 /* The header list a transfer needs, an index into smm_client.header_lists: a flag for a large
  * body ("Expect:", no 100-continue wait) and one for an answer worth compressing

@@ -5,8 +5,8 @@
  * replaced by a Lua integer, because cjson decodes all numbers as floats and ids such as
  * {"order": 23501} must come back as integers (23501, not 23501.0). The shapes most answers
  * have (a flat object; an array or an object of flat objects) are read directly instead, to
- * the same values
- * (fast_decode below); cjson reads everything else and is what the fuzzers hold that to.
+ * the same values (fast_decode below); cjson reads everything else and is what the fuzzers
+ * hold that to.
  */
 #include <locale.h>
 #include <math.h>
@@ -459,19 +459,7 @@ static void walk_record(lua_State *L, int idx, int schema_idx, key_cache *kc) {
       continue;
     }
     if (lua_type(L, -2) == LUA_TSTRING) code = key_code(L, schema_idx, kc);
-    /* The values panels usually send need no call: text as a string, a flag as a boolean, a
-     * field outside the schema that is not a number (10,000 services, 10 fields each). */
-    if ((code == SMM_T_TEXT && vt == LUA_TSTRING) || (code == SMM_T_BOOLEAN && vt == LUA_TBOOLEAN)) {
-      /* as panels send them: nothing to do */
-    } else if (code == SMM_T_INTEGER && vt == LUA_TNUMBER) { /* cjson's numbers are floats */
-#if LUA_VERSION_NUM >= 503
-      lua_Number x = lua_tonumber(L, -1);
-      if (!lua_isinteger(L, -1) && whole_number(x)) {
-        lua_pushinteger(L, (lua_Integer)x);
-        changed = 1;
-      }
-#endif
-    } else if (code != SMM_T_NONE) {
+    if (code != SMM_T_NONE) {
       changed = normalize_value(L, code);
     } else {
 #if LUA_VERSION_NUM >= 503
@@ -695,7 +683,7 @@ static const char *read_string(lua_State *L, const char *s, const char *end) {
 /* The number at s, pushed as cjson + integerize would leave it; the position after it, or
  * NULL (nothing pushed). */
 static const char *read_number(lua_State *L, const char *s, const char *end) {
-  const char *d = s + (*s == '-'), *q;
+  const char *d = s + (*s == '-'), *q, *point;
   char buf[64];
   double x;
   int digits = 0, plain;
@@ -733,9 +721,8 @@ static const char *read_number(lua_State *L, const char *s, const char *end) {
       if (q == f) return NULL;
     }
   }
-  if ((size_t)(q - s) >= sizeof buf || localeconv()->decimal_point[0] != '.' ||
-      localeconv()->decimal_point[1] != '\0')
-    return NULL;
+  point = localeconv()->decimal_point; /* strtod's, and cjson's reading of '.' */
+  if ((size_t)(q - s) >= sizeof buf || point[0] != '.' || point[1] != '\0') return NULL;
   memcpy(buf, s, (size_t)(q - s));
   buf[q - s] = '\0';
   x = strtod(buf, NULL);

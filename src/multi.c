@@ -68,7 +68,8 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
                       size_t len, const smm_request_opts *o, int index) {
   CURL *e = t->easy;
   CURLcode r;
-  int headers = (len >= SMM_EXPECT_MIN ? SMM_HEADERS_EXPECT_OFF : 0) | (o->gzip ? SMM_HEADERS_GZIP : 0);
+  int headers =
+      (len >= SMM_EXPECT_MIN ? SMM_HEADERS_EXPECT_OFF : 0) | (o->gzip ? SMM_HEADERS_GZIP : 0);
   CURLMcode mc;
   smm_buffer_reset(&t->body);
   smm_buffer_reset(&t->location);
