@@ -526,14 +526,16 @@ end
 
 -- A store for the service list in a lua_shared_dict, shared by every worker:
 --   http { lua_shared_dict smm_cache 1m; }   smm.new{ ..., shared_dict = "smm_cache" }
-function Transport:shared_store(dict_name, url) -- luacheck: ignore self
+-- `account`: the API key. Panels price per account, so each key has its own entry.
+function Transport:shared_store(dict_name, url, account) -- luacheck: ignore self
   local dict = ngx.shared[dict_name]
   if not dict then
     error("smm.new: option 'shared_dict': no lua_shared_dict named '" .. tostring(dict_name) ..
       "' (declare it in nginx.conf: lua_shared_dict " .. tostring(dict_name) .. " 1m;)", 4)
   end
-  -- keyed by a digest: the URL may carry credentials
-  local key = "smm:services:" .. ngx.md5(url)
+  -- keyed by a digest of the URL and the key (never the key itself, nor the URL, which may
+  -- carry credentials): one account's prices must never be used for another
+  local key = "smm:services:" .. ngx.md5(ngx.sha1_bin(url .. "\0" .. tostring(account or "")))
   return {
     load = function()
       local text = dict:get(key)
