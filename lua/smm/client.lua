@@ -37,8 +37,10 @@ function M.new(opts)
   }, Client)
   secrets[client] = o.key
   contexts[client] = {}
+  -- the shared list is per account (url and key): panels price per account
   client.catalog = services.cache(o.public.services_ttl, function() return transport:now() end,
-    o.public.shared_dict and transport.shared_store and transport:shared_store(o.public.shared_dict, o.url))
+    o.public.shared_dict and transport.shared_store
+      and transport:shared_store(o.public.shared_dict, o.url, o.key))
   if o.public.rate_limit then
     client.limiter = require("smm.ratelimit").new(o.public.rate_limit, transport)
   end

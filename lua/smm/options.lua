@@ -83,6 +83,10 @@ function M.check(opts)
     -- the value itself is not shown: it may be the key, given as the url by mistake
     raise("option 'url' must be an http:// or https:// URL, got a string of " .. #opts.url .. " bytes")
   end
+  if opts.url:find("%c") then
+    -- a CR or LF would end the request line and start header lines of the panel's choosing
+    raise("option 'url' must not contain control characters (CR, LF, tab, NUL, DEL)")
+  end
   if opts.key == nil then raise("option 'key' is required (the panel's API key)") end
   if opts.key == "" or opts.key:find("[%c%s]") then
     raise("option 'key' must be a non-empty string without spaces or control characters")

@@ -20,10 +20,13 @@
 --                   [retry_after=s] [status=CODE] [perform=0|1]  (see faults.lua)
 --   POST config    any of balance, numbers, status_style, error_style, error_status,
 --                   invisible_calls, dup_link, echo_key, latency, steps, clock, tick,
---                   services_count, content_type, key
+--                   services_count, content_type, key, rates_for
 --   POST advance   steps=N: advance every order and refill N steps
 --   POST reset     initial balance; no orders, refills, counters, faults or overrides
 --   POST shutdown  answer, then stop the server
+-- Per-account prices, as real panels have: rates_for = "KEY=FACTOR[,KEY=FACTOR]" (or
+-- --rates-for) multiplies every rate by the integer FACTOR for requests made with KEY, in the
+-- service list and in charges (the balance stays shared).
 -- Nothing here is shared with the client library.
 --
 -- Counting: `requests` counts API requests parsed (admin requests are not counted);
@@ -66,7 +69,7 @@ end
 
 -- opts: host, port, keys (list or "a,b"), key, balance, steps, clock (calls|real), tick (ms),
 -- latency (ms), numbers, status_style, error_style, error_status, invisible_calls,
--- dup_link, services_count, content_type, verbose, log (function)
+-- dup_link, services_count, content_type, rates_for, verbose, log (function)
 function M.new(opts)
   opts = copy(opts or {})
   local keys = split_keys(opts.keys)
@@ -87,6 +90,7 @@ function M.new(opts)
     dup_link = opts.dup_link == true or opts.dup_link == "1" or opts.dup_link == "true",
     echo_key = opts.echo_key == true or opts.echo_key == "1" or opts.echo_key == "true",
     services_count = tonumber(opts.services_count or ""),
+    rates_for = opts.rates_for,
     content_type = opts.content_type or "application/json",
   }
   assert(decimal.parse(base.balance), "bad balance: " .. tostring(base.balance))
@@ -211,7 +215,7 @@ function Server:config_view()
     error_status = cfg.error_status, invisible_calls = cfg.invisible_calls,
     dup_link = cfg.dup_link and 1 or 0, echo_key = cfg.echo_key and 1 or 0,
     services_count = #self.panel.services_list,
-    content_type = cfg.content_type }
+    content_type = cfg.content_type, rates_for = cfg.rates_for }
 end
 
 function Server:configure(fields)

@@ -54,7 +54,7 @@ local function posint(s)
 end
 
 -- cfg: keys (set), balance (decimal string), steps, clock, tick, numbers, status_style,
--- error_style, invisible_calls, dup_link, echo_key, services_count
+-- error_style, invisible_calls, dup_link, echo_key, services_count, rates_for ("KEY=N,...")
 function M.new(cfg)
   local self = setmetatable({ cfg = cfg }, Panel)
   self.balance = assert(decimal.parse(cfg.balance or "100.00"), "bad balance")
@@ -107,6 +107,9 @@ function Panel:configure(name, value)
     if name == "steps" and cfg.steps < 1 then cfg.steps = 1 end
   elseif name == "dup_link" or name == "echo_key" then
     cfg[name] = value == "1" or value == "true" or value == true or value == 1
+  elseif name == "rates_for" then
+    cfg.rates_for = value
+    self.services_cache = {}
   elseif name == "clock" then
     if value ~= "calls" and value ~= "real" then return nil, "clock: calls|real" end
     cfg.clock = value
@@ -237,21 +240,41 @@ end
 ------------------------------------------------------------------------------------------
 -- actions
 
-function Panel:services_answer()
+-- Panels price per account: rates_for = "KEY=N,..." makes KEY's rates N times the list's.
+function Panel:rate_factor(key)
+  local spec = self.cfg.rates_for
+  if type(spec) ~= "string" or key == nil then return 1 end
+  for k, n in spec:gmatch("([^,=]+)=(%d+)") do
+    if k:match("^%s*(.-)%s*$") == key then return math.max(1, math.tointeger(tonumber(n)) or 1) end
+  end
+  return 1
+end
+
+function Panel:rate_of(s, key)
+  local factor = self:rate_factor(key)
+  if factor == 1 then return s.rate_units end
+  return decimal.mul(s.rate_units, factor) or s.rate_units
+end
+
+function Panel:services_answer(f)
   local style = self.cfg.numbers or "mixed"
-  local cached = self.services_cache[style]
+  local key = f and f.key
+  local factor = self:rate_factor(key)
+  local cache_name = factor == 1 and style or (style .. "*" .. factor)
+  local cached = self.services_cache[cache_name]
   if cached then return cached end
   local items = {}
   for i, s in ipairs(self.services_list) do
     local id, mn, mx, rate
+    local s_rate = factor == 1 and s.rate or decimal.format(self:rate_of(s, key))
     if style == "string" then
       id, mn, mx, rate = str(tostring(s.service)), str(tostring(s.min)), str(tostring(s.max)),
-        str(s.rate)
+        str(s_rate)
     elseif style == "number" then
-      id, mn, mx, rate = tostring(s.service), tostring(s.min), tostring(s.max), s.rate
+      id, mn, mx, rate = tostring(s.service), tostring(s.min), tostring(s.max), s_rate
     else -- mixed, as the reference page: id a number, rate/min/max strings
       id, mn, mx, rate = tostring(s.service), str(tostring(s.min)), str(tostring(s.max)),
-        str(s.rate)
+        str(s_rate)
     end
     local parts = { '{"service":', id, ',"name":', str(s.name), ',"type":', str(s.type),
       ',"category":', str(s.category), ',"rate":', rate, ',"min":', mn, ',"max":', mx,
@@ -264,7 +287,7 @@ function Panel:services_answer()
     items[i] = table.concat(parts)
   end
   cached = "[" .. table.concat(items, ",") .. "]"
-  self.services_cache[style] = cached
+  self.services_cache[cache_name] = cached
   return cached
 end
 
@@ -278,6 +301,7 @@ function Panel:add(f)
   local sid = posint(f.service)
   local s = sid and self.services[sid]
   if not s then return self:add_error("Incorrect service ID") end
+  local rate = self:rate_of(s, f.key)
   local kind = s.kind
   local link = f.link
   local quantity, total, multiplier
@@ -304,7 +328,7 @@ function Panel:add(f)
     if posts == 0 then posts = nil end
     quantity = mx
     total = mx * (posts or 1)
-    charge = decimal.per_thousand(s.rate_units, total)
+    charge = decimal.per_thousand(rate, total)
   else
     if not link or link == "" then return err("Incorrect request") end
     if kind == "comments" then
@@ -347,10 +371,10 @@ function Panel:add(f)
     end
     if kind == "package" then
       total = 1
-      charge = s.rate_units
+      charge = rate
     else
       total = quantity * multiplier
-      charge = decimal.per_thousand(s.rate_units, total)
+      charge = decimal.per_thousand(rate, total)
     end
   end
   if not charge then return self:add_error("Quantity more than maximum", s.max) end
@@ -564,7 +588,7 @@ function Panel:balance_answer()
 end
 
 local actions = {
-  services = function(self) return self:services_answer(), false end,
+  services = function(self, f) return self:services_answer(f), false end,
   add = Panel.add,
   status = Panel.status,
   refill = Panel.refill,

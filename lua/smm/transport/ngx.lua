@@ -191,60 +191,135 @@ local function retry_after_seconds(v)
   return nil
 end
 
--- Reads the status line and headers. -> status, headers (lower-case names; repeated joined
--- by ", "), http_minor  or nil, failure, got_any_byte
-local function read_head(sock, self, u, deadline)
+-- Bounds on what a panel may send before its body: a hostile one could otherwise hold the
+-- worker with endless or huge header lines.
+M.MAX_HEADERS = 100        -- header lines of one answer (and trailer lines of a chunked one)
+M.MAX_HEAD_BYTES = 65536   -- bytes of the status line and headers (and of the trailers)
+local MAX_CHUNK_LINE = 4096 -- a chunk-size line with its extensions
+
+-- Every byte of the answer comes through a reader: one receiveany at a time, each with the
+-- socket's timeouts set to what is left of the whole request's `timeout`, so that a panel
+-- trickling a byte now and then cannot stretch a request past its deadline (a single
+-- receive("*l") would wait `left` ms again after every byte it gets).
+local function reader(sock, self, u, deadline)
+  return { sock = sock, self = self, u = u, deadline = deadline, buf = "", pos = 1, got_any = false }
+end
+
+local function protocol_failure(r, what)
+  return failure("network", what .. " from " .. r.u.host .. ":" .. r.u.port, true, "protocol")
+end
+
+-- Receives more bytes into r.buf (whose bytes must all have been taken).
+-- -> true  or nil, failure, the socket's error ("closed" at the end of the stream)
+local function fill(r)
+  local left = remaining(r.deadline)
+  if not left then return nil, deadline_failure(r.self, r.u) end
+  r.sock:settimeouts(min(r.self.connect_timeout, left), left, left)
+  local data, err = r.sock:receiveany(READ_CHUNK)
+  if not data then
+    if err == "closed" then
+      return nil, failure("network", "the connection to " .. r.u.host .. ":" .. r.u.port ..
+        " closed before the answer was complete", true, "closed"), err
+    end
+    return nil, io_failure(err, r.u, "reading the answer from"), err
+  end
+  r.buf, r.pos, r.got_any = data, 1, true
+  return true
+end
+
+-- A line ending in LF (a CR before it dropped), at most `limit` bytes.
+-- -> line  or nil, failure (too_long = true when the limit was passed)
+local function read_line(r, limit)
+  local pieces, size = nil, 0
   while true do
-    local left = remaining(deadline)
-    if not left then return nil, deadline_failure(self, u), false end
-    sock:settimeouts(min(self.connect_timeout, left), left, left)
-    local line, err = sock:receive("*l")
-    if not line then return nil, io_failure(err, u, "reading the answer from"), false end
-    local minor, status = line:match("^HTTP/1%.(%d) (%d%d%d)")
-    if not status then
-      return nil, failure("network", "not an HTTP answer from " .. u.host .. ":" .. u.port, true,
-        "protocol"), true
-    end
-    status = tonumber(status)
-    local headers = {}
-    while true do
-      left = remaining(deadline)
-      if not left then return nil, deadline_failure(self, u), true end
-      sock:settimeouts(min(self.connect_timeout, left), left, left)
-      local h
-      h, err = sock:receive("*l")
-      if not h then return nil, io_failure(err, u, "reading the answer from"), true end
-      if h == "" then break end
-      local name, value = h:match("^([^:]+):%s*(.-)%s*$")
-      if name then
-        name = name:lower()
-        headers[name] = headers[name] and (headers[name] .. ", " .. value) or value
+    local buf, pos = r.buf, r.pos
+    local lf = buf:find("\n", pos, true)
+    if lf then
+      size = size + lf - pos
+      if size > limit then return nil, protocol_failure(r, "a line too long"), true end
+      local line = buf:sub(pos, lf - 1)
+      r.pos = lf + 1
+      if pieces then
+        pieces[#pieces + 1] = line
+        line = concat(pieces)
       end
+      if byte(line, -1) == 13 then line = line:sub(1, -2) end
+      return line
     end
-    if status >= 200 or status == 101 then return status, headers, tonumber(minor) end
-    -- 1xx informational answers (100 Continue): the real one follows
+    if pos <= #buf then
+      size = size + #buf - pos + 1
+      if size > limit then return nil, protocol_failure(r, "a line too long"), true end
+      pieces = pieces or {}
+      pieces[#pieces + 1] = pos == 1 and buf or buf:sub(pos)
+    end
+    r.buf, r.pos = "", 1
+    local ok, f = fill(r)
+    if not ok then return nil, f end
   end
 end
 
--- Reads exactly n bytes within the deadline. -> data or nil, failure
-local function read_exact(sock, self, u, deadline, n, parts)
-  local got = 0
-  while got < n do
-    local left = remaining(deadline)
-    if not left then return nil, deadline_failure(self, u) end
-    sock:settimeouts(min(self.connect_timeout, left), left, left)
-    local data, err = sock:receiveany(min(READ_CHUNK, n - got))
-    if not data then
-      if err == "closed" then
-        return nil, failure("network", "the connection to " .. u.host .. ":" .. u.port ..
-          " closed before the answer was complete", true, "closed")
-      end
-      return nil, io_failure(err, u, "reading the answer from")
+-- Reads exactly n bytes into parts. -> true or nil, failure
+local function read_exact(r, n, parts)
+  while n > 0 do
+    if r.pos > #r.buf then
+      local ok, f = fill(r)
+      if not ok then return nil, f end
     end
-    parts[#parts + 1] = data
-    got = got + #data
+    local buf, pos = r.buf, r.pos
+    local take = min(#buf - pos + 1, n)
+    parts[#parts + 1] = (pos == 1 and take == #buf) and buf or buf:sub(pos, pos + take - 1)
+    r.pos = pos + take
+    n = n - take
   end
   return true
+end
+
+-- Header lines up to the empty one, within the bounds. -> { name = value } (lower-case names,
+-- repeated ones joined by ", " once at the end) or nil, failure
+local function read_fields(r, what)
+  local lists, count, budget = {}, 0, M.MAX_HEAD_BYTES
+  while true do
+    local line, f, too_long = read_line(r, budget)
+    if not line then
+      if too_long then f = protocol_failure(r, what .. " larger than " .. M.MAX_HEAD_BYTES .. " bytes") end
+      return nil, f
+    end
+    if line == "" then break end
+    budget = budget - #line - 2
+    count = count + 1
+    if count > M.MAX_HEADERS then
+      return nil, protocol_failure(r, "more than " .. M.MAX_HEADERS .. " " .. what)
+    end
+    local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+    if name then
+      name = name:lower()
+      local list = lists[name]
+      if list then list[#list + 1] = value else lists[name] = { value } end
+    end
+  end
+  local fields = {}
+  for name, list in pairs(lists) do fields[name] = #list == 1 and list[1] or concat(list, ", ") end
+  return fields
+end
+
+-- Reads the status line and headers. -> status, headers (lower-case names; repeated joined
+-- by ", "), http_minor  or nil, failure, got_any_byte
+local function read_head(r)
+  while true do
+    local line, f, too_long = read_line(r, M.MAX_HEAD_BYTES)
+    if not line then
+      if too_long then f = protocol_failure(r, "a status line too long") end
+      return nil, f, r.got_any
+    end
+    local minor, status = line:match("^HTTP/1%.(%d) ([1-9]%d%d)")
+    if not status then return nil, protocol_failure(r, "not an HTTP answer"), true end
+    status = tonumber(status)
+    local headers
+    headers, f = read_fields(r, "header lines")
+    if not headers then return nil, f, true end
+    if status >= 200 or status == 101 then return status, headers, tonumber(minor) end
+    -- 1xx informational answers (100 Continue): the real one follows
+  end
 end
 
 local function too_large(self, u)
@@ -252,69 +327,84 @@ local function too_large(self, u)
     self.max_body .. " bytes)", true, "too_large")
 end
 
+-- Content-Length: digits, or a list of equal ones (a header repeated with one value). -> n or nil
+local function content_length(text)
+  local n
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local digits = item:match("^%s*(%d+)%s*$")
+    if not digits then return nil end
+    local v = tonumber(digits)
+    if n and v ~= n then return nil end
+    n = v
+  end
+  return n
+end
+
 -- -> body, reusable  or nil, failure
-local function read_body(sock, self, u, deadline, status, headers)
-  if status == 204 or status == 304 or (status >= 100 and status < 200) then return "", true end
+local function read_body(r, status, headers)
+  local self, u = r.self, r.u
+  if status == 204 or status == 304 or (status >= 100 and status < 200) then return "", r.pos > #r.buf end
   local te = headers["transfer-encoding"]
   local parts = {}
   if te and te:lower():find("chunked", 1, true) then
     local total = 0
     while true do
-      local left = remaining(deadline)
-      if not left then return nil, deadline_failure(self, u) end
-      sock:settimeouts(min(self.connect_timeout, left), left, left)
-      local line, err = sock:receive("*l")
-      if not line then return nil, io_failure(err, u, "reading the answer from") end
-      local size = tonumber(line:match("^%s*(%x+)"), 16)
-      if not size then
-        return nil, failure("network", "bad chunked encoding from " .. u.host .. ":" .. u.port, true,
-          "protocol")
+      local line, f, too_long = read_line(r, MAX_CHUNK_LINE)
+      if not line then
+        if too_long then f = protocol_failure(r, "bad chunked encoding (a chunk-size line too long)") end
+        return nil, f
       end
+      -- chunk-size [; extensions]: hex digits only, no sign, no 0x
+      local hex, rest = line:match("^(%x+)(.*)$")
+      if not hex or not (rest:find("^[ \t]*$") or rest:find("^[ \t]*;")) then
+        return nil, protocol_failure(r, "bad chunked encoding (a chunk size that is not hex)")
+      end
+      local digits = hex:match("^0*(.*)$")
+      local size = #digits > 15 and math.huge or (tonumber(digits, 16) or 0)
       if size == 0 then
-        repeat -- trailers, up to the empty line
-          left = remaining(deadline)
-          if not left then return nil, deadline_failure(self, u) end
-          sock:settimeouts(min(self.connect_timeout, left), left, left)
-          line, err = sock:receive("*l")
-          if not line then return nil, io_failure(err, u, "reading the answer from") end
-        until line == ""
+        local _, tf = read_fields(r, "trailer lines")
+        if tf then return nil, tf end
         break
       end
       total = total + size
       if total > self.max_body then return nil, too_large(self, u) end
-      local ok, f = read_exact(sock, self, u, deadline, size, parts)
+      local ok
+      ok, f = read_exact(r, size, parts)
       if not ok then return nil, f end
-      local crlf = {}
-      ok, f = read_exact(sock, self, u, deadline, 2, crlf)
-      if not ok then return nil, f end
+      -- the data must end where its size said
+      line, f, too_long = read_line(r, 1)
+      if not line and not too_long then return nil, f end
+      if line ~= "" then
+        return nil, protocol_failure(r, "bad chunked encoding (chunk data longer than its size)")
+      end
     end
-    return concat(parts), true
+    -- a connection with bytes beyond the answer is never reused: they answer nothing we asked
+    return concat(parts), r.pos > #r.buf and not headers["content-length"]
   end
   local length = headers["content-length"]
   if length then
-    local n = tonumber(length:match("^%s*(%d+)%s*$"))
-    if not n then
-      return nil, failure("network", "bad Content-Length from " .. u.host .. ":" .. u.port, true, "protocol")
-    end
+    local n = content_length(length)
+    if not n then return nil, protocol_failure(r, "bad Content-Length") end
     if n > self.max_body then return nil, too_large(self, u) end
-    local ok, f = read_exact(sock, self, u, deadline, n, parts)
+    local ok, f = read_exact(r, n, parts)
     if not ok then return nil, f end
-    return concat(parts), true
+    return concat(parts), r.pos > #r.buf
   end
   -- neither: the body runs until the server closes the connection
   local total = 0
   while true do
-    local left = remaining(deadline)
-    if not left then return nil, deadline_failure(self, u) end
-    sock:settimeouts(min(self.connect_timeout, left), left, left)
-    local data, err = sock:receiveany(READ_CHUNK)
-    if not data then
-      if err == "closed" then break end
-      return nil, io_failure(err, u, "reading the answer from")
+    if r.pos <= #r.buf then
+      local data = r.pos == 1 and r.buf or r.buf:sub(r.pos)
+      r.buf, r.pos = "", 1
+      total = total + #data
+      if total > self.max_body then return nil, too_large(self, u) end
+      parts[#parts + 1] = data
     end
-    total = total + #data
-    if total > self.max_body then return nil, too_large(self, u) end
-    parts[#parts + 1] = data
+    local ok, f, err = fill(r)
+    if not ok then
+      if err == "closed" then break end
+      return nil, f
+    end
   end
   return concat(parts), false
 end
@@ -415,7 +505,8 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
     return f
   end
 
-  local status, headers, minor = read_head(sock, self, u, deadline)
+  local r = reader(sock, self, u, deadline)
+  local status, headers, minor = read_head(r)
   if not status then
     sock:close()
     local got_any = minor
@@ -423,7 +514,7 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
     if reused and idempotent and not got_any and headers.failure == "network" then return nil, true end
     return headers
   end
-  local content, reusable = read_body(sock, self, u, deadline, status, headers)
+  local content, reusable = read_body(r, status, headers)
   if not content then
     sock:close()
     return reusable
@@ -447,6 +538,16 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
   return failed or result
 end
 
+-- A raise inside an exchange is a defect of this file, but the request may have been sent by
+-- then: it becomes a failure that says so (ambiguous for an add) instead of losing the answers
+-- of the other requests in flight. The log names only where it happened: the message could
+-- quote the panel's bytes.
+local function internal_failure(err)
+  local where = tostring(err):match("^([^:]*:%d+):") or "?"
+  ngx.log(ngx.ERR, "smm transport ngx: internal error at ", where)
+  return failure("network", "internal error in the ngx transport (at " .. where .. ")", true, "internal")
+end
+
 -- url, fields, { idempotent = bool } -> result
 function Transport:request(url, fields, ropts)
   local idempotent = ropts ~= nil and ropts.idempotent == true
@@ -463,12 +564,13 @@ function Transport:request(url, fields, ropts)
   local deadline = started + self.timeout
   -- A request that changes something (add) always goes over a new connection: a pooled one may
   -- have died unseen, and sending it again would place a second order.
-  local result, again = exchange(self, u, body, idempotent, not idempotent, started, deadline)
-  if again then
+  local ok, result, again = pcall(exchange, self, u, body, idempotent, not idempotent, started, deadline)
+  if ok and again then
     -- a pooled connection had been closed by the panel before our request reached it: safe to
     -- send again (idempotent), over a new connection
-    result = exchange(self, u, body, idempotent, true, started, deadline)
+    ok, result = pcall(exchange, self, u, body, idempotent, true, started, deadline)
   end
+  if not ok then return internal_failure(result) end
   return result
 end
 
@@ -526,14 +628,16 @@ end
 
 -- A store for the service list in a lua_shared_dict, shared by every worker:
 --   http { lua_shared_dict smm_cache 1m; }   smm.new{ ..., shared_dict = "smm_cache" }
-function Transport:shared_store(dict_name, url) -- luacheck: ignore self
+-- `account`: the API key. Panels price per account, so each key has its own entry.
+function Transport:shared_store(dict_name, url, account) -- luacheck: ignore self
   local dict = ngx.shared[dict_name]
   if not dict then
     error("smm.new: option 'shared_dict': no lua_shared_dict named '" .. tostring(dict_name) ..
       "' (declare it in nginx.conf: lua_shared_dict " .. tostring(dict_name) .. " 1m;)", 4)
   end
-  -- keyed by a digest: the URL may carry credentials
-  local key = "smm:services:" .. ngx.md5(url)
+  -- keyed by a digest of the URL and the key (never the key itself, nor the URL, which may
+  -- carry credentials): one account's prices must never be used for another
+  local key = "smm:services:" .. ngx.md5(ngx.sha1_bin(url .. "\0" .. tostring(account or "")))
   return {
     load = function()
       local text = dict:get(key)
