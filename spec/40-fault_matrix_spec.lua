@@ -66,10 +66,11 @@ local MATRIX = {
     safe = { ok = true }, change = { ok = true } },
   { fault = "close", label = "answer, then connection closed", performs = true,
     safe = { ok = true }, change = { ok = true } },
-  -- never followed: the key is in the body; the panel did not act on it
+  -- never followed: the key is in the body. A panel or proxy may act before it redirects
+  -- (303 See Other after placing an order), so for add/refill/cancel it proves nothing.
   { fault = "redirect", label = "302 redirect to another host",
     safe = { kind = "http", status = 302, retryable = false },
-    change = { kind = "http", status = 302, retryable = false, ambiguous = false } },
+    change = { kind = "http", status = 302, retryable = false, ambiguous = true } },
   -- nothing left this machine, so even add is tried again
   { fault = "down", label = "panel down (closed port)",
     safe = { kind = "network", retryable = true, retried = true, sent = false, none = true },

@@ -948,23 +948,38 @@ static void apply_schema(lua_State *L, int schema_idx, int layout) {
   }
 }
 
+/* A UTF-8 byte order mark: some panels (files saved by Windows editors, PHP includes) write one
+ * before the JSON. It is no part of the JSON (cjson refuses it): decoding starts after it. */
+#define SMM_BOM "\xEF\xBB\xBF"
+
 int smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p, size_t n) {
   int result = lua_gettop(L), layout = SMM_LAYOUT_NONE, walked = 0;
+  const char *text;
+  size_t len;
   if (p == NULL) p = "";
+  text = p, len = n; /* the JSON; the body stays whole for a not_json result */
+  if (len >= 3 && memcmp(text, SMM_BOM, 3) == 0) text += 3, len -= 3;
   if (schema_idx != 0) {
+    const char *first = skip_ws(text, text + len);
     lua_rawgeti(L, schema_idx, 1);
     layout = layout_code(L, -1);
     lua_pop(L, 1);
+    /* A "by_id" answer given as an array has no ids, only positions: it is decoded without the
+     * schema, and normalize.orders reads it only where each element names its own id. */
+    if (layout == SMM_LAYOUT_BY_ID && first < text + len && *first == '[') {
+      schema_idx = 0;
+      layout = SMM_LAYOUT_NONE;
+    }
   }
-  if (fast_decode(L, p, n, schema_idx, layout)) {
+  if (fast_decode(L, text, len, schema_idx, layout)) {
     /* Its numbers are integers already, and its records were normalised (and keyed by id) as
      * they were read (a flat object root holds no records of a list). */
     walked = 1;
-  } else if (!looks_like_json(p, n)) {
+  } else if (!looks_like_json(text, len)) {
     goto not_json;
   } else {
     lua_pushvalue(L, decode_idx);
-    lua_pushlstring(L, p, n);
+    lua_pushlstring(L, text, len);
     if (lua_pcall(L, 1, 2, 0) != 0) {
       /* cjson.safe does not raise on bad JSON; this is e.g. a memory error. */
       lua_pushstring(L, lua_isstring(L, -1) ? lua_tostring(L, -1) : "decode failed");

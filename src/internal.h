@@ -28,8 +28,9 @@ void smm_push_decoder(lua_State *L);
  * lua/smm/normalize.lua's integer()/money()/boolean()/text() would, and the result gets
  * normalized = true. The records are the objects of a top-level array; when schema[1] is
  * "by_id", the object values of a top-level object keyed by ids, whose keys then become
- * integers where integer() reads them so (records keyed "" are dropped); when it is "record",
- * the top-level object itself. */
+ * integers where integer() reads them so (records keyed "" are dropped; an array root, which
+ * has no ids, is decoded without the schema); when it is "record", the top-level object itself.
+ * A UTF-8 byte order mark before the JSON is skipped. */
 int smm_decode_body(lua_State *L, int decode_idx, int schema_idx, const char *p, size_t n);
 
 /* decode.c: 1 when the value at idx is a valid schema for smm_decode_body. */

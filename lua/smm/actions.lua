@@ -26,7 +26,7 @@ end
 
 -- The single-id forms answer one entry; a per-id error becomes the call's error.
 local function single(client, action, entry)
-  if type(entry) == "table" and entry.error ~= nil then
+  if type(entry) == "table" and normalize.is_error(entry.error) then
     local message = normalize.error_text(entry)
     local code = errors.api_code(message)
     return nil, client:error{ kind = "api", action = action, message = message, code = code,
@@ -58,7 +58,7 @@ local function entries_by_id(json, id_name, value_name, convert)
   local function put(id, value)
     id = normalize.integer(id)
     if type(id) ~= "number" then return end
-    if type(value) == "table" and value.error ~= nil then
+    if type(value) == "table" and normalize.is_error(value.error) then
       entries[id] = { error = normalize.error_text(value) }
     else
       entries[id] = { [value_name] = convert(value) }
@@ -67,7 +67,7 @@ local function entries_by_id(json, id_name, value_name, convert)
   if json[1] ~= nil then
     for _, item in ipairs(json) do
       if type(item) == "table" then
-        if item.error ~= nil and item[value_name] == nil then
+        if normalize.is_error(item.error) and item[value_name] == nil then
           local id = normalize.integer(item[id_name])
           if type(id) == "number" then entries[id] = { error = normalize.error_text(item) } end
         else
@@ -77,7 +77,7 @@ local function entries_by_id(json, id_name, value_name, convert)
     end
   else
     for id, item in pairs(json) do
-      put(id, type(item) == "table" and item.error == nil and item[value_name] or item)
+      put(id, type(item) == "table" and not normalize.is_error(item.error) and item[value_name] or item)
     end
   end
   return entries
@@ -222,6 +222,15 @@ function M.check_order(client, fields, max_cost)
   return true
 end
 
+-- A value from an answer, short, for a message.
+local function shown(v)
+  local t = type(v)
+  if t == "number" then return normalize.number_to_decimal(v) end
+  if t == "string" then return ("%q"):format(#v > 40 and v:sub(1, 40) .. "..." or v) end
+  if t == "boolean" then return tostring(v) end
+  return "a JSON " .. (t == "table" and "object or array" or "null")
+end
+
 function M.add(client, order)
   local max_cost
   if type(order) == "table" and order.max_cost ~= nil then
@@ -233,12 +242,18 @@ function M.add(client, order)
   local ok
   ok, err = M.check_order(client, fields, max_cost)
   if not ok then return refused(err) end
-  return one(client, "add", fields, function(json, _, normalized)
-    local id = type(json) == "table" and json.order
-    if not normalized then id = normalize.integer(id) end
-    if type(id) ~= "number" then
+  -- Only a whole id from 1 to 2^53 - 1 is an order: any other value (23501.5, 0, -1, 1e20,
+  -- true) says the panel did something, but not which order; whether the transport applied
+  -- ADD_SCHEMA or not, the same check.
+  return one(client, "add", fields, function(json)
+    local raw = type(json) == "table" and json.order
+    local id = raw and normalize.id(raw)
+    if not id then
       return nil, client:error{ kind = "decode", action = "add", ambiguous = true,
-        message = "the answer has no order id: the order may have been placed; check before retrying" }
+        message = (raw == nil or normalize.integer(raw) == nil) and
+          "the answer has no order id: the order may have been placed; check before retrying" or
+          "the answer's order id is no order id (" .. shown(raw) ..
+          "): the order may have been placed; check before retrying" }
     end
     json.order = id
     return json

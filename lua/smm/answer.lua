@@ -8,6 +8,7 @@
 -- or a failure before any answer
 --   { failure = "network" | "timeout" | "too_large" | "tls", message = ..., sent = <bool> }
 local errors = require "smm.errors"
+local normalize = require "smm.normalize"
 
 local M = {}
 
@@ -28,14 +29,37 @@ local function looks_html(result)
   return ct:find("html", 1, true) ~= nil or (result.body or ""):find("^%s*<") ~= nil
 end
 
+-- Statuses that prove a request was not carried out: refused before any action was taken (rate
+-- limited, no such endpoint, method refused, not read whole, too large, a proxy that would not
+-- forward it). Any other answer that is not JSON the client understands (a redirect, a 5xx, a
+-- 403 or an HTML 200 page) may come after the panel acted on it.
+local NOTHING_DONE = { [404] = true, [405] = true, [407] = true, [408] = true, [413] = true,
+                       [414] = true, [429] = true, [431] = true }
+
+-- The result an answer of a changing action names (an order or refill id), as text, when it
+-- names one (null, false, "" and 0 name nothing).
+local function names_result(json)
+  for _, name in ipairs{ "order", "refill" } do
+    local v = normalize.integer(json[name])
+    if v ~= nil and v ~= false and v ~= 0 then
+      local t = type(v)
+      return name, t == "number" and normalize.number_to_decimal(v) or t == "string" and v or t
+    end
+  end
+end
+
 -- ctx: { action =, idempotent =, secret = }. `idempotent` false means the action spends or
--- changes something, so an answer we could not read leaves its outcome unknown (ambiguous).
+-- changes something, so an answer that does not prove its outcome leaves it unknown
+-- (ambiguous): only JSON the client understands, or a status in NOTHING_DONE, is definite.
 -- Returns json, normalized (true when the transport applied the request's schema), or nil, err.
 function M.read(result, ctx)
   -- the usual answer first: JSON with a 2xx that is no error
   local json = result.json
   if json ~= nil then
     local status = result.status
+    if type(json) == "table" and json.error ~= nil and not normalize.is_error(json.error) then
+      json.error = nil -- {"order": 23501, "error": null}: the field is there, the error is not
+    end
     if status >= 200 and status < 300 and (type(json) ~= "table" or json.error == nil) then
       return json, result.normalized == true
     end
@@ -63,15 +87,24 @@ function M.read(result, ctx)
       (type(json.error) == "table" and tostring(json.error.message or "error") or tostring(json.error))
     local code = errors.api_code(message)
     local retryable = errors.api_retryable(code) or status == 429 or (status and status >= 500)
-    -- a panel that crashed (5xx) while answering an `add` may have placed the order first
+    -- a panel that crashed (5xx) while answering an `add` may have placed the order first; one
+    -- that names an order and an error at once has said nothing for certain
+    local named, id = nil, nil
+    if changes then named, id = names_result(json) end
+    if named then
+      message = "the panel answered both " .. named .. " " .. id ..
+        " and an error (" .. message .. "): the " .. named .. " may exist; check before retrying"
+      retryable = false
+    end
     return nil, errors.new({ kind = "api", action = action, message = message, code = code,
       status = status, retryable = retryable and true or false,
-      ambiguous = changes and status ~= nil and status >= 500,
+      ambiguous = changes and (named ~= nil or (status ~= nil and status >= 500)),
       retry_after = result.retry_after }, secret)
   end
 
   if status >= 300 and status < 400 then
-    return nil, errors.new({ kind = "http", action = action, status = status,
+    -- a panel or proxy may act on the request and then redirect (303 See Other)
+    return nil, errors.new({ kind = "http", action = action, status = status, ambiguous = changes,
       message = "the panel redirected to " .. tostring(result.location or "another address") ..
         "; redirects are not followed because the API key is in the body: use that URL",
     }, secret)
@@ -83,9 +116,12 @@ function M.read(result, ctx)
     local message = "HTTP " .. status .. (title and (": " .. title) or "")
     if status == 429 then message = message .. " (rate limited" ..
       (result.retry_after and (", retry after " .. result.retry_after .. " s)") or ")") end
+    if status == 404 then
+      message = message .. " (no API at this URL: check its path, usually https://PANEL/api/v2)"
+    end
     return nil, errors.new({ kind = "http", action = action, status = status, message = message,
       retryable = retryable, retry_after = result.retry_after, body = body,
-      ambiguous = changes and status ~= 429 and status >= 500 }, secret)
+      ambiguous = changes and (json ~= nil or not NOTHING_DONE[status]) }, secret)
   end
 
   if json == nil then

@@ -184,6 +184,25 @@ function M.is_refill_final(status)
   return FINAL_REFILL[M.refill_status(status)] == true
 end
 
+-- Is this `error` field a real error? Panels that always write the field fill it with null,
+-- false, "" or 0 when there is none ({"order": 23501, "error": null}): that is no error.
+local function is_error(v)
+  if is_null(v) or v == false or v == 0 then return false end
+  if type(v) == "string" then return find(v, "%S") ~= nil end
+  return true
+end
+M.is_error = is_error
+
+-- An order (or refill) id: a whole number from 1 to 2^53 - 1, however it was written ("157",
+-- 157, 157.0). nil for anything else (23501.5, -1, 0, 1e20, true, "abc"): no order has that id.
+local MAX_ID = MAX_EXACT - 1
+
+function M.id(v)
+  local n = integer(v)
+  if type(n) ~= "number" or n < 1 or n > MAX_ID or n ~= floor(n) then return nil end
+  return tointeger(n)
+end
+
 -- The text of a per-id or whole-answer error: {"error": "..."} or a bare string.
 local function error_text(v)
   if type(v) == "table" then v = v.error end
@@ -266,7 +285,10 @@ M.ADD_SCHEMA = { "record", order = "integer" }
 -- `normalized`: the transport already applied STATUS_SCHEMA to it.
 function M.order(entry, normalized)
   if type(entry) ~= "table" then return entry end
-  if entry.error ~= nil then return { error = error_text(entry) } end
+  if entry.error ~= nil then
+    if is_error(entry.error) then return { error = error_text(entry) } end
+    entry.error = nil
+  end
   if not normalized then
     entry.charge = money(entry.charge)
     entry.start_count = integer(entry.start_count)
@@ -284,7 +306,10 @@ end
 -- A multi-id status answer { ["23501"] = entry, ... } -> { [23501] = entry, ... }: records
 -- keyed by integer id (what integer() reads in the key; other keys and values are left out),
 -- each normalised by M.order. `normalized`: the transport applied STATUS_SCHEMA, so the records
--- are keyed by integer already and normalised in place.
+-- are keyed by integer already and normalised in place (a transport never applies it to an
+-- array). An array answer ([entry, ...]: numeric keys, which a decoded JSON object never has)
+-- is read only when every element names its id (`order` or `id`): its positions are not ids.
+-- nil when the answer has neither shape.
 function M.orders(json, normalized)
   if type(json) ~= "table" then return nil end
   if normalized then
@@ -294,8 +319,15 @@ function M.orders(json, normalized)
     return json
   end
   local entries = {}
-  for id, entry in pairs(json) do
-    local n = integer(id)
+  for key, entry in pairs(json) do
+    local n
+    if type(key) == "number" then
+      if type(entry) ~= "table" then return nil end
+      n = M.id(entry.order) or M.id(entry.id)
+      if not n then return nil end
+    else
+      n = integer(key)
+    end
     if type(n) == "number" and type(entry) == "table" then entries[n] = M.order(entry) end
   end
   return entries

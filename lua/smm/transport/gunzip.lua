@@ -34,6 +34,9 @@ M.available = true
 
 -- body (gzip or zlib) -> inflated string, or nil, "too_large" when it would exceed `limit`
 -- bytes, or nil, message for a body that is not valid compressed data.
+-- A body cut short (its gzip trailer, CRC-32 and length, or its deflate data) is inflated as far
+-- as it goes, as libcurl does: the two transports follow one rule, and the JSON decoder refuses
+-- what is not whole (an answer cut in its data; one cut only in its trailer is all there).
 function M.inflate(body, limit)
   local stream = ffi.new("smm_z_stream")
   -- 15 + 32: the largest window, and gzip or zlib headers recognised alike
@@ -55,14 +58,12 @@ function M.inflate(body, limit)
     end
     if produced > 0 then parts[#parts + 1] = ffi.string(out, produced) end
     if rc == Z_STREAM_END then break end
+    -- out of input before the end: cut short (see above)
+    if stream.avail_in == 0 and produced == 0 and (rc == Z_OK or rc == Z_BUF_ERROR) then break end
     if rc ~= Z_OK and not (rc == Z_BUF_ERROR and produced > 0) then
       local message = stream.msg ~= nil and ffi.string(stream.msg) or ("zlib error " .. rc)
       zlib.inflateEnd(stream)
       return nil, message
-    end
-    if stream.avail_in == 0 and produced == 0 then
-      zlib.inflateEnd(stream)
-      return nil, "truncated compressed body"
     end
   end
   zlib.inflateEnd(stream)

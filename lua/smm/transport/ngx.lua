@@ -428,9 +428,11 @@ local function decode(self, u, result, body, headers)
     end
     body = inflated
   end
-  local first = body:match("^%s*(.)")
+  -- a UTF-8 byte order mark before the JSON is no part of it (smm.core skips it too)
+  local text = body:byte(1) == 0xEF and body:sub(1, 3) == "\239\187\191" and body:sub(4) or body
+  local first = text:match("^%s*(.)")
   local json, err
-  if first then json, err = cjson.decode(body) end
+  if first then json, err = cjson.decode(text) end
   if json ~= nil then
     result.json = json
   else
