@@ -103,6 +103,7 @@ function Ctx:client()
   if self.the_client then return self.the_client end
   local r, err = config.resolve(self.flags)
   if not r then error({ usage = err }, 0) end
+  if r.warning then output.warn(r.warning) end
   if not r.url then
     error({ usage = "no panel URL: give --url, set SMM_API_URL, or add a profile to " .. r.path }, 0)
   end
@@ -113,10 +114,29 @@ function Ctx:client()
   self.key, self.url = r.key, r.url
   local opts = { url = r.url, key = r.key }
   for name, value in pairs(r.options) do opts[name] = value end
+  opts.on_retry = self:retry_hook(self.flags.timeout and r.options.timeout)
   local ok, client = pcall(smm.new, opts)
   if not ok then error({ usage = self:scrub(tostring(client):gsub("^.-smm%.new: ", "")) }, 0) end
   self.the_client = client
   return client
+end
+
+-- What happens before a retry: with --timeout, none starts that would end past it (a hung
+-- panel then takes the time given, not three times it); on a terminal, the retry is said on
+-- stderr, since otherwise a hung panel is minutes of silence. nil when neither applies.
+function Ctx:retry_hook(timeout_ms)
+  local live = output.isatty(2)
+  if not timeout_ms and not live then return nil end
+  return function(info)
+    if timeout_ms and info.elapsed + info.wait >= timeout_ms then return false end
+    if live then
+      local e = info.err
+      io.stderr:write(string.format("smm: retrying %s in %.1f s (attempt %d of %d): %s\n", info.action,
+        info.wait / 1000, info.attempt, info.attempts, self:scrub(tostring(e.kind) ..
+        (e.status and (" " .. e.status) or ""))))
+      io.stderr:flush()
+    end
+  end
 end
 
 local function run(argv, env)
