@@ -206,6 +206,7 @@ function M.resolve(flags, getenv)
       return nil, "option --timeout must be a number of seconds above 0, got '" .. tostring(flags.timeout) ..
         "'"
     end
+    r.request_timeout = r.options.timeout -- the profile's, for commands where S is a whole wait
     r.options.timeout = seconds * 1000
   end
   return r

@@ -48,6 +48,7 @@ options:
   --json                   one JSON document on stdout
   --no-color               no colours (also: NO_COLOR=1)
   -y, --yes                do not ask before spending money (needed when stdin is no terminal)
+  --timeout S              give up on the panel after S seconds (wait: also the whole wait)
 
 exit codes: 0 ok, 1 API or usage error, 2 network/timeout/HTTP/decode error,
             3 partial success, 4 outcome in doubt (check before retrying), 130 interrupted
@@ -62,6 +63,7 @@ local COMMANDS = {
 }
 
 local Ctx = {}
+local DEFAULT_REQUEST_TIMEOUT = 30000 -- smm.new's timeout, ms
 Ctx.__index = Ctx
 
 -- The exit code for a library error.
@@ -115,6 +117,10 @@ function Ctx:client()
   local opts = { url = r.url, key = r.key }
   for name, value in pairs(r.options) do opts[name] = value end
   opts.on_retry = self:retry_hook(self.flags.timeout and r.options.timeout)
+  if self.flags.timeout and (self.command == "wait" or self.flags.wait) then
+    -- --timeout is the whole wait there: one request keeps its own, shorter limit
+    opts.timeout = math.min(opts.timeout, r.request_timeout or DEFAULT_REQUEST_TIMEOUT)
+  end
   local ok, client = pcall(smm.new, opts)
   if not ok then error({ usage = self:scrub(tostring(client):gsub("^.-smm%.new: ", "")) }, 0) end
   self.the_client = client
