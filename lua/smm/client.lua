@@ -13,6 +13,16 @@ local poll = require "smm.poll"
 
 local M = {}
 
+-- Tells the client's on_retry hook (smm.new{ on_retry = fn }) about the retry about to be
+-- made; false from the hook gives up with the last error instead. A hung panel is otherwise
+-- minutes of silence (3 attempts of `timeout` each), and only the caller knows its deadline.
+local function may_go_on(client, action, err, attempt, wait, started)
+  local hook = client.options.on_retry
+  if not hook then return true end
+  return hook{ action = action, attempt = attempt + 1, attempts = client.policy.retries + 1,
+               wait = wait, err = err, elapsed = client.transport:now() - started } ~= false
+end
+
 local Client = {}
 Client.__index = Client
 M.Client = Client
@@ -93,6 +103,7 @@ function Client:send(action, fields, schema, gzip)
     ctx.ropts = ropts
   end
   local attempt, waited = 1, 0
+  local started = self.options.on_retry and self.transport:now() -- only the hook needs a clock
   while true do
     if self.limiter then self.limiter:take() end
     local result = self.transport:request(self.url, fields, ropts)
@@ -101,7 +112,7 @@ function Client:send(action, fields, schema, gzip)
     err.attempts = attempt
     if not retry.may_retry(err, safe) then return nil, err end
     local wait = self.policy:delay(err, attempt, waited)
-    if not wait then return nil, err end
+    if not wait or not may_go_on(self, action, err, attempt, wait, started) then return nil, err end
     self.transport:sleep(wait)
     waited, attempt = waited + wait, attempt + 1
   end
@@ -130,6 +141,7 @@ function Client:exchange(items)
   for _, pending in ipairs(rounds) do
     local idempotent, gzip = pending.idempotent, pending.gzip -- `pending` is replaced by retries
     local attempt, waited = 1, 0
+    local started = self.options.on_retry and self.transport:now()
     while #pending > 0 do
       local sub, schemas = {}, {}
       for i, index in ipairs(pending) do
@@ -155,7 +167,8 @@ function Client:exchange(items)
         end
       end
       local wait = #again > 0 and self.policy:delay(last_err, attempt, waited)
-      if not wait then break end
+      if not wait or not may_go_on(self, last_err.action or items[again[1]].action, last_err, attempt,
+        wait, started) then break end
       self.transport:sleep(wait)
       waited, attempt, pending = waited + wait, attempt + 1, again
     end

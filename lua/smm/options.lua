@@ -48,7 +48,7 @@ local CHECKS = {
   concurrency = positive_int, transport = transport,
   retries = non_negative_int, retry_base = ms, retry_max = ms,
   services_ttl = ms, rate_limit = rate_limit, validate = of_type("boolean"),
-  shared_dict = of_type("string"), random = of_type("function"),
+  shared_dict = of_type("string"), random = of_type("function"), on_retry = of_type("function"),
 }
 
 M.DEFAULTS = {

@@ -51,7 +51,8 @@ M.FLAGS = {
 
 M.SHORT = { h = "help", y = "yes" }
 
-M.GLOBAL = { "url", "key", "profile", "config", "json", "no-color", "yes", "help", "quiet" }
+-- every command talks to the panel within --timeout S (wait: also the whole wait)
+M.GLOBAL = { "url", "key", "profile", "config", "json", "no-color", "yes", "help", "quiet", "timeout" }
 M.ORDER = { "service", "link", "quantity", "runs", "interval", "comments", "comments-file",
             "username", "min", "max", "posts", "old-posts", "delay", "expiry", "answer-number",
             "groups", "groups-file", "field" }

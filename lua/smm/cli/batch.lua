@@ -18,6 +18,7 @@ local args = require "smm.cli.args"
 local config = require "smm.cli.config"
 local commands = require "smm.cli.commands"
 local money = require "smm.money"
+local validate = require "smm.validate"
 
 local M = {}
 
@@ -30,6 +31,53 @@ local function normalise_header(name)
   return (name:gsub("^%s+", ""):gsub("%s+$", ""):lower():gsub("[%s%-]+", "_"))
 end
 
+-- Column names people write for the API's fields.
+local ALIASES = { qty = "quantity", amount = "quantity", count = "quantity", url = "link",
+  comment = "comments", group = "groups", service_id = "service", id = "service", user = "username" }
+
+local function distance(a, b)
+  local previous = {}
+  for j = 0, #b do previous[j] = j end
+  for i = 1, #a do
+    local current = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      current[j] = math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+    end
+    previous = current
+  end
+  return previous[#b]
+end
+
+-- Is every letter of `short` in `long`, in order, starting with the same letter ("qty")?
+local function abbreviates(short, long)
+  if short:sub(1, 1) ~= long:sub(1, 1) then return false end
+  local at = 1
+  for i = 1, #short do
+    at = long:find(short:sub(i, i), at, true)
+    if not at then return false end
+    at = at + 1
+  end
+  return true
+end
+
+-- The API field a column name most likely meant, or nil.
+local function did_you_mean(name)
+  if ALIASES[name] then return ALIASES[name] end
+  local best, best_distance
+  for field in pairs(validate.ADD_FIELDS) do
+    local d = distance(name, field)
+    if d <= 2 and (not best_distance or d < best_distance or (d == best_distance and field < best)) then
+      best, best_distance = field, d
+    end
+  end
+  if best then return best end
+  for field in pairs(validate.ADD_FIELDS) do
+    if #name >= 2 and abbreviates(name, field) and (not best or field < best) then best = field end
+  end
+  return best
+end
+
 -- CSV text -> rows { line =, order =, hash = } or nil, { "line N: message", ... }
 function M.rows(text)
   local records, problem, line = csv.parse(text)
@@ -38,7 +86,10 @@ function M.rows(text)
     message = "the file is empty (a header row is needed)" } } end
   local header, columns, seen = records[1], {}, {}
   for i, raw in ipairs(header) do
-    local name = normalise_header(raw)
+    -- a field the panel takes beyond the API's own is named as such: a misspelt column
+    -- (`Qty`) must not travel to the panel as an extra field while the real one is missing
+    local extra = raw:match("^%s*[Ff][Ii][Ee][Ll][Dd]:(.*)$")
+    local name = normalise_header(extra or raw)
     if name == "" or name:find("^#") then
       columns[i] = false -- a notes column: ignored
     elseif not name:find("^[%a_][%w_]*$") then
@@ -46,6 +97,11 @@ function M.rows(text)
         " '" .. raw .. "' is not a field name" } }
     elseif name == "key" or name == "action" then
       return nil, { { line = header.line, message = "column '" .. name .. "' cannot be set from a CSV" } }
+    elseif not extra and not validate.ADD_FIELDS[name] then
+      local guess = did_you_mean(name)
+      return nil, { { line = header.line, message = "unknown column '" .. raw .. "'" ..
+        (guess and (": did you mean '" .. guess .. "'?") or "") ..
+        " (a field the panel takes beyond the API's own: name the column 'field:" .. raw .. "')" } }
     elseif seen[name] then
       return nil, { { line = header.line, message = "column '" .. name .. "' appears twice" } }
     else
@@ -167,13 +223,22 @@ function M.run(ctx)
   if #problems > 0 then return report(problems) end
 
   -- 2. the journal: what earlier runs did --------------------------------------------------
+  -- The lock comes first and is held through the question: a plan read without it could be
+  -- made stale by another run placing the same rows while this one waits at its [y/N].
+  local lock
+  lock, err = journal.lock(journal_path)
+  if not lock then return ctx:usage(err) end
+  local function release(...)
+    journal.unlock(lock)
+    return ...
+  end
   local state
   state, err = journal.read(journal_path)
-  if not state then return ctx:usage(err) end
+  if not state then return release(ctx:usage(err)) end
   local panel = config.printable_url(ctx.url)
   if state.open and state.open.panel and state.open.panel ~= panel then
-    return ctx:usage(journal_path .. " was written for the panel " .. tostring(state.open.panel) ..
-      ", not " .. panel .. ": use --journal FILE for a new run")
+    return release(ctx:usage(journal_path .. " was written for the panel " ..
+      tostring(state.open.panel) .. ", not " .. panel .. ": use --journal FILE for a new run"))
   end
   local by_line = {}
   for _, row in ipairs(rows) do by_line[row.line] = row end
@@ -195,20 +260,20 @@ function M.run(ctx)
     for _, p in ipairs(changed) do output.error(path .. ":" .. p.line .. ": " .. p.message) end
     output.error("refusing to resume: the CSV changed under the journal; restore it, or start a " ..
       "new run with --journal FILE")
-    return EXIT.error
+    return release(EXIT.error)
   end
   for line in pairs(resend) do
     local row = by_line[line]
     local s = row and row.journal and row.journal.state
     if s ~= "intent" and s ~= "ambiguous" then
-      return ctx:usage("--resend-ambiguous " .. line .. ": that row is not in doubt")
+      return release(ctx:usage("--resend-ambiguous " .. line .. ": that row is not in doubt"))
     end
   end
   for line in pairs(mark) do
     local row = by_line[line]
     local s = row and row.journal and row.journal.state
     if s ~= "intent" and s ~= "ambiguous" then
-      return ctx:usage("--mark-placed " .. line .. ": that row is not in doubt")
+      return release(ctx:usage("--mark-placed " .. line .. ": that row is not in doubt"))
     end
   end
 
@@ -229,7 +294,7 @@ function M.run(ctx)
 
   local balance
   balance, err = client:balance()
-  if not balance then return ctx:fail(err) end
+  if not balance then return release(ctx:fail(err)) end
   local currency = balance.currency and (" " .. balance.currency) or ""
   local plan = string.format(
     "%s: %d row%s; %d placed earlier, %d in doubt, %d to send for %s%s; balance %s%s",
@@ -245,68 +310,100 @@ function M.run(ctx)
     end
     if short then output.warn("the balance is short by " .. money.format(money.sub(total,
       balance.balance))) end
-    return 0
+    return release(0)
   end
   if short and not flags.force then
     output.error("the balance " .. tostring(balance.balance) .. " is short by " ..
       money.format(money.sub(total, balance.balance)) .. ": nothing was sent (--force to send anyway)")
-    return EXIT.error
+    return release(EXIT.error)
   end
   if #to_send > 0 or next(mark) then
     local confirmed = commands.confirm(ctx, "Place " .. #to_send .. " orders for " .. total .. currency ..
       "?")
-    if confirmed ~= true then return confirmed end
+    if confirmed ~= true then return release(confirmed) end
   end
 
   -- 3. send, journaling before and after ----------------------------------------------------
-  local lock
-  lock, err = journal.lock(journal_path)
-  if not lock then return ctx:usage(err) end
   local j
   j, err = journal.open(journal_path)
   if not j then journal.unlock(lock) return ctx:usage(err) end
   local live = output.isatty(2)
   local cost, failed, placed, stopped = "0", 0, 0, nil
   local new_doubt = {}
+  -- Rows whose outcome the journal could not record (a full disk): said on stderr at once, with
+  -- what the user needs to settle them by hand; the run ends with EXIT.ambiguous.
+  local unrecorded = 0
+  local function unrecorded_row(row, what, advice, werr)
+    unrecorded = unrecorded + 1
+    stopped = werr
+    output.error(string.format("line %d (service %s, %s): %s, but %s: %s", row.line,
+      tostring(row.clean.service), order.target(row.clean), what, werr, advice))
+  end
+  -- before anything is sent, a journal that cannot be written ends the run cleanly
+  local function recorded(ok_written, werr)
+    if not ok_written then error({ journal = werr }, 0) end
+  end
   local ran_ok, run_err = pcall(function()
     if not state.open then
-      assert(j:write({ t = "open", csv = path:match("[^/]*$"), panel = panel }, true))
+      recorded(j:write({ t = "open", csv = path:match("[^/]*$"), panel = panel }, true))
     end
     for line, id in pairs(mark) do
       local row = by_line[line]
-      assert(j:write({ t = "done", line = line, hash = row.hash, order = id, price = row.price,
+      recorded(j:write({ t = "done", line = line, hash = row.hash, order = id, price = row.price,
         manual = true }))
       row.journal = { state = "done", order = id, price = row.price, manual = true }
       done[#done + 1] = row
     end
     for line in pairs(resend) do
-      assert(j:write({ t = "resend", line = line, hash = by_line[line].hash }))
+      recorded(j:write({ t = "resend", line = line, hash = by_line[line].hash }))
     end
     for i, row in ipairs(to_send) do
-      assert(j:write({ t = "intent", line = row.line, hash = row.hash }, true))
+      local intended, werr = j:write({ t = "intent", line = row.line, hash = row.hash }, true)
+      if not intended then
+        stopped = werr .. ": line " .. row.line .. " and the rows after it were not sent"
+        break
+      end
       local add = {}
       for k, v in pairs(row.clean) do add[k] = v end
       add.max_cost = row.price
       local res, add_err = client:add(add)
       local msg
       if res then
-        assert(j:write({ t = "done", line = row.line, hash = row.hash, order = res.order,
-          price = row.price }))
+        local wrote
+        wrote, werr = j:write({ t = "done", line = row.line, hash = row.hash, order = res.order,
+          price = row.price })
+        if not wrote then
+          unrecorded_row(row, string.format("order %d was placed (%s)", res.order, row.price),
+            string.format("once there is room, run again with --mark-placed %d=%d", row.line,
+              res.order), werr)
+        end
         row.journal = { state = "done", order = res.order, price = row.price }
         done[#done + 1] = row
         placed = placed + 1
         cost = money.add(cost, row.price)
         msg = string.format("line %d: order %d (%s)", row.line, res.order, row.price)
       elseif add_err.ambiguous then
-        assert(j:write({ t = "ambiguous", line = row.line, hash = row.hash, error = add_err.message,
-          kind = add_err.kind }, true))
+        local wrote
+        wrote, werr = j:write({ t = "ambiguous", line = row.line, hash = row.hash,
+          error = add_err.message, kind = add_err.kind }, true)
+        if not wrote then
+          unrecorded_row(row, "the order may have been placed (" .. add_err.message .. ")",
+            "check the panel's orders, then run again with --mark-placed " .. row.line ..
+            "=ORDER_ID or --resend-ambiguous " .. row.line, werr)
+        end
         row.journal = { state = "ambiguous", error = add_err.message }
         new_doubt[#new_doubt + 1] = row
         msg = string.format("line %d: IN DOUBT: %s", row.line, add_err.message)
         stopped = "the panel's answer left an order in doubt"
       else
-        assert(j:write({ t = "failed", line = row.line, hash = row.hash, error = add_err.message,
-          kind = add_err.kind, code = add_err.code }))
+        local wrote
+        wrote, werr = j:write({ t = "failed", line = row.line, hash = row.hash,
+          error = add_err.message, kind = add_err.kind, code = add_err.code })
+        if not wrote then
+          unrecorded_row(row, "the panel refused the order, nothing was placed (" .. add_err.message ..
+            ")", "the journal will show this row in doubt: run again with --resend-ambiguous " ..
+            row.line, werr)
+        end
         row.journal = { state = "failed", error = add_err.message }
         failed = failed + 1
         msg = string.format("line %d: failed: %s", row.line, add_err.message)
@@ -327,6 +424,10 @@ function M.run(ctx)
   if live then io.stderr:write("\r\27[K") io.stderr:flush() end
   j:close()
   journal.unlock(lock)
+  if not ran_ok and type(run_err) == "table" and run_err.journal then
+    output.error(tostring(run_err.journal) .. ": nothing was sent")
+    return EXIT.error
+  end
   if not ran_ok then error(run_err, 0) end
 
   -- 4. results ----------------------------------------------------------------------------
@@ -379,7 +480,7 @@ function M.run(ctx)
   end
 
   local code = 0
-  if #doubt > 0 then code = EXIT.ambiguous
+  if #doubt > 0 or unrecorded > 0 then code = EXIT.ambiguous
   elseif failed > 0 or untried > 0 then code = (#done == 0) and EXIT.error or EXIT.partial end
   if flags.wait and #done > 0 then
     local ids = {}

@@ -336,6 +336,7 @@ function M.config(ctx)
   if not ok then return ctx:usage(problem) end
   local r, err = config.resolve(ctx.flags)
   if not r then return ctx:usage(err) end
+  if r.warning then output.warn(r.warning) end
   local doc = {
     config_file = r.path, profile = r.profile, profiles = output.array(r.profiles),
     url = config.printable_url(r.url), url_source = r.sources.url,

@@ -12,9 +12,12 @@
 --   rate_limit = 120/60000   (requests / milliseconds)
 --
 -- Precedence, field by field: --url/--key, then the profile named by --profile or SMM_PROFILE,
--- then the environment, then the `default` profile. A profile named explicitly is one unit:
--- its url is never paired with a key from the environment (the key of one panel must not
--- travel to another). The key is never shown: `smm config` prints it as ***.
+-- then the environment, then the `default` profile. The URL and the key come from one source
+-- (a profile, or the environment) unless both are given explicitly (--url, --key, or the
+-- environment): a profile's URL goes only with its own key, SMM_API_KEY only with
+-- SMM_API_URL or --url, since the key of one panel must never travel to another. A config
+-- file holding keys that others can read gets a warning, as ssh gives. The key is never
+-- shown: `smm config` prints it as ***.
 local args = require "smm.cli.args"
 
 local M = {}
@@ -104,6 +107,28 @@ function M.load(path, explicit)
   return M.parse(content, path)
 end
 
+-- The permission bits of a file, as octal text ("644"), or nil (stat is coreutils).
+local function mode_of(path)
+  local p = io.popen("stat -L -c %a '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
+  if not p then return nil end
+  local mode = p:read("*l")
+  p:close()
+  return mode and mode:match("^[0-7]+$")
+end
+
+-- A warning when the file holds keys and its group or others may read it (mode & 077).
+function M.exposure(path, profiles)
+  local holds_key = false
+  for _, profile in pairs(profiles) do
+    if profile.key then holds_key = true end
+  end
+  if not holds_key then return nil end
+  local mode = mode_of(path)
+  if not mode or tonumber(mode:sub(-2), 8) == 0 then return nil end
+  return string.format("%s holds API keys and others can read it (mode %04d): chmod 600 %s", path,
+    tonumber(mode), path)
+end
+
 -- The URL as it may be shown: no user:password@, no query string (keys get put there).
 function M.printable_url(url)
   if type(url) ~= "string" then return url end
@@ -142,7 +167,8 @@ function M.resolve(flags, getenv)
   if env_url == "" then env_url = nil end
   if env_key == "" then env_key = nil end
 
-  local r = { path = path, profiles = names, sources = {}, options = {} }
+  local r = { path = path, profiles = names, sources = {}, options = {},
+              warning = M.exposure(path, profiles) }
   local source
   if profile then
     source = { url = profile.url, key = profile.key, options = profile,
@@ -151,9 +177,9 @@ function M.resolve(flags, getenv)
     source = { url = env_url, key = env_key, options = profiles.default or {},
                label = "environment", url_label = "SMM_API_URL", key_label = "SMM_API_KEY" }
     profile_name = profiles.default and "default" or nil
-    -- the environment names the panel: the default profile's key is not sent to it
+    -- the environment names the panel: the default profile's key is not sent to it, nor is
+    -- SMM_API_KEY sent to the default profile's panel
     if env_url and not env_key then source.key = nil end
-    if env_key and not env_url and profiles.default then source.url = profiles.default.url end
   elseif profiles.default then
     profile = profiles.default
     profile_name = "default"
@@ -165,16 +191,47 @@ function M.resolve(flags, getenv)
   r.profile = profile_name
   r.url, r.sources.url = source.url, source.url and (source.url_label or source.label)
   r.key, r.sources.key = source.key, source.key and (source.key_label or source.label)
-  if env_key and not env_url and source.url and source.label == "environment" then
-    r.sources.url = "profile default"
-  end
   if flags.url then r.url, r.sources.url = flags.url, "--url" end
   if flags.key then r.key, r.sources.key = flags.key, "--key" end
+  local mixed = M.mismatch(r, source, flags, env_key, profiles.default)
+  if mixed then return nil, mixed end
 
   for name, value in pairs(source.options or {}) do
     if name ~= "url" and name ~= "key" and name ~= "_line" then r.options[name] = value end
   end
+  if flags.timeout then
+    -- seconds, as every time flag of smm (the config file's timeout is smm.new's, in ms)
+    local seconds = args.to_number(flags.timeout)
+    if not seconds or seconds <= 0 or seconds == math.huge then
+      return nil, "option --timeout must be a number of seconds above 0, got '" .. tostring(flags.timeout) ..
+        "'"
+    end
+    r.request_timeout = r.options.timeout -- the profile's, for commands where S is a whole wait
+    r.options.timeout = seconds * 1000
+  end
   return r
+end
+
+-- Why the URL and key resolved may not go together, or nil. A profile's key goes only to its
+-- own URL, a profile's URL only gets its own key, SMM_API_KEY only goes to SMM_API_URL or to
+-- an explicit --url.
+function M.mismatch(r, source, flags, env_key, default_profile)
+  if not r.key or not r.url then
+    if env_key and not r.url and default_profile and default_profile.url then
+      return "SMM_API_KEY is set but SMM_API_URL is not, and the key of one panel is never sent " ..
+        "to another: set SMM_API_URL too, give --url, or unset SMM_API_KEY to use the default profile"
+    end
+    return nil
+  end
+  local profile_key = source.label and source.label:find("^profile ") and source.key
+  if flags.url and not flags.key and profile_key and r.url ~= source.url then
+    return "the key of " .. source.label .. " is for " .. M.printable_url(source.url) ..
+      ", not " .. M.printable_url(r.url) .. ": give --key too (or use SMM_API_URL and SMM_API_KEY)"
+  end
+  if flags.key and not flags.url and source.label and source.label:find("^profile ") then
+    return "--key with the URL of " .. source.label .. ": give --url too, or use the profile's own key"
+  end
+  return nil
 end
 
 return M

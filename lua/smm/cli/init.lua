@@ -48,6 +48,7 @@ options:
   --json                   one JSON document on stdout
   --no-color               no colours (also: NO_COLOR=1)
   -y, --yes                do not ask before spending money (needed when stdin is no terminal)
+  --timeout S              give up on the panel after S seconds (wait: also the whole wait)
 
 exit codes: 0 ok, 1 API or usage error, 2 network/timeout/HTTP/decode error,
             3 partial success, 4 outcome in doubt (check before retrying), 130 interrupted
@@ -62,6 +63,7 @@ local COMMANDS = {
 }
 
 local Ctx = {}
+local DEFAULT_REQUEST_TIMEOUT = 30000 -- smm.new's timeout, ms
 Ctx.__index = Ctx
 
 -- The exit code for a library error.
@@ -103,6 +105,7 @@ function Ctx:client()
   if self.the_client then return self.the_client end
   local r, err = config.resolve(self.flags)
   if not r then error({ usage = err }, 0) end
+  if r.warning then output.warn(r.warning) end
   if not r.url then
     error({ usage = "no panel URL: give --url, set SMM_API_URL, or add a profile to " .. r.path }, 0)
   end
@@ -113,10 +116,33 @@ function Ctx:client()
   self.key, self.url = r.key, r.url
   local opts = { url = r.url, key = r.key }
   for name, value in pairs(r.options) do opts[name] = value end
+  opts.on_retry = self:retry_hook(self.flags.timeout and r.options.timeout)
+  if self.flags.timeout and (self.command == "wait" or self.flags.wait) then
+    -- --timeout is the whole wait there: one request keeps its own, shorter limit
+    opts.timeout = math.min(opts.timeout, r.request_timeout or DEFAULT_REQUEST_TIMEOUT)
+  end
   local ok, client = pcall(smm.new, opts)
   if not ok then error({ usage = self:scrub(tostring(client):gsub("^.-smm%.new: ", "")) }, 0) end
   self.the_client = client
   return client
+end
+
+-- What happens before a retry: with --timeout, none starts that would end past it (a hung
+-- panel then takes the time given, not three times it); on a terminal, the retry is said on
+-- stderr, since otherwise a hung panel is minutes of silence. nil when neither applies.
+function Ctx:retry_hook(timeout_ms)
+  local live = output.isatty(2)
+  if not timeout_ms and not live then return nil end
+  return function(info)
+    if timeout_ms and info.elapsed + info.wait >= timeout_ms then return false end
+    if live then
+      local e = info.err
+      io.stderr:write(string.format("smm: retrying %s in %.1f s (attempt %d of %d): %s\n", info.action,
+        info.wait / 1000, info.attempt, info.attempts, self:scrub(tostring(e.kind) ..
+        (e.status and (" " .. e.status) or ""))))
+      io.stderr:flush()
+    end
+  end
 end
 
 local function run(argv, env)

@@ -84,7 +84,8 @@ function M.lock(path)
     if f then f:close() end
     if holder and holder:match("^%d+$") and
         output.execute("kill -0 " .. holder .. " 2>/dev/null") == true then
-      return nil, "another smm batch (pid " .. holder .. ") is using " .. path
+      return nil, path .. " is locked by smm batch PID " .. holder .. " (still running, maybe " ..
+        "waiting at its question): nothing was sent; run again once it has ended"
     end
     output.execute("rm -rf " .. shell_quote(dir))
   end
