@@ -65,7 +65,7 @@ describe("smm (command line)", function()
       assert.equal(0, r.code)
       local lines = {}
       for line in r.out:gmatch("[^\n]+") do lines[#lines + 1] = line end
-      assert.truthy(lines[1]:find("^ID%s+NAME%s+TYPE%s+RATE%s+MIN%s+MAX%s+REFILL%s+CANCEL$"))
+      assert.truthy(lines[1]:find("^ID%s+NAME%s+CATEGORY%s+TYPE%s+RATE%s+MIN%s+MAX%s+REFILL%s+CANCEL$"))
       assert.truthy(lines[2]:find("^ 1  Instagram Followers"))
       local rate_col = lines[1]:find("RATE") + 3
       for i = 2, #lines do -- right-aligned rates end in the same column
@@ -258,7 +258,7 @@ describe("smm (command line)", function()
       local ids = place(1)
       local r = smm("wait " .. ids[1] .. " --every 0.02", { env = { SMM_FORCE_TTY = "1" } })
       assert.equal(0, r.code)
-      assert.truthy(r.out:find("\27[1A", 1, true)) -- cursor up one line: a redraw
+      assert.truthy(r.out:find("\27%[%d+A")) -- cursor up: a redraw
       assert.truthy(r.out:find("\27[32mCompleted", 1, true))
       r = smm("wait " .. ids[1] .. " --every 0.02", { env = { SMM_FORCE_TTY = "1", NO_COLOR = "1" } })
       assert.is_nil(r.out:find("\27[32m", 1, true))

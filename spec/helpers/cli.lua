@@ -48,9 +48,15 @@ end
 function M.env_prefix(vars)
   local parts = { "env", "-u", "SMM_PROFILE", "-u", "SMM_CONFIG", "-u", "NO_COLOR",
                   "-u", "SMM_FORCE_TTY", "-u", "SMM_API_URL", "-u", "SMM_API_KEY" }
+  local set = {}
   for name, value in pairs(vars or {}) do
-    if value ~= false then parts[#parts + 1] = name .. "=" .. q(value) end
+    if value == false then
+      parts[#parts + 1] = "-u " .. name
+    else
+      set[#set + 1] = name .. "=" .. q(value)
+    end
   end
+  for _, assignment in ipairs(set) do parts[#parts + 1] = assignment end
   return table.concat(parts, " ")
 end
 

@@ -30,6 +30,7 @@ M.FLAGS = {
   -- everywhere
   url = { value = true }, key = { value = true }, profile = { value = true },
   config = { value = true }, json = {}, ["no-color"] = {}, yes = {}, help = {}, quiet = {},
+  version = {},
   -- services
   search = { value = true }, category = { value = true }, type = { value = true },
   -- order fields
@@ -52,11 +53,54 @@ M.FLAGS = {
 M.SHORT = { h = "help", y = "yes" }
 
 -- every command talks to the panel within --timeout S (wait: also the whole wait)
-M.GLOBAL = { "url", "key", "profile", "config", "json", "no-color", "yes", "help", "quiet", "timeout" }
+M.GLOBAL = { "url", "key", "profile", "config", "json", "no-color", "yes", "help", "quiet", "timeout",
+             "version" }
 M.ORDER = { "service", "link", "quantity", "runs", "interval", "comments", "comments-file",
             "username", "min", "max", "posts", "old-posts", "delay", "expiry", "answer-number",
             "groups", "groups-file", "field" }
 M.WAIT = { "every", "timeout", "grace" }
+
+-- Edit distance (insertions, deletions, substitutions, and swaps of neighbours: "balacne").
+local function distance(a, b)
+  local prev2, prev = nil, {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local row = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      row[j] = math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + cost)
+      if prev2 and i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        row[j] = math.min(row[j], prev2[j - 2] + 1)
+      end
+    end
+    prev2, prev = prev, row
+  end
+  return prev[#b]
+end
+
+-- The candidate a mistyped word most likely meant, or nil when none is close: within one edit
+-- for short words, two for longer ones, or a word that starts the same way ("serv").
+function M.suggest(word, candidates)
+  local best, best_d
+  local lower = word:lower()
+  local limit = #word <= 4 and 1 or 2
+  for _, c in ipairs(candidates) do
+    local d = distance(lower, c)
+    if #lower >= 3 and c:sub(1, #lower) == lower then d = math.min(d, 1) end
+    if d <= limit and (not best_d or d < best_d or (d == best_d and c < best)) then best, best_d = c, d end
+  end
+  return best
+end
+
+-- "unknown option '--serivce'; did you mean '--service'?"
+local function unknown_option(word, name)
+  local names = {}
+  for flag in pairs(M.FLAGS) do names[#names + 1] = flag end
+  table.sort(names)
+  local guess = name and M.suggest(name, names)
+  if guess then return "unknown option '" .. word .. "'; did you mean '--" .. guess .. "'?" end
+  return "unknown option '" .. word .. "' (see smm help)"
+end
 
 -- argv -> { command =, args = { positional... }, flags = { name = value or true or {..} },
 --           raw = { words after the command, untouched } } or nil, message
@@ -81,7 +125,7 @@ function M.parse(argv)
         -- a negative number where a word was expected: positional
         if r.command == nil then r.command = a else r.args[#r.args + 1] = a end
       elseif not spec then
-        return nil, "unknown option '" .. a .. "' (see smm help)"
+        return nil, unknown_option(a, name)
       elseif spec.value then
         if value == nil then
           i = i + 1

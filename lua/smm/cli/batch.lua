@@ -163,10 +163,7 @@ end
 
 local function progress(live, done, total, cost, failed)
   local text = string.format("[%d/%d] cost %s, %d failed", done, total, money.format(cost), failed)
-  if live then
-    io.stderr:write("\r\27[K", text)
-    io.stderr:flush()
-  end
+  if live then output.progress(done, total, text) end
   return text
 end
 

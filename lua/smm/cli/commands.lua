@@ -16,9 +16,16 @@ function M.services(ctx)
   local ok, problem = args.check(ctx, "services", { "search", "category", "type" })
   if not ok then return ctx:usage(problem) end
   local client = ctx:client()
-  local list, err = client:find_services{ search = ctx.flags.search, category = ctx.flags.category,
-    type = ctx.flags.type }
+  local list, err = client:find_services{ search = ctx.flags.search, type = ctx.flags.type }
   if not list then return ctx:fail(err) end
+  if ctx.flags.category then
+    -- any part of the category, in any case: "comments" finds "Instagram Comments"
+    local wanted, matching = ctx.flags.category:lower(), {}
+    for _, s in ipairs(list) do
+      if tostring(s.category or ""):lower():find(wanted, 1, true) then matching[#matching + 1] = s end
+    end
+    list = matching
+  end
   if output.json_mode() then
     output.json(output.array(list))
     return 0
@@ -27,16 +34,20 @@ function M.services(ctx)
     output.say("no services match")
     return 0
   end
+  -- on a narrow terminal the names give way first, then REFILL and CANCEL go
   output.print_table({
     { title = "ID", key = "service", align = "right" },
-    { title = "NAME", key = "name", max = output.isatty(1) and 60 or nil },
-    { title = "TYPE", key = "type" },
+    { title = "NAME", key = "name", shrink = 20, weight = 2 },
+    { title = "CATEGORY", key = "category", shrink = 10 },
+    { title = "TYPE", key = "type", shrink = 8 },
     { title = "RATE", key = "rate", align = "right" },
     { title = "MIN", key = "min", align = "right" },
     { title = "MAX", key = "max", align = "right" },
-    { title = "REFILL", key = "refill", colour = function(row) return row.refill and "green" or "dim" end },
-    { title = "CANCEL", key = "cancel", colour = function(row) return row.cancel and "green" or "dim" end },
-  }, list)
+    { title = "REFILL", key = "refill", drop = 2,
+      colour = function(row) return row.refill and "green" or "dim" end },
+    { title = "CANCEL", key = "cancel", drop = 1,
+      colour = function(row) return row.cancel and "green" or "dim" end },
+  }, list, { width = output.terminal_size() })
   return 0
 end
 

@@ -1,7 +1,11 @@
--- Following orders until they are final (smm wait, smm batch --wait): one line per order,
--- redrawn in place on a terminal, plain lines per change otherwise; then a summary.
+-- Following orders until they are final (smm wait, smm batch --wait): on a terminal a view
+-- redrawn in place that fits the screen, plain lines per change otherwise; then a summary.
 local output = require "smm.cli.output"
 local money = require "smm.money"
+local smm = require "smm"
+
+-- client:wait's default interval (ms), for the "next poll" of the live view
+local DEFAULT_INTERVAL = 5000
 
 local M = {}
 
@@ -18,26 +22,86 @@ local function describe(id, entry)
   return table.concat(parts, ", ")
 end
 
+local function is_final(entry)
+  return entry ~= nil and entry.error == nil and smm.is_final(entry.status)
+end
+
+local function status_label(entry)
+  if not entry then return "no answer yet" end
+  if entry.error then return "error" end
+  return tostring(entry.status)
+end
+
+-- The live view of a terminal: a header (N of M final, elapsed time, the next poll), a bar with
+-- an ETA, and one line per order, those not final first, as many as the screen holds with room
+-- to spare; the rest are summed up in one line. Never more lines than the screen has rows, so
+-- that a redraw stays on the screen instead of pushing hundreds of lines into the scrollback.
+local function view(ids, current, clock)
+  local cols, rows = output.terminal_size()
+  cols, rows = cols or 80, rows or 24
+  local open, closed = {}, {}
+  for _, id in ipairs(ids) do
+    if is_final(current[id]) then closed[#closed + 1] = id else open[#open + 1] = id end
+  end
+  local now = output.clock()
+  local next_poll = math.max(0, clock.round + clock.interval - now)
+  local lines = {
+    string.format("%d of %d final · %s elapsed%s", #closed, #ids, output.duration(now - clock.started),
+      clock.done and "" or (" · next poll in ~" .. output.duration(next_poll))),
+    output.bar(clock.tracker, #closed, #ids),
+  }
+  local room = math.max(1, rows - 3 - #lines)
+  local order_list = {}
+  for _, id in ipairs(open) do order_list[#order_list + 1] = id end
+  for _, id in ipairs(closed) do order_list[#order_list + 1] = id end
+  local shown = #order_list <= room and #order_list or room - 1
+  for i = 1, shown do
+    local id = order_list[i]
+    lines[#lines + 1] = describe(id, current[id])
+  end
+  if shown < #order_list then
+    local counts, names = {}, {}
+    for i = shown + 1, #order_list do
+      local name = status_label(current[order_list[i]])
+      if not counts[name] then counts[name] = 0 names[#names + 1] = name end
+      counts[name] = counts[name] + 1
+    end
+    local parts = {}
+    for _, name in ipairs(names) do parts[#parts + 1] = counts[name] .. " " .. name end
+    lines[#lines + 1] = string.format("… and %d more: %s", #order_list - shown, table.concat(parts, ", "))
+  end
+  for i, text in ipairs(lines) do
+    -- one character short of the width: a line that reaches the last column wraps on some
+    -- terminals; colours go when a line has to be cut (the cut counts characters, not escapes)
+    local plain = output.plain(text)
+    if output.width(plain) > cols - 1 then lines[i] = output.cut(plain, cols - 1) end
+  end
+  return lines
+end
+
 -- client: an smm client; ids: array of order ids; opts: interval, timeout, grace (ms).
 -- Returns by_id, err from client:wait.
 function M.wait(client, ids, opts)
   local live = output.isatty(1) and not output.json_mode()
   local quiet = output.json_mode()
-  local current, drawn = {}, false
+  local current = {}
   local index = {}
   for i, id in ipairs(ids) do index[id] = i end
-  local function redraw()
-    if drawn then io.stdout:write(string.format("\27[%dA", #ids)) end
-    for _, id in ipairs(ids) do io.stdout:write("\r\27[K", describe(id, current[id]), "\n") end
-    io.stdout:flush()
-    drawn = true
-  end
-  if live then redraw() end
+  local started = output.clock()
+  local clock = { started = started, round = started, last = started, tracker = {},
+                  interval = (opts.interval or DEFAULT_INTERVAL) / 1000 }
+  local board = {}
+  if live then output.redraw(board, view(ids, current, clock)) end
   local by_id, err = client:wait(ids, {
     interval = opts.interval, timeout = opts.timeout, grace = opts.grace,
     on_update = function(id, _, _, entry)
       current[id] = entry
-      if live then redraw()
+      if live then
+        -- the updates of one poll come together; a pause of half an interval starts a new poll
+        local now = output.clock()
+        if now - clock.last > clock.interval / 2 then clock.round = now end
+        clock.last = now
+        output.redraw(board, view(ids, current, clock))
       elseif not quiet then
         io.stdout:write(describe(id, entry), "\n")
         io.stdout:flush()
@@ -46,7 +110,8 @@ function M.wait(client, ids, opts)
   })
   if live and by_id then
     for id, entry in pairs(by_id) do if index[id] then current[id] = entry end end
-    redraw()
+    clock.done = true
+    output.redraw(board, view(ids, current, clock))
   end
   return by_id, err
 end

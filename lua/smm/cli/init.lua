@@ -19,7 +19,7 @@ M.USAGE = [[
 usage: smm [options] COMMAND [arguments]
 
 commands:
-  services [--search TEXT] [--category NAME] [--type TYPE]   the panel's services
+  services [--search TEXT] [--category TEXT] [--type TYPE]   the panel's services
   balance                                                     the account's balance
   quote SERVICE QUANTITY [--runs N]  (or order --flags)       the exact price of an order
   add --service ID [order fields]                             place an order (asks first)
@@ -33,7 +33,8 @@ commands:
                                                               many orders from a CSV, resumable
   config                                                      the settings in use (key hidden)
   sandbox [--port N ...]                                      run the sandbox panel
-  help                                                        this text
+  help                                                        this text (also --help)
+  --version                                                   the version of smm
 
 order fields (add, quote):
   --service ID --link URL --quantity N --runs N --interval MIN
@@ -45,13 +46,15 @@ options:
   --url URL --key KEY      the panel (or SMM_API_URL / SMM_API_KEY, or a profile)
   --profile NAME           a [profile NAME] of the config file (default: "default")
   --config FILE            the config file (default $XDG_CONFIG_HOME/smm/config)
-  --json                   one JSON document on stdout
+  --json                   one JSON document on stdout ({"error": {...}} on failure)
   --no-color               no colours (also: NO_COLOR=1)
   -y, --yes                do not ask before spending money (needed when stdin is no terminal)
   --timeout S              give up on the panel after S seconds (wait: also the whole wait)
 
 exit codes: 0 ok, 1 API or usage error, 2 network/timeout/HTTP/decode error,
             3 partial success, 4 outcome in doubt (check before retrying), 130 interrupted
+
+the manual: docs/cli.md
 ]]
 
 local COMMANDS = {
@@ -61,6 +64,13 @@ local COMMANDS = {
   cancel = commands.cancel, config = commands.config, sandbox = commands.sandbox,
   batch = function(ctx) return require("smm.cli.batch").run(ctx) end,
 }
+
+-- The library's version (smm._VERSION), and the C core's when it loads.
+function M.version() return smm._VERSION end
+function M.core_version()
+  local ok, core = pcall(require, "smm.core")
+  return ok and type(core) == "table" and core._VERSION or nil
+end
 
 local Ctx = {}
 local DEFAULT_REQUEST_TIMEOUT = 30000 -- smm.new's timeout, ms
@@ -75,7 +85,7 @@ function M.exit_code(err)
 end
 
 function Ctx.usage(_, message)
-  output.error(message)
+  output.error(message, { kind = "usage" })
   return EXIT.error
 end
 
@@ -92,7 +102,7 @@ function Ctx:fail(err, advice)
       message
   end
   if advice then message = message .. " - " .. advice end
-  output.error(self:scrub(message))
+  output.error(self:scrub(message), type(err) == "table" and err or nil)
   return M.exit_code(err)
 end
 
@@ -148,19 +158,47 @@ end
 local function run(argv, env)
   local parsed, problem = args.parse(argv)
   if not parsed then
-    output.setup{}
-    output.error(problem)
+    -- the words did not parse, but a --json among them still asks for a JSON answer
+    local json = false
+    for _, word in ipairs(argv) do
+      if word == "--" then break end
+      if word == "--json" then json = true end
+    end
+    output.setup{ json = json }
+    output.error(problem, { kind = "usage" })
     return EXIT.error
   end
   output.setup{ json = parsed.flags.json, no_color = parsed.flags["no-color"] }
   local name = parsed.command
+  if parsed.flags.version and name ~= "sandbox" then
+    if output.json_mode() then
+      output.json{ version = M.version(), core = M.core_version() }
+    else
+      io.stdout:write("smm ", M.version(), " (lua-smm", M.core_version() and ("; smm.core " ..
+        M.core_version()) or "", "; ", rawget(_G, "jit") and jit.version or _VERSION, ")\n")
+    end
+    return 0
+  end
   if name == nil or name == "help" or (parsed.flags.help and name ~= "sandbox") then
-    io.stdout:write(M.USAGE)
-    return (name == nil and not parsed.flags.help) and EXIT.error or 0
+    local failed = name == nil and not parsed.flags.help
+    if not output.json_mode() then
+      io.stdout:write(M.USAGE)
+    elseif failed then
+      output.error("no command given (see smm help)", { kind = "usage" })
+    else
+      output.json{ usage = M.USAGE }
+    end
+    return failed and EXIT.error or 0
   end
   local command = COMMANDS[name]
   if not command then
-    output.error("unknown command '" .. name .. "' (see smm help)")
+    local names = {}
+    for known in pairs(COMMANDS) do if known ~= "refill_status" then names[#names + 1] = known end end
+    names[#names + 1] = "help"
+    table.sort(names)
+    local guess = args.suggest(name, names)
+    output.error("unknown command '" .. name .. "'" .. (guess and ("; did you mean '" .. guess .. "'?")
+      or " (see smm help)"), { kind = "usage" })
     return EXIT.error
   end
   local ctx = setmetatable({ args = parsed.args, flags = parsed.flags, raw = parsed.raw,
@@ -176,10 +214,11 @@ local function run(argv, env)
   if code.usage then return ctx:usage(code.usage) end
   if code.interrupted then
     io.stderr:write("\n")
-    output.error("interrupted" .. (name == "batch" and ": run the same command again to resume" or ""))
+    output.error("interrupted" .. (name == "batch" and ": run the same command again to resume" or ""),
+      { kind = "interrupted" })
     return EXIT.interrupted
   end
-  output.error(ctx:scrub("internal error: " .. tostring(code.crash)))
+  output.error(ctx:scrub("internal error: " .. tostring(code.crash)), { kind = "internal" })
   return EXIT.error
 end
 
@@ -187,10 +226,16 @@ end
 function M.main(argv, env)
   env = env or {}
   local ok, code = pcall(run, argv, env)
-  if ok then return code end
-  if tostring(code):find("interrupted!$") then return EXIT.interrupted end
-  io.stderr:write("smm: internal error: ", tostring(code), "\n")
-  return EXIT.error
+  if not ok then
+    if tostring(code):find("interrupted!$") then
+      code = EXIT.interrupted
+    else
+      io.stderr:write("smm: internal error: ", tostring(code), "\n")
+      code = EXIT.error
+    end
+  end
+  pcall(output.finish, code)
+  return code
 end
 
 return M
