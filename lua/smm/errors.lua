@@ -135,6 +135,11 @@ local function compile(secret)
     units[#units + 1] = forms_of(bytes, cp and math.floor(cp))
     i = i + len
   end
+  -- the leading characters that have one form only: found by one plain find, not character by
+  -- character
+  local prefix = {}
+  while units[#prefix + 1] and #units[#prefix + 1] == 1 do prefix[#prefix + 1] = units[#prefix + 1][1] end
+  units.prefix, units.prefixed = table.concat(prefix), #prefix
   return units
 end
 
@@ -169,20 +174,27 @@ end
 
 local function replace_all(text, units)
   local firsts, next_at = units[1], {}
+  local prefix, prefixed = units.prefix, units.prefixed
   local out, start, from = {}, 1, 1
   while true do
-    -- the next place any form of the first character occurs (each form's last find is kept)
-    local pos
-    for i, form in ipairs(firsts) do
-      local at = next_at[i]
-      if at ~= false and (at == nil or at < from) then
-        at = text:find(form, from, true) or false
-        next_at[i] = at
+    local pos, last
+    if prefixed > 0 then
+      pos = text:find(prefix, from, true)
+      if not pos then break end
+      last = match_from(text, pos + #prefix, units, prefixed + 1)
+    else
+      -- the next place any form of the first character occurs (each form's last find is kept)
+      for i, form in ipairs(firsts) do
+        local at = next_at[i]
+        if at ~= false and (at == nil or at < from) then
+          at = text:find(form, from, true) or false
+          next_at[i] = at
+        end
+        if at and (not pos or at < pos) then pos = at end
       end
-      if at and (not pos or at < pos) then pos = at end
+      if not pos then break end
+      last = match_from(text, pos, units, 1)
     end
-    if not pos then break end
-    local last = match_from(text, pos, units, 1)
     if last then
       out[#out + 1] = text:sub(start, pos - 1)
       out[#out + 1] = "***"
