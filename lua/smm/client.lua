@@ -30,6 +30,10 @@ M.Client = Client
 -- The API key lives here, not in the client table, so that printing or serialising a client
 -- (inspect, pl.pretty, a debugger) can never show it.
 local secrets = setmetatable({}, { __mode = "k" })
+-- Likewise the URL as given (user:password@, ?key=...: the client table has a printable copy)
+-- and the list of everything errors are scrubbed of (options.secrets).
+local real_urls = setmetatable({}, { __mode = "k" })
+local scrub_lists = setmetatable({}, { __mode = "k" })
 -- Per-action reading contexts (they hold the key too, for scrubbing), made once per client.
 local contexts = setmetatable({}, { __mode = "k" })
 
@@ -38,14 +42,18 @@ local unpack = table.unpack or unpack
 function M.new(opts)
   local o = options.check(opts)
   local transport = transports.open(o)
+  -- the transport has what it needs of the proxy URL; the client table keeps a printable one
+  o.public.proxy = options.printable_url(o.public.proxy)
   local client = setmetatable({
-    url = o.url,
+    url = options.printable_url(o.url),
     options = o.public,
     transport = transport,
     policy = retry.policy(o.public),
     concurrency = o.public.concurrency,
   }, Client)
   secrets[client] = o.key
+  real_urls[client] = o.url
+  scrub_lists[client] = o.secrets
   contexts[client] = {}
   -- the shared list is per account (url and key): panels price per account
   client.catalog = services.cache(o.public.services_ttl, function() return transport:now() end,
@@ -69,22 +77,25 @@ end
 Client.__close = Client.close
 
 function Client:error(fields)
-  return errors.new(fields, secrets[self])
+  return errors.new(fields, scrub_lists[self])
 end
 
--- Text from the panel, without the key (some panels echo what they were sent).
+-- Text from the panel, without the key or the URL's credentials (some panels echo what they
+-- were sent).
 function Client:scrub(text)
-  return errors.scrub(text, secrets[self])
+  return errors.scrub(text, scrub_lists[self])
 end
 
 -- How answers to `action` are read for this client (answer.read's ctx: the action, whether it
--- is safe to repeat, the key to scrub), made once per client and action. It also keeps the
--- transport options its last single request used (ctx.ropts), since they rarely change.
+-- is safe to repeat, what to scrub; and the key and URL to send), made once per client and
+-- action. It also keeps the transport options its last single request used (ctx.ropts), since
+-- they rarely change.
 local function context(client, action)
   local cache = contexts[client]
   local ctx = cache[action]
   if not ctx then
-    ctx = { action = action, idempotent = retry.is_safe(action), secret = secrets[client] }
+    ctx = { action = action, idempotent = retry.is_safe(action), secret = scrub_lists[client],
+            key = secrets[client], url = real_urls[client] }
     cache[action] = ctx
   end
   return ctx
@@ -96,7 +107,7 @@ end
 function Client:send(action, fields, schema, gzip)
   local ctx = contexts[self][action] or context(self, action)
   local safe = ctx.idempotent
-  fields.key, fields.action = ctx.secret, action
+  fields.key, fields.action = ctx.key, action
   local ropts = ctx.ropts
   if not ropts or ropts.schema ~= schema or ropts.gzip ~= gzip then
     ropts = { idempotent = safe, schema = schema, gzip = gzip }
@@ -106,7 +117,7 @@ function Client:send(action, fields, schema, gzip)
   local started = self.options.on_retry and self.transport:now() -- only the hook needs a clock
   while true do
     if self.limiter then self.limiter:take() end
-    local result = self.transport:request(self.url, fields, ropts)
+    local result = self.transport:request(ctx.url, fields, ropts)
     local json, err = answer.read(result, ctx)
     if json ~= nil then return json, nil, err end
     err.attempts = attempt
@@ -128,7 +139,7 @@ function Client:exchange(items)
   for i, item in ipairs(items) do
     local ctx = context(self, item.action)
     item.ctx = ctx
-    item.fields.key, item.fields.action = ctx.secret, item.action
+    item.fields.key, item.fields.action = ctx.key, item.action
     local round = rounds[1]
     if not round or round.idempotent ~= ctx.idempotent then round = rounds[2] end
     if not round then
@@ -150,7 +161,7 @@ function Client:exchange(items)
       local ropts = { idempotent = idempotent, concurrency = self.concurrency, schemas = schemas,
                       gzip = gzip }
       if self.limiter then self.limiter:take(#sub) end
-      local results = self.transport:request_many(self.url, sub, ropts)
+      local results = self.transport:request_many(real_urls[self], sub, ropts)
       local again, last_err = {}, nil
       for i, index in ipairs(pending) do
         local ctx = items[index].ctx

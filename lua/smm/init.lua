@@ -6,6 +6,7 @@
 local client = require "smm.client"
 local errors = require "smm.errors"
 local normalize = require "smm.normalize"
+local options = require "smm.options"
 
 local M = {
   _VERSION = "0.1.0",
@@ -17,8 +18,15 @@ M.new = client.new
 -- syntax: bool = smm.is_error(value)
 M.is_error = errors.is
 
--- syntax: text = smm.redact(text, secret)   -- secret (also percent-encoded) replaced by ***
+-- syntax: text = smm.redact(text, secret | { secret, ... })
+-- Each secret, raw or percent-, JSON- or HTML-escaped, replaced by ***.
 M.redact = errors.scrub
+
+-- syntax: list = smm.secrets(key, url [, proxy])   -- the key and the URLs' credentials, for redact
+M.secrets = options.secrets
+
+-- syntax: text = smm.printable_url(url)   -- without user:password@, query string or fragment
+M.printable_url = options.printable_url
 
 -- syntax: bool = smm.is_final(status)   -- "Completed", "Partial", "Canceled", "Refunded"
 M.is_final = normalize.is_final

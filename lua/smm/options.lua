@@ -60,14 +60,91 @@ local function raise(message)
   error("smm.new: " .. message, 4)
 end
 
--- The URL as it may be shown: no user:password@, no query string (people put keys there).
-function M.printable_url(url)
-  -- everything up to the last @ before the path is credentials, @ in a password included
-  local s = url:gsub("[?#].*$", ""):gsub("^(%a[%w+.-]*://)[^/]*@", "%1")
-  return s
+-- A URL (the panel's or a proxy's, with or without a scheme) cut into scheme, userinfo (nil when
+-- none), host part and the rest. The userinfo ends at the LAST @ before the first / after the
+-- scheme: an unencoded @ in a password is common, and would otherwise leave the password's end
+-- in view ("https://user:p@ss@host/" is the host "host").
+local function split_url(url)
+  local scheme, rest = url:match("^(%a[%w+.-]*://)(.*)$")
+  if not scheme then scheme, rest = "", url end
+  local authority, path = rest:match("^([^/]*)(.*)$")
+  local userinfo, host = authority:match("^(.*)@(.*)$")
+  return scheme, userinfo, host or authority, path
 end
 
--- -> { url =, key =, public = { every option but the key, defaults filled in } }
+-- The URL as it may be shown: no user:password@, no query string or fragment (keys get put
+-- there). Any string; other values are returned as they are.
+function M.printable_url(url)
+  if type(url) ~= "string" then return url end
+  local scheme, userinfo, host, path = split_url(url)
+  -- "host?key=a@b" or "user:p?ss@host": which part is the host cannot be told, so none is shown
+  if userinfo and userinfo:find("[?#]") then host = "***" end
+  return scheme .. (host:gsub("[?#].*$", "")) .. (path:gsub("[?#].*$", ""))
+end
+
+local function add_secret(list, s)
+  if type(s) == "string" and s ~= "" then list[#list + 1] = s end
+end
+
+local function unescape(s)
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(s)
+  return ((s:gsub(".", function(c)
+    local bits, b = {}, c:byte()
+    for i = 8, 1, -1 do bits[i] = b % 2; b = math.floor(b / 2) end
+    return table.concat(bits)
+  end) .. "0000"):gsub("%d%d%d?%d?%d?%d?", function(six)
+    if #six < 6 then return "" end
+    local n = 0
+    for i = 1, 6 do n = n * 2 + (six:byte(i) - 48) end
+    return B64:sub(n + 1, n + 1)
+  end) .. ({ "", "==", "=" })[#s % 3 + 1])
+end
+
+-- What of a URL must never be shown, added to list: the whole URL when it holds credentials,
+-- its user:password (also as sent in a Basic Authorization header), the password (raw and
+-- decoded, and its start up to a ? or #, where an RFC parser ends it), every query value.
+local function url_secrets(list, url)
+  if type(url) ~= "string" then return end
+  local _, userinfo = split_url(url)
+  local query = url:match("%?([^#]*)")
+  if userinfo or query or url:find("#", 1, true) then add_secret(list, url) end
+  if userinfo then
+    add_secret(list, userinfo)
+    local user, password = userinfo:match("^([^:]*):(.*)$")
+    if password then
+      add_secret(list, password)
+      add_secret(list, unescape(password))
+      add_secret(list, password:match("^[^?#]*"))
+      add_secret(list, base64(unescape(user) .. ":" .. unescape(password)))
+    end
+  end
+  for pair in (query or ""):gmatch("[^&;]+") do
+    add_secret(list, pair)
+    local value = pair:match("=(.*)$")
+    add_secret(list, value)
+    if value then add_secret(list, unescape(value)) end
+  end
+end
+
+-- The list of everything a client must keep out of errors and printed text: the key, and the
+-- credentials in the URL and in the proxy URL (errors.scrub takes it).
+function M.secrets(key, url, proxy)
+  local list = {}
+  add_secret(list, key)
+  url_secrets(list, url)
+  url_secrets(list, proxy)
+  local seen, unique = {}, {}
+  for _, s in ipairs(list) do
+    if not seen[s] then seen[s], unique[#unique + 1] = true, s end
+  end
+  return unique
+end
+
+-- -> { url =, key =, public = { every option but the key, defaults filled in }, secrets = { ... } }
 function M.check(opts)
   if type(opts) ~= "table" then raise("expects a table of options { url = ..., key = ... }") end
   for name, value in pairs(opts) do
@@ -80,8 +157,13 @@ function M.check(opts)
     raise("option 'url' is required (the panel's API URL, like https://panel/api/v2)")
   end
   if not opts.url:find("^[Hh][Tt][Tt][Pp][Ss]?://[^/%s]+") then
-    -- the value itself is not shown: it may be the key, given as the url by mistake
-    raise("option 'url' must be an http:// or https:// URL, got a string of " .. #opts.url .. " bytes")
+    local shown = M.printable_url(opts.url)
+    -- something that is no URL at all may be the key, given as the url by mistake: not shown
+    if not shown:find("[./:]") or opts.url == opts.key then
+      raise("option 'url' must start with http:// or https://, got a string of " .. #opts.url ..
+        " bytes that does not look like a URL (not shown: it may be a key)")
+    end
+    raise("option 'url' must start with http:// or https://, got " .. string.format("%q", shown))
   end
   if opts.url:find("%c") then
     -- a CR or LF would end the request line and start header lines of the panel's choosing
@@ -97,7 +179,8 @@ function M.check(opts)
     if name ~= "key" then public[name] = value end
   end
   public.url = nil
-  return { url = opts.url, key = opts.key, public = public }
+  return { url = opts.url, key = opts.key, public = public,
+           secrets = M.secrets(opts.key, opts.url, opts.proxy) }
 end
 
 return M

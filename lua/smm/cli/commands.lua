@@ -351,8 +351,10 @@ function M.config(ctx)
   local doc = {
     config_file = r.path, profile = r.profile, profiles = output.array(r.profiles),
     url = config.printable_url(r.url), url_source = r.sources.url,
-    key = r.key and "***" or nil, key_source = r.sources.key, options = r.options,
+    key = r.key and "***" or nil, key_source = r.sources.key, options = {},
   }
+  for name, value in pairs(r.options) do doc.options[name] = value end
+  doc.options.proxy = config.printable_url(doc.options.proxy)
   if output.json_mode() then
     output.json(doc)
   else
@@ -366,10 +368,10 @@ function M.config(ctx)
     row("url", doc.url, doc.url_source)
     row("key", doc.key, doc.key_source)
     local names = {}
-    for name in pairs(r.options) do names[#names + 1] = name end
+    for name in pairs(doc.options) do names[#names + 1] = name end
     table.sort(names)
     for _, name in ipairs(names) do
-      local v = r.options[name]
+      local v = doc.options[name]
       if type(v) == "table" then v = v.requests .. "/" .. v.per end
       row(name, tostring(v))
     end

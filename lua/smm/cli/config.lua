@@ -129,12 +129,9 @@ function M.exposure(path, profiles)
     tonumber(mode), path)
 end
 
--- The URL as it may be shown: no user:password@, no query string (keys get put there).
-function M.printable_url(url)
-  if type(url) ~= "string" then return url end
-  local s = url:gsub("^(%a[%w+.-]*://)[^/@]*@", "%1"):gsub("[?#].*$", "")
-  return s
-end
+-- The URL as it may be shown: the library's rule, the one place that knows an @ may sit inside
+-- a password.
+M.printable_url = require("smm").printable_url
 
 -- flags: parsed command line flags. Returns
 --   { url =, key =, options = { for smm.new without url/key }, profile =, path =,

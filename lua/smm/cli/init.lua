@@ -106,8 +106,9 @@ function Ctx:fail(err, advice)
   return M.exit_code(err)
 end
 
+-- Of the key, and of the URL's and the proxy's credentials once they are known.
 function Ctx:scrub(text)
-  return smm.redact(text, self.key)
+  return smm.redact(text, self.secrets or self.key)
 end
 
 -- The client, made on first use from the resolved configuration. Raises a usage problem.
@@ -124,6 +125,7 @@ function Ctx:client()
       ": set SMM_API_KEY, add key = ... to a profile in " .. r.path .. ", or give --key" }, 0)
   end
   self.key, self.url = r.key, r.url
+  self.secrets = smm.secrets(r.key, r.url, r.options.proxy)
   local opts = { url = r.url, key = r.key }
   for name, value in pairs(r.options) do opts[name] = value end
   opts.on_retry = self:retry_hook(self.flags.timeout and r.options.timeout)

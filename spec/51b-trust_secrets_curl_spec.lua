@@ -1,0 +1,143 @@
+-- Trust (issue 10), keys and credentials, where only libcurl and the CLI reach: libcurl quotes a
+-- proxy URL it cannot parse, password and all; `smm config` and journal files show the panel
+-- URL; the CLI's exit codes read err.kind, which a very short key must not mangle.
+-- (Both transports: spec/51-trust_secrets_spec.lua.)
+local env = require "helpers.env"
+local cli = require "helpers.cli"
+local smm = require "smm"
+
+-- The first needle found in any string inside v (keys, values, tostring), or nil.
+local function find_any(v, needles, seen)
+  seen = seen or {}
+  if type(v) == "string" then
+    for _, n in ipairs(needles) do
+      if v:find(n, 1, true) then return n end
+    end
+    return nil
+  end
+  if type(v) ~= "table" or seen[v] then return nil end
+  seen[v] = true
+  local mt = getmetatable(v)
+  if mt and mt.__tostring then
+    local hit = find_any(tostring(v), needles, seen)
+    if hit then return hit end
+  end
+  for k, x in pairs(v) do
+    local hit = find_any(k, needles, seen) or find_any(x, needles, seen)
+    if hit then return hit end
+  end
+  return nil
+end
+
+describe("trust: proxy credentials over libcurl", function()
+  it("libcurl's 'Unsupported proxy syntax' message and the client table hold no password", function()
+    local url = "http://127.0.0.1:" .. env.closed_port() .. "/api/v2"
+    for _, case in ipairs{
+      { "http://user:PXSECRET@prox y:1", "http://prox y:1" },
+      { "http://user:PXSECRET@proxy:99999", "http://proxy:99999" },
+      { "http://user:PX@SECRET@proxy:99999", "http://proxy:99999" },
+      { "socks5://PXSECRET@[::1:1", "socks5://[::1:1" },
+    } do
+      local c = smm.new{ url = url, key = "KEYSECRET", proxy = case[1], retries = 0 }
+      assert.equal(case[2], c.options.proxy)
+      assert.is_nil(find_any(c, { "PXSECRET", "SECRET@", "KEYSECRET" }), case[1])
+      local res, err = c:balance()
+      c:close()
+      assert.is_nil(res)
+      assert.equal("network", err.kind)
+      local hit = find_any(err, { "PXSECRET", "SECRET@", "user:" })
+      assert.is_nil(hit, case[1] .. ": " .. tostring(hit) .. " in " .. tostring(err))
+    end
+  end)
+end)
+
+describe("trust: the CLI", function()
+  local dir, running
+
+  before_each(function()
+    dir = cli.tmpdir()
+    running = {}
+  end)
+
+  after_each(function()
+    for _, sb in ipairs(running) do sb:stop() end
+    os.execute("rm -rf " .. cli.quote(dir))
+  end)
+
+  local function sandbox(opts)
+    local sb = env.sandbox(opts)
+    running[#running + 1] = sb
+    return sb
+  end
+
+  local function smm_cli(words, vars)
+    local e = { XDG_CONFIG_HOME = dir .. "/xdg" }
+    for k, v in pairs(vars or {}) do e[k] = v end
+    return cli.run(words, { env = e, cwd = dir })
+  end
+
+  it("smm config shows https://user:p@ss@host/... as https://host/..., and no proxy password", function()
+    local r = smm_cli("config --url 'https://user:p@ss@panel.example/api/v2?key=QSECRET'")
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.out:find("https://panel.example/api/v2", 1, true), r.out)
+    for _, s in ipairs{ "p@ss", "ss@", "user:", "QSECRET" } do
+      assert.is_nil(r.out:find(s, 1, true), s .. " in " .. r.out)
+    end
+    r = smm_cli("config --json --url 'https://user:p@ss@panel.example/api/v2'")
+    assert.equal("https://panel.example/api/v2", cli.json(r.out).url)
+    -- a proxy with a password in a profile
+    cli.write_file(dir .. "/config", "[profile p]\nurl = https://panel.example/api/v2\nkey = KEYSECRET\n" ..
+      "proxy = http://user:PXSECRET@proxy.example:3128\n")
+    os.execute("chmod 600 " .. cli.quote(dir .. "/config"))
+    for _, words in ipairs{ "config", "config --json" } do
+      r = smm_cli(words .. " --config " .. cli.quote(dir .. "/config") .. " --profile p")
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.out:find("proxy.example:3128", 1, true), r.out)
+      assert.is_nil(r.out:find("PXSECRET", 1, true), r.out)
+      assert.is_nil(r.out:find("KEYSECRET", 1, true), r.out)
+    end
+  end)
+
+  it("the CLI's errors hold no URL or proxy password", function()
+    cli.write_file(dir .. "/config", "[profile p]\nurl = http://user:PWSECRET@127.0.0.1:" .. env.closed_port() ..
+      "/api/v2?key=QSECRET\nkey = KEYSECRET\nproxy = http://user:PXSECRET@prox y:1\nretries = 0\n")
+    os.execute("chmod 600 " .. cli.quote(dir .. "/config"))
+    local r = smm_cli("balance --config " .. cli.quote(dir .. "/config") .. " --profile p")
+    assert.equal(2, r.code, r.err)
+    for _, s in ipairs{ "PWSECRET", "QSECRET", "KEYSECRET", "PXSECRET" } do
+      assert.is_nil((r.out .. r.err):find(s, 1, true), s .. " in " .. r.err)
+    end
+  end)
+
+  it("the journal names the panel without user:password@ or ?key=", function()
+    local sb = sandbox()
+    local url = sb.url:gsub("^http://", "http://user:PWSECRET@") .. "?key=QSECRET"
+    cli.write_file(dir .. "/orders.csv", "service,link,quantity\r\n1,https://x.example/j1,100\r\n")
+    local r = smm_cli("batch orders.csv --yes", { SMM_API_URL = url, SMM_API_KEY = env.KEY })
+    assert.equal(0, r.code, r.err)
+    local journal = cli.read_file(dir .. "/orders.csv.journal")
+    assert.truthy(journal:find('"panel":"' .. sb.url:gsub("/", "\\/") .. '"', 1, true) or
+      journal:find('"panel":"' .. sb.url .. '"', 1, true), journal)
+    for _, s in ipairs{ "PWSECRET", "QSECRET", "user:", env.KEY } do
+      assert.is_nil(journal:find(s, 1, true), s .. " in " .. journal)
+      assert.is_nil((r.out .. r.err):find(s, 1, true), s .. " in " .. r.out .. r.err)
+    end
+  end)
+
+  it("exit codes with a 1-character key: an api error is 1, a network error 2", function()
+    local sb = sandbox{ key = "another-key" }
+    -- "a": the kind "api" must not become "***pi" (read as a network failure, exit 2)
+    local r = smm_cli("status 1", { SMM_API_URL = sb.url, SMM_API_KEY = "a" })
+    assert.equal(1, r.code, r.err)
+    r = smm_cli("balance", { SMM_API_URL = sb.url, SMM_API_KEY = "a" })
+    assert.equal(1, r.code, r.err)
+    -- "e": "network" must stay network (exit 2), the add unsent and so retried
+    r = smm_cli("balance", { SMM_API_URL = "http://127.0.0.1:" .. env.closed_port() .. "/api/v2",
+                             SMM_API_KEY = "e" })
+    assert.equal(2, r.code, r.err)
+    -- "i": an invalid order is refused before sending, exit 1 ("invalid" must not be mangled)
+    r = smm_cli("add --service 1 --link https://x.example/i --quantity lots",
+      { SMM_API_URL = sb.url, SMM_API_KEY = "i" })
+    assert.equal(1, r.code, r.err)
+  end)
+end)
