@@ -65,10 +65,10 @@ print(("Refill %d: %s"):format(refill.refill, refill_state.status))
 
 local second = check(client:add{ service = pick.service, link = "https://instagram.com/p/lua-smm-demo-2",
                                  quantity = pick.min })
-local cancelled = check(client:cancel{ second.order })
-local c = cancelled[second.order]
+local canceled = check(client:cancel{ second.order })
+local c = canceled[second.order]
 print(("\nOrder %d placed and %s."):format(second.order,
-  c.cancel and "cancelled" or ("not cancelled: " .. tostring(c.error))))
+  c.cancel and "canceled" or ("not canceled: " .. tostring(c.error))))
 
 balance = check(client:balance())
 print(("\nBalance now: %s %s"):format(balance.balance, balance.currency))

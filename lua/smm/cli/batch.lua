@@ -284,10 +284,7 @@ function M.run(ctx)
     end
     for i, row in ipairs(to_send) do
       assert(j:write({ t = "intent", line = row.line, hash = row.hash }, true))
-      local add = {}
-      for k, v in pairs(row.clean) do add[k] = v end
-      add.max_cost = row.price
-      local res, add_err = client:add(add)
+      local res, add_err = client:add(row.clean, { max_cost = row.price })
       local msg
       if res then
         assert(j:write({ t = "done", line = row.line, hash = row.hash, order = res.order,
