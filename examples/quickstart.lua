@@ -45,7 +45,7 @@ local order = { service = pick.service, link = "https://instagram.com/p/lua-smm-
 local price = check(client:quote(order))
 print(("\nOrdering %d x \"%s\" for %s (rate %s per 1000)"):format(order.quantity, pick.name, price,
   pick.rate))
-local placed = check(client:add(order))
+local placed = check(client:add(order, { max_cost = price })) -- never more than quoted
 print(("Order %d placed."):format(placed.order))
 
 print("Following it until it is final:")
