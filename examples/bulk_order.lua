@@ -31,13 +31,14 @@ for line in io.lines(path) do
 end
 
 -- price every row first: nothing is sent when one of them is wrong
-local total = "0"
+local total, prices = "0", {}
 for i, order in ipairs(rows) do
   local price, err = client:quote(order)
   if not price then
     io.stderr:write(("row %d: %s\n"):format(i + 1, err.message))
     os.exit(1)
   end
+  prices[i] = price
   total = money.add(total, price)
 end
 local balance = assert(client:balance())
@@ -49,7 +50,8 @@ if money.compare(total, balance.balance) > 0 then
 end
 
 for i, order in ipairs(rows) do
-  local res, err = client:add(order)
+  -- the quoted price as the order's ceiling: a list that changed since is refused, not paid
+  local res, err = client:add(order, { max_cost = prices[i] })
   if res then
     print(("row %d: order %d"):format(i + 1, res.order))
   elseif err.ambiguous then

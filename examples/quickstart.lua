@@ -45,7 +45,7 @@ local order = { service = pick.service, link = "https://instagram.com/p/lua-smm-
 local price = check(client:quote(order))
 print(("\nOrdering %d x \"%s\" for %s (rate %s per 1000)"):format(order.quantity, pick.name, price,
   pick.rate))
-local placed = check(client:add(order))
+local placed = check(client:add(order, { max_cost = price })) -- never more than quoted
 print(("Order %d placed."):format(placed.order))
 
 print("Following it until it is final:")
@@ -65,10 +65,10 @@ print(("Refill %d: %s"):format(refill.refill, refill_state.status))
 
 local second = check(client:add{ service = pick.service, link = "https://instagram.com/p/lua-smm-demo-2",
                                  quantity = pick.min })
-local cancelled = check(client:cancel{ second.order })
-local c = cancelled[second.order]
+local canceled = check(client:cancel{ second.order })
+local c = canceled[second.order]
 print(("\nOrder %d placed and %s."):format(second.order,
-  c.cancel and "cancelled" or ("not cancelled: " .. tostring(c.error))))
+  c.cancel and "canceled" or ("not canceled: " .. tostring(c.error))))
 
 balance = check(client:balance())
 print(("\nBalance now: %s %s"):format(balance.balance, balance.currency))

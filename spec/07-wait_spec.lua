@@ -58,12 +58,13 @@ describe("wait", function()
     assert.equal("Incorrect order ID", final[999999].error)
   end)
 
-  it("stops at its timeout with the last statuses and an error", function()
+  it("stops at its timeout with nil, an error, the last statuses in err.entries", function()
     local a = client:add{ service = 1, link = "https://x.test/a", quantity = 100 }.order
     local final, err = client:wait({ a }, { interval = 50, timeout = 0 })
+    assert.is_nil(final)
     assert.equal("timeout", err.kind)
     assert.same({ a }, err.pending)
-    assert.is_string(final[a].status)
+    assert.is_string(err.entries[a].status)
   end)
 
   it("smm.is_final knows every spelling of a final state", function()

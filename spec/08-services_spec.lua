@@ -88,12 +88,12 @@ describe("services", function()
       { { service = 10, link = "https://x", quantity = 100 }, "answer_number" },
       { { service = 7, username = "u", min = 10, max = 100 }, "min", "50" },
       { { service = 4242, link = "https://x", quantity = 100 }, "service" },
-      { { service = 1, link = "https://x", quantity = 1000, max_cost = "0.50" }, "max_cost", "0.90" },
+      { { service = 1, link = "https://x", quantity = 1000 }, "max_cost", "0.90", { max_cost = "0.50" } },
     }
     for i, case in ipairs(cases) do
       it("case " .. i .. ": " .. case[2], function()
         client = env.client(sb, { validate = true })
-        local res, err = client:add(case[1])
+        local res, err = client:add(case[1], case[4])
         assert.is_nil(res)
         assert.equal("invalid", err.kind, tostring(err))
         assert.equal(case[2], err.field)
@@ -113,7 +113,7 @@ describe("services", function()
     end)
 
     it("max_cost lets an order through when it is enough", function()
-      local res, err = client:add{ service = 1, link = "https://x", quantity = 1000, max_cost = "0.90" }
+      local res, err = client:add({ service = 1, link = "https://x", quantity = 1000 }, { max_cost = "0.90" })
       assert.is_nil(err)
       assert.is_true(env.is_integer(res.order))
       local requests = sb:requests()

@@ -268,6 +268,7 @@ describe("smm (command line)", function()
       local r = smm("wait 424242 --every 0.05 --timeout 0.3 --grace 5")
       assert.equal(2, r.code)
       assert.truthy(r.err:find("not final", 1, true))
+      assert.truthy(r.out:find("1 order", 1, true), r.out) -- where it stands, though it timed out
     end)
 
     it("refill, refill-status and cancel: tables, --json, per-id errors", function()
@@ -288,6 +289,13 @@ describe("smm (command line)", function()
       assert.is_true(cli.json(r.out)[1].cancel)
       r = smm("cancel 999999")
       assert.equal(1, r.code)
+      more = place(1)
+      r = smm("cancel " .. more[1])
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.out:find("Canceled", 1, true), r.out) -- one spelling, the API's
+      r = smm("cancel")
+      assert.equal(1, r.code)
+      assert.truthy(r.err:find("no order ids given", 1, true), r.err)
     end)
   end)
 

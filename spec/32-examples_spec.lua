@@ -40,7 +40,7 @@ describe("examples #examples", function()
     local out, code = run("examples/quickstart.lua")
     assert.equal(0, code, out)
     assert.truthy(out:find("is Completed", 1, true), out)
-    assert.truthy(out:find("cancelled", 1, true), out)
+    assert.truthy(out:find("canceled", 1, true), out)
     assert.equal(2, sb:stats().orders)
   end)
 

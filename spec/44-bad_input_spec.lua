@@ -77,7 +77,7 @@ for _, v in ipairs{ {}, "abc", NAN, true, "1,00" } do
   -- a fresh client each time: no cached service list
   case("add: max_cost = " .. tostring(v), function(c)
     local fresh = env.client({ url = c.url }, { retries = 0 })
-    local res, err = fresh:add(order("max_cost", v))
+    local res, err = fresh:add(order("service", 1), { max_cost = v })
     fresh:close()
     return res, err
   end, "max_cost")

@@ -287,8 +287,8 @@ describe("trust: the ngx transport against hostile panels", function()
         local a, b = c(key_a), c(key_b)
         local list = assert(a:services())
         local cost_a = assert(a:quote{ service = 1, link = "https://example.com/p", quantity = 1000 })
-        local placed, err = b:add{ service = 1, link = "https://example.com/p", quantity = 1000,
-          max_cost = "1.00" }
+        local placed, err = b:add({ service = 1, link = "https://example.com/p", quantity = 1000 },
+          { max_cost = "1.00" })
         local cost_b = b:quote{ service = 1, link = "https://example.com/p", quantity = 1000 }
         local dict = ngx.shared.t53_cache
         local keys, values = dict:get_keys(0), {}

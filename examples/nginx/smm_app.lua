@@ -1,6 +1,6 @@
 -- An HTTP front end over lua-smm, for nginx's content_by_lua (see nginx.conf beside this file).
 --
---   POST /order          service, link, quantity, ... (form or JSON)  -> {"order": 23501}
+--   POST /order          service, link, quantity, ... [max_cost] (form or JSON) -> {"order": 23501}
 --   GET  /status         ?order=ID  -> the order's status; ?orders=ID,ID -> {"orders": {id: status}}
 --   GET  /balance        -> {"balance": "100.84", "currency": "USD"}
 --   GET  /services       -> [service, ...] (?search=text)
@@ -127,9 +127,12 @@ end
 
 local ROUTES = {
   ["/order"] = { "POST", function(c, a)
-    local order = {}
-    for k, v in pairs(a) do order[k] = v end
-    local res, err = c:add(order)
+    -- max_cost is the client's guard, not an order field: it goes in add's second argument
+    local order, opts = {}, {}
+    for k, v in pairs(a) do
+      if k == "max_cost" then opts.max_cost = v else order[k] = v end
+    end
+    local res, err = c:add(order, opts)
     if not res then return fail(err) end
     return reply(200, res)
   end },

@@ -142,10 +142,8 @@ local function by_ids(client, ids, action, multi_field, single_field, parse_many
 end
 
 function M.services(client, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("smm: client:services(opts): opts must be a table", 3)
-  end
-  if not (opts and opts.refresh) then
+  opts = validate.options(opts, { "refresh" }, "client:services(opts)", 3)
+  if not opts.refresh then
     local cached = client.catalog:get()
     if cached then return { value = cached } end
   end
@@ -181,21 +179,30 @@ function M.balance(client)
   return op
 end
 
-local function without(t, name)
-  local copy = {}
-  for k, v in pairs(t) do
-    if k ~= name then copy[k] = v end
+-- The exact price of checked `add` fields on service `s`, or nil, err: a field the price needs
+-- is missing, or the panel's rate for the service is no exact decimal (a rate of "1e999999999",
+-- NaN, an object): then the order cannot be priced, and is not placed under max_cost.
+function M.price(client, s, fields, action)
+  local total, field, problem = price.quote(s, fields)
+  if total then return total end
+  if field == "rate" then
+    local rate = s.rate == nil and "no rate"
+      or ("a rate of " .. validate.shown(s.rate) .. ", which " .. problem)
+    return nil, client:error{ kind = "decode", action = action, field = "rate", service = s.service,
+      message = "service " .. tostring(s.service) .. " cannot be priced: the panel's service list " ..
+        "gives it " .. rate }
   end
-  return copy
+  return nil, errors.invalid(field, "is required to price this order", action)
 end
 
 -- Before an `add` is sent: checked against its service when the list is at hand (or when
--- validate = true), and priced against max_cost.
-function M.check_order(client, fields, max_cost)
+-- validate = true, by the client's option or the call's), and priced against max_cost.
+function M.check_order(client, fields, max_cost, want)
   if max_cost ~= nil and not money.is_decimal(max_cost) then
-    return nil, errors.invalid("max_cost", "must be a decimal amount like \"5.00\"", "add")
+    return nil, errors.invalid("max_cost", "must be a decimal amount like \"5.00\", got " ..
+      validate.shown(max_cost), "add")
   end
-  local want = client.options.validate
+  if want == nil then want = client.options.validate end
   local s
   if want == true or max_cost ~= nil then
     local err
@@ -212,8 +219,8 @@ function M.check_order(client, fields, max_cost)
     if not ok then return nil, err end
   end
   if max_cost ~= nil then
-    local total, missing = price.quote(s, fields)
-    if not total then return nil, errors.invalid(missing, "is required to price this order", "add") end
+    local total, err = M.price(client, s, fields, "add")
+    if not total then return nil, err end
     if money.compare(total, max_cost) > 0 then
       return nil, client:error{ kind = "invalid", field = "max_cost", action = "add", price = total,
         message = "the order costs " .. total .. ", more than max_cost " .. money.format(max_cost) }
@@ -231,16 +238,17 @@ local function shown(v)
   return "a JSON " .. (t == "table" and "object or array" or "null")
 end
 
-function M.add(client, order)
-  local max_cost
-  if type(order) == "table" and order.max_cost ~= nil then
-    max_cost = order.max_cost
-    order = without(order, "max_cost")
+-- opts: the call's options (validate.ADD_OPTIONS), apart from the order's fields so that a
+-- misspelled one cannot pass as a panel field and switch its guard off.
+function M.add(client, order, opts)
+  opts = validate.options(opts, validate.ADD_OPTIONS, "client:add(order, opts)", 3)
+  if opts.validate ~= nil and type(opts.validate) ~= "boolean" then
+    error("smm: client:add(order, opts): option 'validate' must be a boolean", 3)
   end
   local fields, err = validate.add(order)
   if not fields then return refused(err) end
   local ok
-  ok, err = M.check_order(client, fields, max_cost)
+  ok, err = M.check_order(client, fields, opts.max_cost, opts.validate)
   if not ok then return refused(err) end
   -- Only a whole id from 1 to 2^53 - 1 is an order: any other value (23501.5, 0, -1, 1e20,
   -- true) says the panel did something, but not which order; whether the transport applied

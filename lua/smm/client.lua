@@ -8,7 +8,6 @@ local actions = require "smm.actions"
 local options = require "smm.options"
 local transports = require "smm.transport"
 local services = require "smm.services"
-local price = require "smm.price"
 local poll = require "smm.poll"
 
 local M = {}
@@ -189,7 +188,7 @@ end
 
 -- Runs an operation built by smm.actions: one request through `send`, several in parallel.
 function Client:run(op)
-  if op.err then return nil, op.err end
+  if op.err then return nil, self:error(op.err) end -- a refusal may show a value: scrubbed
   if op.value ~= nil then return op.value end
   local outcomes
   if #op.requests == 1 then
@@ -239,7 +238,7 @@ function Client:batch(calls)
   for i, op in ipairs(ops) do
     local value, err
     if op.err then
-      err = op.err
+      err = self:error(op.err)
     elseif op.value ~= nil then
       value = op.value
     else
@@ -256,8 +255,8 @@ end
 -- The list is cached for `services_ttl` ms; refresh = true fetches it anew.
 function Client:services(opts) return self:run(actions.services(self, opts)) end
 
--- syntax: res, err = client:add{ service = 1, link = "...", quantity = 100, ... }
-function Client:add(order) return self:run(actions.add(self, order)) end
+-- syntax: res, err = client:add(order [, { max_cost = "5.00", validate = true }])
+function Client:add(order, opts) return self:run(actions.add(self, order, opts)) end
 
 -- syntax: entry, err = client:status(id)   |   by_id, err = client:status{ id, ... }
 function Client:status(ids) return self:run(actions.status(self, ids)) end
@@ -280,7 +279,7 @@ function Client:call(action, fields) return self:run(actions.call(self, action, 
 -- syntax: service, err = client:service(id)
 function Client:service(id)
   local n, err = validate.id(id, "service", "services")
-  if not n then return nil, err end
+  if not n then return nil, self:error(err) end
   local list
   list, err = self:services()
   if not list then return nil, err end
@@ -297,6 +296,7 @@ function Client:find_services(filter)
   if filter ~= nil and type(filter) ~= "table" then
     error("smm: client:find_services(filter): filter must be a table", 2)
   end
+  validate.options(filter, services.FILTERS, "client:find_services(filter)", 2)
   local list, err = self:services()
   if not list then return nil, err end
   return services.find(list, filter)
@@ -308,13 +308,14 @@ function Client:quote(service, quantity, runs)
   local order = service
   if type(service) ~= "table" then order = { service = service, quantity = quantity, runs = runs } end
   local fields, err = validate.add(Client.quote_fields(order), "quote")
-  if not fields then return nil, err end
+  if not fields then return nil, self:error(err) end
   local s
   s, err = self:service(fields.service)
   if not s then return nil, err end
-  local total, missing = price.quote(s, fields)
-  if not total then return nil, errors.invalid(missing, "is required to price this order", "quote") end
-  return total
+  local ok
+  ok, err = validate.bounds(fields, s, "quote")
+  if not ok then return nil, err end
+  return actions.price(self, s, fields, "quote")
 end
 
 -- Fields for a quote: link and username are not needed to price an order.
@@ -328,12 +329,10 @@ end
 
 -- syntax: by_id, err = client:wait(ids, { interval =, timeout =, grace =, on_update = })
 --         entry, err = client:wait(id, opts)
--- Polls until every order is final (Completed, Partial, Canceled, Refunded).
+-- Polls until every order is final (Completed, Partial, Canceled, Refunded). A timeout is
+-- nil, err: err.entries holds the last entries by id, err.pending the ids not final yet.
 function Client:wait(ids, opts)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("smm: client:wait(ids, opts): opts must be a table", 2)
-  end
-  opts = opts or {}
+  opts = validate.options(opts, poll.OPTIONS, "client:wait(ids, opts)", 2)
   for _, name in ipairs{ "interval", "timeout", "grace" } do
     local v = opts[name]
     if v ~= nil and (type(v) ~= "number" or v < 0) then
@@ -345,16 +344,16 @@ function Client:wait(ids, opts)
   end
   if type(ids) == "table" then
     local list, err = validate.ids(ids, "orders", "wait")
-    if not list then return nil, err end
+    if not list then return nil, self:error(err) end
     return poll.wait(self, list, opts)
   end
   local id, err = validate.id(ids, "order", "wait")
-  if not id then return nil, err end
+  if not id then return nil, self:error(err) end
   local by_id
   by_id, err = poll.wait(self, { id }, opts)
   if not by_id then return nil, err end
-  if by_id[id] and by_id[id].error ~= nil and not err then return actions.single(self, "wait", by_id[id]) end
-  return by_id[id], err
+  if by_id[id] and by_id[id].error ~= nil then return actions.single(self, "wait", by_id[id]) end
+  return by_id[id]
 end
 
 return M

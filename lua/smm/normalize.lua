@@ -259,9 +259,21 @@ function M.service(s)
 end
 
 -- A whole list. `normalized`: the transport already applied SERVICE_SCHEMA to each entry.
+-- Entries that are no object or whose id is no positive whole number are left out, whoever
+-- normalised them: nothing can be ordered from them, and every later step (the index by id,
+-- sorting, searching) may then rely on an entry being a table with an integer id.
 function M.services(list, normalized)
-  if normalized then return list end
-  for i = 1, #list do M.service(list[i]) end
+  local kept = 0
+  for i = 1, #list do
+    local s = list[i]
+    if not normalized then M.service(s) end
+    local id = type(s) == "table" and s.service
+    if type(id) == "number" and id >= 1 and is_int(id) then
+      kept = kept + 1
+      list[kept] = s
+    end
+  end
+  for i = #list, kept + 1, -1 do list[i] = nil end
   return list
 end
 

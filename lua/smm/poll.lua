@@ -5,6 +5,8 @@ local normalize = require "smm.normalize"
 local M = {}
 
 M.DEFAULTS = { interval = 5000, timeout = 3600000, grace = 30000 }
+-- What client:wait takes; `random` (the jitter source) is for tests.
+M.OPTIONS = { "interval", "timeout", "grace", "on_update", "random" }
 
 local function changed(entry, previous)
   if not previous then return true end
@@ -14,7 +16,9 @@ end
 
 -- client: an smm client; ids: array of positive integer ids (checked); opts: interval, timeout,
 -- grace (ms), on_update(id, status, previous_status, entry), random (jitter source).
--- Returns final entries keyed by id; on timeout, the last entries and an error.
+-- Returns final entries keyed by id. On timeout nil, err: a timeout error whose `entries` are
+-- the last entries by id (final or not) and `pending` the ids not final yet. A timeout must
+-- not look like success, so the entries are never the first value then.
 function M.wait(client, ids, opts)
   local transport = client.transport
   local interval = opts.interval or M.DEFAULTS.interval
@@ -56,8 +60,8 @@ function M.wait(client, ids, opts)
     elapsed = transport:now() - started
     if elapsed >= timeout then
       for _, id in ipairs(pending) do done[id] = last[id] or { error = "no answer yet" } end
-      return done, client:error{ kind = "timeout", action = "wait", retryable = true,
-        partial = true, pending = pending,
+      return nil, client:error{ kind = "timeout", action = "wait", retryable = true,
+        entries = done, pending = pending,
         message = #pending .. " of " .. #ids .. " orders not final after " .. timeout .. " ms" }
     end
     local wait = interval * (0.8 + 0.4 * random())

@@ -21,8 +21,19 @@ function M.units(service, order)
   return order.quantity, order.runs or 1
 end
 
--- service: a normalised service entry; order: checked `add` fields. -> "12.34" or nil, field
+-- Why a service's rate cannot price an order, or nil when it can: only an exact, non-negative
+-- decimal string is a price (normalize leaves what it cannot read as the panel sent it).
+function M.rate_problem(rate)
+  if type(rate) ~= "string" or not money.is_decimal(rate) then return "is not an exact decimal" end
+  if money.compare(rate, "0") < 0 then return "is negative" end
+  return nil
+end
+
+-- service: a normalised service entry; order: checked `add` fields.
+-- -> "12.34", or nil, field (missing from the order), or nil, "rate", why the rate cannot price.
 function M.quote(service, order)
+  local problem = M.rate_problem(service.rate)
+  if problem then return nil, "rate", problem end
   local units, times = M.units(service, order)
   local k = kinds.of(service)
   if k and k.counts == "package" then

@@ -54,6 +54,9 @@ local function lower(v)
   return type(v) == "string" and v:lower() or ""
 end
 
+-- The names a filter of M.find may hold.
+M.FILTERS = { "search", "category", "type", "refill", "cancel" }
+
 -- filter: { search = text in name or category, category = exact (any case), type = exact
 -- (any case), refill = bool, cancel = bool }. Sorted by id.
 function M.find(list, filter)

@@ -28,6 +28,24 @@ local function fail(field, message, action)
   return nil, errors.invalid(field, message, action)
 end
 
+-- A refused value as an error message shows it: short strings quoted, numbers and booleans as
+-- they are, anything else by its type. A long string is shown by its length only: a cut one
+-- could end in part of the API key, which the client scrubs only whole.
+local MAX_SHOWN = 64
+local function shown(v)
+  local t = type(v)
+  if t == "string" then
+    if #v > MAX_SHOWN then return "a string of " .. #v .. " bytes" end
+    return (string.format("%q", v):gsub("\\\n", "\\n"))
+  elseif t == "number" then
+    return (math.type and math.type(v) == "integer") and string.format("%d", v) or tostring(v)
+  elseif t == "boolean" then
+    return tostring(v)
+  end
+  return "a " .. t
+end
+M.shown = shown
+
 -- A whole number given as a number or as a string of digits.
 local function whole(v)
   if type(v) == "number" then
@@ -42,10 +60,7 @@ end
 
 local function integer_field(v, field, min, action)
   local n = whole(v)
-  if n == nil then
-    if type(v) == "number" then return fail(field, "must be a whole number, got " .. tostring(v), action) end
-    return fail(field, "must be a whole number, got " .. type(v), action)
-  end
+  if n == nil then return fail(field, "must be a whole number, got " .. shown(v), action) end
   if n < min then
     return fail(field, (min == 1 and "must be positive" or "must be at least " .. min) ..
       ", got " .. string.format("%d", n), action)
@@ -57,7 +72,7 @@ function M.positive(v, field, action) return integer_field(v, field, 1, action) 
 function M.non_negative(v, field, action) return integer_field(v, field, 0, action) end
 
 local function text_field(v, field, action)
-  if type(v) ~= "string" then return fail(field, "must be a string, got " .. type(v), action) end
+  if type(v) ~= "string" then return fail(field, "must be a string, got " .. shown(v), action) end
   if v:find("\0", 1, true) then return fail(field, "contains a NUL byte", action) end
   if #v > MAX_FIELD_BYTES then
     return fail(field, "is longer than " .. MAX_FIELD_BYTES .. " bytes", action)
@@ -98,7 +113,7 @@ local function lines_field(v, field, action)
     end
     return joined
   end
-  return fail(field, "must be a string or an array of lines, got " .. type(v), action)
+  return fail(field, "must be a string or an array of lines, got " .. shown(v), action)
 end
 
 local function count_lines(s)
@@ -119,7 +134,7 @@ local function date_field(v, field, action)
   local days = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
   if y and (y % 4 == 0 and y % 100 ~= 0 or y % 400 == 0) then days[2] = 29 end
   if not d or m < 1 or m > 12 or d < 1 or d > days[m] then
-    return fail(field, "must be a date as d/m/Y (e.g. 31/12/2026), got '" .. s .. "'", action)
+    return fail(field, "must be a date as d/m/Y (e.g. 31/12/2026), got " .. shown(s), action)
   end
   return s
 end
@@ -151,16 +166,112 @@ local function extra_field(v, field, action)
   if t == "number" then
     local n = whole(v)
     if n then return n end
-    return fail(field, "must be a string or a whole number, got " .. tostring(v), action)
+    return fail(field, "must be a string or a whole number, got " .. shown(v), action)
   elseif t == "boolean" then
     return v and 1 or 0
   elseif t == "string" then
     return text_field(v, field, action)
   end
-  return fail(field, "must be a string or a number, got " .. t, action)
+  return fail(field, "must be a string or a number, got " .. shown(v), action)
 end
 
 local RESERVED = { key = true, action = true }
+
+-- The options of client:add, given in its second argument. In the order table they are refused:
+-- an order is often built from outside data, and a guard must not be switched off by a typo.
+M.ADD_OPTIONS = { "max_cost", "validate" }
+local ADD_OPTION = {}
+for _, name in ipairs(M.ADD_OPTIONS) do ADD_OPTION[name] = true end
+
+-- Names an order field may be a misspelling of: the options, the fields above, and the fields
+-- of order kinds that pass as extras (smm.kinds).
+local KNOWN_NAMES = { "hashtag", "media" }
+for _, name in ipairs(M.ADD_OPTIONS) do KNOWN_NAMES[#KNOWN_NAMES + 1] = name end
+for name in pairs(ADD_FIELDS) do KNOWN_NAMES[#KNOWN_NAMES + 1] = name end
+table.sort(KNOWN_NAMES)
+
+-- Edit distance with transpositions (optimal string alignment): "qunatity" is one from "quantity".
+local function distance(a, b)
+  local la, lb = #a, #b
+  if math.abs(la - lb) > 2 then return 3 end
+  local rows = {}
+  for i = 0, la do rows[i] = { [0] = i } end
+  for j = 1, lb do rows[0][j] = j end
+  for i = 1, la do
+    local ai = a:byte(i)
+    for j = 1, lb do
+      local cost = ai == b:byte(j) and 0 or 1
+      local d = math.min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and ai == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        d = math.min(d, rows[i - 2][j - 2] + 1)
+      end
+      rows[i][j] = d
+    end
+  end
+  return rows[la][lb]
+end
+
+local function letters(s)
+  local t = {}
+  for i = 1, #s do t[i] = s:sub(i, i) end
+  table.sort(t)
+  return table.concat(t)
+end
+
+-- The name of `known` (an array) that `name` looks like a misspelling of, or nil: the same in
+-- another case, one edit away, two edits away when it starts with the same letter and is not
+-- short (so that extras such as "lang" and "device" are not taken for "link" and "service"),
+-- or the same letters in another order.
+function M.did_you_mean(name, known)
+  if type(name) ~= "string" then return nil end
+  local lower, best, best_d = name:lower(), nil, nil
+  for _, k in ipairs(known) do
+    if k ~= name then
+      local d = distance(lower, k)
+      local near = d <= 1 or (d == 2 and #k > 4 and k:byte(1) == lower:byte(1))
+        or (#k > 3 and #k == #lower and letters(k) == letters(lower))
+      if near and (not best or d < best_d or (d == best_d and #k == #lower)) then
+        best, best_d = k, d
+      end
+    end
+  end
+  return best
+end
+
+-- An options table of a client method: a name not in `known` (an array) is a programming error
+-- and raises, as smm.new does, with a did-you-mean. `level` is the level the caller's own
+-- error() would use. Returns opts, or an empty table for nil.
+function M.options(opts, known, where, level)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then error("smm: " .. where .. ": opts must be a table", level + 1) end
+  local set = {}
+  for _, k in ipairs(known) do set[k] = true end
+  for name in pairs(opts) do
+    if not set[name] then
+      local meant = M.did_you_mean(name, known)
+      error("smm: " .. where .. ": unknown option '" .. tostring(name) .. "' (" ..
+        (meant and ("did you mean '" .. meant .. "'?") or ("known: " .. table.concat(known, ", "))) ..
+        ")", level + 1)
+    end
+  end
+  return opts
+end
+
+-- A field that is not one `add` knows: an option given in the wrong place, a misspelling of a
+-- known name, or a genuine extra of the panel's.
+local function unknown_field(name, value, action)
+  if ADD_OPTION[name] then
+    return fail(name, "is an option of client:add, not an order field: give it as " ..
+      "client:add(order, { " .. name .. " = " .. shown(value) .. " })", action)
+  end
+  local meant = M.did_you_mean(name, KNOWN_NAMES)
+  if meant then
+    local where = ADD_OPTION[meant] and (" (an option: client:add(order, { " .. meant .. " = ... }))") or ""
+    return fail(name, "= " .. shown(value) .. " looks like a misspelling: did you mean '" .. meant ..
+      "'" .. where .. "?", action)
+  end
+  return extra_field(value, name, action)
+end
 
 -- Fields of an `add` whose kind is told by the fields themselves. Returns a clean copy.
 function M.add(order, action)
@@ -172,8 +283,9 @@ function M.add(order, action)
       return fail(tostring(name), "is not a field name", action)
     end
     if RESERVED[name] then return fail(name, "is set by the client, not by the caller", action) end
-    local check = ADD_FIELDS[name] or extra_field
-    local v, err = check(value, name, action)
+    local v, err
+    local check = ADD_FIELDS[name]
+    if check then v, err = check(value, name, action) else v, err = unknown_field(name, value, action) end
     if v == nil then return nil, err end
     clean[name] = v
   end
@@ -218,15 +330,25 @@ function M.for_service(fields, service, action)
       not k.known.runs)) then
     return fail("runs", "drip-feed is not offered by " .. label, action)
   end
-  local counted, units = "quantity", fields.quantity
   local lines = k and k.counts:match("^lines:(.+)$")
-  if lines and fields[lines] ~= nil then
+  if lines and fields[lines] ~= nil and fields.quantity ~= nil then
     local n = count_lines(fields[lines])
-    if units ~= nil and units ~= n then
+    if fields.quantity ~= n then
       return fail("quantity", "must equal the number of " .. lines .. " lines (" .. n .. ")", action)
     end
-    counted, units = lines, n
   end
+  return M.bounds(fields, service, action)
+end
+
+-- The counted units of an order (quantity, lines of comments, a subscription's min and max)
+-- within its service's min/max.
+function M.bounds(fields, service, action)
+  action = action or "add"
+  local k = require("smm.kinds").of(service)
+  local label = "service " .. tostring(service.service) .. " (" .. tostring(service.type) .. ")"
+  local counted, units = "quantity", fields.quantity
+  local lines = k and k.counts:match("^lines:(.+)$")
+  if lines and type(fields[lines]) == "string" then counted, units = lines, count_lines(fields[lines]) end
   local bounds = { { counted, units } }
   if k and k.counts == "subscription" then bounds = { { "min", fields.min }, { "max", fields.max } } end
   local lo, hi = tonumber(service.min), tonumber(service.max)

@@ -187,7 +187,7 @@ function M.ids(words, what)
       ids[#ids + 1] = id
     end
   end
-  if #ids == 0 then return nil, "no " .. what .. " ids given" end
+  if #ids == 0 then return nil, "no " .. what:gsub("^an? ", "") .. " ids given" end
   return ids
 end
 

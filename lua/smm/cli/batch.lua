@@ -360,10 +360,7 @@ function M.run(ctx)
         stopped = werr .. ": line " .. row.line .. " and the rows after it were not sent"
         break
       end
-      local add = {}
-      for k, v in pairs(row.clean) do add[k] = v end
-      add.max_cost = row.price
-      local res, add_err = client:add(add)
+      local res, add_err = client:add(row.clean, { max_cost = row.price })
       local msg
       if res then
         local wrote

@@ -149,7 +149,7 @@ function M.confirm(ctx, question)
   io.stderr:flush()
   local answer = io.stdin:read("*l")
   if answer and answer:lower():match("^%s*ye?s?%s*$") then return true end
-  output.error("cancelled: nothing was sent")
+  output.error("canceled: nothing was sent")
   return M.EXIT.error
 end
 
@@ -168,8 +168,7 @@ function M.add(ctx)
   end
   local confirmed = M.confirm(ctx, "Place this order for " .. price .. "?")
   if confirmed ~= true then return confirmed end
-  clean.max_cost = price
-  local res, err = client:add(clean)
+  local res, err = client:add(clean, { max_cost = price })
   if not res then
     if err.ambiguous then
       return ctx:fail(err, "the order may have been placed: check the panel's order list before " ..
@@ -282,7 +281,7 @@ function M.cancel(ctx)
     { title = "ORDER", key = "id", align = "right" },
     { title = "CANCEL", get = function(row)
         if row.error then return row.error end
-        return row.cancel and "cancelled" or "refused"
+        return row.cancel and "Canceled" or "refused"
       end,
       colour = function(row) return (row.error or not row.cancel) and "red" or "green" end },
   }, function(id, e) return { order = id, cancel = e.cancel, error = e.error } end)
@@ -304,7 +303,8 @@ end
 -- Follows orders to the end and prints the summary. Returns an exit code.
 function M.follow(ctx, client, ids, opts)
   local by_id, err = follow.wait(client, ids, opts)
-  if not by_id then return ctx:fail(err) end
+  if not by_id and not (err and err.entries) then return ctx:fail(err) end
+  by_id = by_id or err.entries -- a timeout: the summary of where the orders stand
   if output.json_mode() then
     local list = output.array()
     for _, id in ipairs(ids) do
