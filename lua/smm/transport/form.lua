@@ -9,7 +9,7 @@
 --   floats    the shortest of 15, 16, 17 significant digits that reads back as the same double,
 --             written without an exponent (1e-05 is "0.00001"): PHP read intval("1e-05") as
 --             1 before 7.1, and a panel's own check of a decimal (a regex) refuses it
---   refused   booleans, tables, nil-likes, NaN and +-inf, non-string names: a misuse error that
+--   refused   booleans, tables, userdata (cjson.null), NaN and +-inf, non-string names: an error that
 --             names the field (the client turns flags into 1/0 and id lists into "1,2,3"
 --             before a transport sees them: what a panel expects of them is the API's business)
 --   escaping  A-Z a-z 0-9 - . _ ~ kept, space as '+', every other byte %XX (upper-case hex)
