@@ -68,6 +68,7 @@ build = {
     ["smm.services"] = "lua/smm/services.lua",
     ["smm.transport"] = "lua/smm/transport/init.lua",
     ["smm.transport.curl"] = "lua/smm/transport/curl.lua",
+    ["smm.transport.form"] = "lua/smm/transport/form.lua",
     ["smm.transport.gunzip"] = "lua/smm/transport/gunzip.lua",
     ["smm.transport.ngx"] = "lua/smm/transport/ngx.lua",
     ["smm.validate"] = "lua/smm/validate.lua",

@@ -6,8 +6,10 @@
  *   - every byte of the body is unreserved (A-Z a-z 0-9 - . _ ~), '+', '=', '&' or "%XX" with
  *     two upper-case hex digits, and the body is NUL-terminated in its buffer;
  *   - decoding the body gives back exactly the fields: names sorted bytewise, string values
- *     byte for byte, integers as "%lld", floats as a decimal that reads back as the same
- *     double (an integral one written as plain digits);
+ *     byte for byte, integers as "%lld", floats as a plain decimal (never an exponent) that
+ *     reads back as the same double, an integral one as plain digits;
+ *   - lua/smm/transport/form.lua (the ngx transport's encoder) refuses the same tables and
+ *     writes the same bytes (one form encoding for every transport);
  *   - the Lua stack is as it was.
  *
  * Input layout (each read past the end gives 0): [item] then fields:
@@ -230,6 +232,8 @@ static void check_body(lua_State *L, int idx, const smm_buffer *out) {
       double y = strtod(scratch, &endp);
       if (dlen == 0 || *endp != '\0' || y != x)
         FUZZ_FAIL("field %zu: float %.17g encoded as '%s'", k, x, scratch);
+      if (strspn(scratch + (scratch[0] == '-'), "0123456789.") != dlen - (scratch[0] == '-'))
+        FUZZ_FAIL("field %zu: float %.17g encoded as '%s', not a plain decimal", k, x, scratch);
       if (floor(x) == x && strspn(scratch + (scratch[0] == '-'), "0123456789") !=
                                dlen - (scratch[0] == '-'))
         FUZZ_FAIL("field %zu: integral float %.17g encoded as '%s'", k, x, scratch);
@@ -268,6 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     out = lua_newuserdatauv(L, sizeof(smm_buffer), 0);
     memset(out, 0, sizeof *out);
     lua_pushcclosure(L, encode_cf, 1); /* index 1: anchors the buffer's userdata */
+    fuzz_load(L, "form.lua", "return require('smm.transport.form').encode"); /* index 2 */
   }
   base = lua_gettop(L);
   item = byte(&r) % 4 == 0 ? (int)byte(&r) + 1 : 0;
@@ -303,6 +308,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (refuse) FUZZ_FAIL("encoder accepted a table it must refuse");
     check_body(L, base + 1, out);
   }
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, base + 1);
+  lua_pushinteger(L, item);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    if (!refuse) FUZZ_FAIL("form.lua refused a valid table: %s", lua_tostring(L, -1));
+  } else {
+    size_t llen;
+    const char *lbody = lua_tolstring(L, -1, &llen);
+    if (refuse) FUZZ_FAIL("form.lua accepted a table the C core refuses");
+    if (llen != out->len || (llen > 0 && memcmp(lbody, out->data, llen) != 0))
+      FUZZ_FAIL("form.lua wrote '%.200s', the C core '%.200s'", lbody, out->data ? out->data : "");
+  }
+  lua_pop(L, 1);
   if (byte(&r) % 2) smm_buffer_reset(out); /* as request() does after copying the body */
   lua_settop(L, base);
   if (size % 64 == 0) lua_gc(L, LUA_GCSTEP, 0);

@@ -6,10 +6,11 @@ local nginx = require "helpers.nginx"
 
 local ROOT = nginx.root
 
--- The specs that talk to the panel only through smm.new (not smm.core or transport.curl).
+-- The specs that talk to the panel only through smm.new or smm.transport.open (not smm.core or
+-- transport.curl).
 local SPECS = { "02-actions", "03-add", "04-errors", "05-retry", "06-batch", "07-wait", "08-services",
                 "40-fault_matrix", "43-secrets", "44-bad_input", "50-trust_answers", "51-trust_secrets",
-                "54-trust_api" }
+                "54-trust_api", "60-transport_conformance" }
 
 local function conf(dir, port, specs)
   return ([[

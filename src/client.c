@@ -102,7 +102,6 @@ static CURLcode configure_easy(smm_client *c, smm_transfer *t) {
 #define SET(opt, val) \
   if (r == CURLE_OK) r = curl_easy_setopt(e, opt, val)
   SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_PRIVATE, (void *)t);
   SET(CURLOPT_ERRORBUFFER, t->errbuf);
   SET(CURLOPT_WRITEFUNCTION, write_cb);
   SET(CURLOPT_WRITEDATA, (void *)t);

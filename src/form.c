@@ -60,8 +60,9 @@ static void append_escaped(lua_State *L, smm_buffer *out, const char *s, size_t 
   out->data[out->len] = '\0';
 }
 
-/* Room for any number format_number writes: "%.0f" of -DBL_MAX is 310 characters. */
-#define SMM_NUMBER_CHARS 320
+/* Room for any number format_number writes: "%.0f" of -DBL_MAX is 310 characters, a float
+ * near the smallest subnormal without its exponent "-0." + 323 zeros + up to 17 digits. */
+#define SMM_NUMBER_CHARS 352
 
 /* snprintf's result as a length: what it wrote, never more than it could (it returns the
  * length it would have written). */
@@ -70,13 +71,56 @@ static size_t written(int n, size_t size) {
   return (size_t)n < size ? (size_t)n : size - 1;
 }
 
+/* s[0..n): what "%.Ng" wrote with an exponent ("-1.25e-07"), rewritten in place as a plain
+ * decimal ("-0.000000125"): panels are PHP, whose intval() read "1e-05" as 1 before 7.1,
+ * and whose own checks of a decimal (a regex, ctype_digit around the point) refuse an
+ * exponent. Returns the new length; s has room for size bytes. */
+static size_t without_exponent(char *s, size_t n, size_t size) {
+  char digits[24], *p = s, *end = s + n;
+  size_t ndigits = 0, len = 0;
+  int neg = 0, exp, point, i;
+  if (*p == '-') {
+    neg = 1;
+    p++;
+  }
+  for (; p < end && *p != 'e'; p++)
+    if (*p != '.' && ndigits < sizeof digits) digits[ndigits++] = *p;
+  if (p == end || ndigits == 0 || ndigits >= sizeof digits) return n; /* not %g's shape */
+  exp = atoi(p + 1);
+  point = 1 + exp; /* %g writes one digit before the point */
+  if (point < -(int)(size - sizeof digits - 4) || point > (int)(size - 4 - ndigits))
+    return n; /* not a double's exponent */
+  if (neg) s[len++] = '-';
+  if (point <= 0) {
+    s[len++] = '0';
+    s[len++] = '.';
+    for (i = point; i < 0; i++) s[len++] = '0';
+    memcpy(s + len, digits, ndigits);
+    len += ndigits;
+  } else if ((size_t)point >= ndigits) {
+    memcpy(s + len, digits, ndigits);
+    len += ndigits;
+    for (i = (int)ndigits; i < point; i++) s[len++] = '0';
+  } else {
+    memcpy(s + len, digits, (size_t)point);
+    len += (size_t)point;
+    s[len++] = '.';
+    memcpy(s + len, digits + point, ndigits - (size_t)point);
+    len += ndigits - (size_t)point;
+  }
+  s[len] = '\0';
+  return len;
+}
+
 /* Formats the number of f: integers (and floats with an exact integer value) as integers,
- * other floats with the fewest of 15..17 significant digits that read back the same.
+ * other floats with the fewest of 15..17 significant digits that read back the same, never
+ * with an exponent. lua/smm/transport/form.lua is the same rule in Lua: change both.
  * out must have room for SMM_NUMBER_CHARS bytes. */
 static size_t format_number(lua_State *L, const field_name *f, int item, char *out,
                             size_t size) {
   lua_Number x;
   int prec;
+  size_t n;
   if (f->isint) {
     return written(snprintf(out, size, "%lld", (long long)f->i), size);
   }
@@ -94,7 +138,8 @@ static size_t format_number(lua_State *L, const field_name *f, int item, char *o
     snprintf(out, size, "%.*g", prec, (double)x);
     if (strtod(out, NULL) == (double)x) break;
   }
-  return written(snprintf(out, size, "%.*g", prec, (double)x), size);
+  n = written(snprintf(out, size, "%.*g", prec, (double)x), size);
+  return memchr(out, 'e', n) != NULL ? without_exponent(out, n, size) : n;
 }
 
 /* Records the key (a string) and value (a string or a number) at -2, -1 into f. */

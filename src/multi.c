@@ -164,7 +164,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       CURLcode r = msg->data.result; /* read before remove_handle invalidates msg */
       int i;
       if (msg->msg != CURLMSG_DONE) continue;
-      for (i = 0, t = NULL; i < c->pool_len; i++) /* the transfer of e: no CURLINFO_PRIVATE call */
+      for (i = 0, t = NULL; i < c->pool_len; i++) /* the transfer of e: a few pointers */
         if (c->pool[i]->easy == e) {
           t = c->pool[i];
           break;

@@ -3,17 +3,17 @@
 -- the API: it posts form fields and hands back result tables shaped like the C core's (see
 -- lua/smm/answer.lua). It never loads smm.core.
 --
--- HTTP/1.1 POST, form-urlencoded (fields sorted by name, RFC 3986 unreserved characters kept,
--- space as '+', everything else %XX), answers with Content-Length, chunked or read until
--- close. No redirects are followed. gzip answers are accepted and inflated through LuaJIT's
--- FFI and the zlib nginx links (transport/gunzip.lua); max_body counts inflated bytes.
+-- HTTP/1.1 POST, form-urlencoded by transport/form.lua (the C core's bytes), answers with
+-- Content-Length, chunked or read until close. No redirects are followed. gzip answers are
+-- accepted and inflated through LuaJIT's FFI and the zlib nginx links (transport/gunzip.lua);
+-- max_body counts inflated bytes.
 --
 -- Limits of cosockets, checked at construction:
 --   cainfo  cannot be set per socket: use nginx's `lua_ssl_trusted_certificate` (raises).
 --   proxy   cosockets do not speak to proxies (raises).
 -- Host names are resolved by nginx's `resolver` directive; "localhost" is taken as 127.0.0.1.
 local cjson = require "cjson.safe"
-local normalize = require "smm.normalize"
+local form = require "smm.transport.form"
 local gunzip = require "smm.transport.gunzip"
 
 local ngx = ngx -- luacheck: ignore (the global exists only inside nginx)
@@ -26,7 +26,7 @@ Transport.__index = Transport
 Transport.name = "ngx"
 M.Transport = Transport
 
-local concat, sort, format, byte = table.concat, table.sort, string.format, string.byte
+local concat, byte = table.concat, string.byte
 local floor, min, max = math.floor, math.min, math.max
 
 M.KEEPALIVE_IDLE = 60000 -- ms an idle pooled connection is kept
@@ -64,33 +64,9 @@ function M.new(opts)
 end
 
 ---------------------------------------------------------------------------------------------
--- Form encoding: the same bytes as the C core.
+-- Form encoding: the same bytes as the C core (transport/form.lua).
 
-local function escape(s)
-  return (s:gsub("[^A-Za-z0-9%-%._~ ]", function(c) return format("%%%02X", byte(c)) end)
-           :gsub(" ", "+"))
-end
-
-local function field_value(v)
-  local t = type(v)
-  if t == "string" then return v end
-  if t == "number" then return normalize.number_to_decimal(v) end
-  if t == "boolean" then return v and "1" or "0" end
-  error("smm transport ngx: a field value must be a string, number or boolean, got " .. t, 4)
-end
-
-function M.encode(fields)
-  local names = {}
-  for name in pairs(fields) do names[#names + 1] = tostring(name) end
-  sort(names)
-  local parts = {}
-  for i, name in ipairs(names) do
-    local v = fields[name]
-    if v == nil then v = fields[tonumber(name)] end
-    parts[i] = escape(name) .. "=" .. escape(field_value(v))
-  end
-  return concat(parts, "&")
-end
+M.encode = form.encode
 
 ---------------------------------------------------------------------------------------------
 -- URLs
@@ -139,39 +115,29 @@ local function now_ms()
   return ngx.now() * 1000
 end
 
--- `code`: the libcurl error number the C core would report for the same failure, so that
--- results read the same whatever the transport.
-local CURL_CODES = { url = 3, resolve = 6, connect = 7, refused = 7, protocol = 8, internal = 2,
-  socket = 7, io = 56, closed = 56, send = 55, too_large = 63, timeout = 28, connect_timeout = 28,
-  tls = 35 }
-
-local function failure(kind, message, sent, code)
-  return { failure = kind, message = message, sent = sent, code = CURL_CODES[code] or 0 }
+local function failure(kind, message, sent)
+  return { failure = kind, message = message, sent = sent }
 end
 
 -- Failures of connect / TLS handshake: nothing was sent.
 local function connect_failure(err, u, what)
   local where = u.host .. ":" .. u.port
   if err == "timeout" then
-    return failure("timeout", what .. " to " .. where .. " timed out", false, "connect_timeout")
+    return failure("timeout", what .. " to " .. where .. " timed out", false)
   end
-  local code = "connect"
-  if err:find("resolve", 1, true) or err:find("resolver", 1, true) then code = "resolve"
-  elseif err:find("refused", 1, true) then code = "refused" end
-  return failure("network", what .. " to " .. where .. " failed: " .. err, false, code)
+  return failure("network", what .. " to " .. where .. " failed: " .. err, false)
 end
 
 local function io_failure(err, u, what)
   if err == "timeout" then
-    return failure("timeout", "timed out " .. what .. " " .. u.host .. ":" .. u.port, true, "timeout")
+    return failure("timeout", "timed out " .. what .. " " .. u.host .. ":" .. u.port, true)
   end
-  return failure("network", what .. " " .. u.host .. ":" .. u.port .. " failed: " .. tostring(err),
-    true, err == "closed" and "closed" or "io")
+  return failure("network", what .. " " .. u.host .. ":" .. u.port .. " failed: " .. tostring(err), true)
 end
 
 local function deadline_failure(self, u)
   return failure("timeout", "no complete answer from " .. u.host .. ":" .. u.port .. " within " ..
-    self.timeout .. " ms", true, "timeout")
+    self.timeout .. " ms", true)
 end
 
 -- Remaining ms before the deadline, at least 1 (0 would mean nginx's default), or nil if past.
@@ -206,7 +172,7 @@ local function reader(sock, self, u, deadline)
 end
 
 local function protocol_failure(r, what)
-  return failure("network", what .. " from " .. r.u.host .. ":" .. r.u.port, true, "protocol")
+  return failure("network", what .. " from " .. r.u.host .. ":" .. r.u.port, true)
 end
 
 -- Receives more bytes into r.buf (whose bytes must all have been taken).
@@ -219,7 +185,7 @@ local function fill(r)
   if not data then
     if err == "closed" then
       return nil, failure("network", "the connection to " .. r.u.host .. ":" .. r.u.port ..
-        " closed before the answer was complete", true, "closed"), err
+        " closed before the answer was complete", true), err
     end
     return nil, io_failure(err, r.u, "reading the answer from"), err
   end
@@ -324,7 +290,7 @@ end
 
 local function too_large(self, u)
   return failure("too_large", "the answer from " .. u.host .. ":" .. u.port .. " exceeds max_body (" ..
-    self.max_body .. " bytes)", true, "too_large")
+    self.max_body .. " bytes)", true)
 end
 
 -- Content-Length: digits, or a list of equal ones (a header repeated with one value). -> n or nil
@@ -450,7 +416,7 @@ end
 -- -> result, retry_fresh (true when a reused connection died before any answer byte)
 local function exchange(self, u, body, idempotent, fresh, started, deadline)
   local sock, err = ngx.socket.tcp()
-  if not sock then return failure("network", "cannot create a socket: " .. tostring(err), false, "socket") end
+  if not sock then return failure("network", "cannot create a socket: " .. tostring(err), false) end
   local pool = pool_name(self, u)
   if fresh then
     fresh_counter = fresh_counter + 1
@@ -476,7 +442,7 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
       return failure("tls", "TLS handshake with " .. u.host .. ":" .. u.port .. " failed: " ..
         tostring(err) ..
         (self.ssl_verify and " (certificates are checked against nginx's lua_ssl_trusted_certificate)" or ""),
-        false, "tls")
+        false)
     end
   end
 
@@ -502,9 +468,7 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
   if not bytes then
     sock:close()
     if reused and idempotent then return nil, true end
-    local f = io_failure(err, u, "sending to")
-    if f.code == 56 then f.code = 55 end
-    return f
+    return io_failure(err, u, "sending to")
   end
 
   local r = reader(sock, self, u, deadline)
@@ -547,21 +511,20 @@ end
 local function internal_failure(err)
   local where = tostring(err):match("^([^:]*:%d+):") or "?"
   ngx.log(ngx.ERR, "smm transport ngx: internal error at ", where)
-  return failure("network", "internal error in the ngx transport (at " .. where .. ")", true, "internal")
+  return failure("network", "internal error in the ngx transport (at " .. where .. ")", true)
 end
 
--- url, fields, { idempotent = bool } -> result
-function Transport:request(url, fields, ropts)
+-- One request whose body is already encoded. -> result
+local function post(self, url, body, ropts)
   local idempotent = ropts ~= nil and ropts.idempotent == true
   local u = url_cache[self] and url_cache[self][url]
   if not u then
     local perr
     u, perr = M.parse_url(url)
-    if not u then return failure("network", "bad URL: " .. perr, false, "url") end
+    if not u then return failure("network", "bad URL: " .. perr, false) end
     url_cache[self] = url_cache[self] or {}
     url_cache[self][url] = u
   end
-  local body = M.encode(fields or {})
   local started = now_ms()
   local deadline = started + self.timeout
   -- A request that changes something (add) always goes over a new connection: a pooled one may
@@ -576,16 +539,32 @@ function Transport:request(url, fields, ropts)
   return result
 end
 
+-- url, fields, { idempotent = bool } -> result. Fields the form cannot carry raise (misuse).
+function Transport:request(url, fields, ropts)
+  if type(fields) ~= "table" then
+    error("smm transport ngx: request: fields must be a table, got " .. type(fields), 2)
+  end
+  return post(self, url, M.encode(fields), ropts)
+end
+
 -- url, { fields, ... }, { idempotent =, concurrency = } -> { result, ... } in the same order.
--- Runs at most `concurrency` requests at a time, each in its own nginx light thread.
+-- Runs at most `concurrency` requests at a time, each in its own nginx light thread. Every
+-- body is encoded before the first request goes out: a misuse raises with nothing sent.
 function Transport:request_many(url, list, ropts)
   ropts = ropts or {}
   local n = #list
-  local results = {}
+  local results, bodies = {}, {}
+  for i = 1, n do
+    if type(list[i]) ~= "table" then
+      error("smm transport ngx: request_many: item " .. i .. " must be a table of fields, got " ..
+        type(list[i]), 2)
+    end
+    bodies[i] = M.encode(list[i], i)
+  end
   if n == 0 then return results end
   local width = min(n, max(1, floor(ropts.concurrency or self.concurrency)))
   if width == 1 then
-    for i = 1, n do results[i] = self:request(url, list[i], ropts) end
+    for i = 1, n do results[i] = post(self, url, bodies[i], ropts) end
     return results
   end
   local next_index = 0
@@ -595,12 +574,12 @@ function Transport:request_many(url, list, ropts)
       next_index = next_index + 1
       local i = next_index
       if i > n then return end
-      local ok, res = pcall(self.request, self, url, list[i], ropts)
+      local ok, res = pcall(post, self, url, bodies[i], ropts)
       if ok then
         results[i] = res
       else
         first_error = first_error or res
-        results[i] = failure("network", "internal error in the ngx transport", true, "internal")
+        results[i] = failure("network", "internal error in the ngx transport", true)
       end
     end
   end
