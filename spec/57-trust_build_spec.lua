@@ -224,3 +224,33 @@ describe("the rock", function()
     assert.truthy((stats2 or ""):find('"requests":0', 1, true), stats2)
   end)
 end)
+
+describe("make demo", function()
+  -- the demo's own sandboxes: lua5.4 bin/smm-sandbox ... --key demo-key, run from this checkout
+  local function demo_sandboxes()
+    local found = {}
+    for line in capture("ps -eo pid=,args="):gmatch("[^\n]+") do
+      local pid = line:match("^%s*(%d+) %S+ bin/smm%-sandbox %-%-port 0 %-%-key demo%-key$")
+      if pid and capture("readlink /proc/" .. pid .. "/cwd 2>/dev/null") == ROOT .. "\n" then
+        found[#found + 1] = pid
+      end
+    end
+    return found
+  end
+
+  it("leaves no sandbox running, even when its output is cut short", function()
+    local before = #demo_sandboxes()
+    -- `| true` reads nothing: the demo's shell dies of SIGPIPE at its first echo, after the
+    -- sandbox started (as with `make demo | head`); luasocket, loaded here, ignores SIGPIPE
+    os.execute(("cd %s && LUA=lua5.4 env --default-signal=PIPE sh scripts/demo 2>/dev/null | true")
+      :format(q(ROOT)))
+    socket.sleep(0.2)
+    local left = demo_sandboxes()
+    for _, pid in ipairs(left) do os.execute("kill " .. pid) end
+    assert.equal(before, #left, "the demo left its sandbox running")
+    -- and uncut, it runs to its end and stops the sandbox too
+    local out = capture(("cd %s && LUA=lua5.4 sh scripts/demo 2>&1"):format(q(ROOT)))
+    assert.truthy(out:find("\nBalance now: %d+%.%d+ USD\n$"), out)
+    assert.equal(before, #demo_sandboxes(), "the demo left its sandbox running")
+  end)
+end)
