@@ -1,7 +1,9 @@
 # lua-smm: build the C core, run the tests, run the demo.
 #   make            build smm.core for LUA_VERSION (default 5.4)
-#   make test       install missing Debian packages, build, luacheck, busted
-#   make demo       start the sandbox panel and run examples/quickstart.lua against it
+#   make test       install the missing Debian packages of the test set, build, luacheck, busted
+#   make demo       install the demo's few packages, start the sandbox panel and run
+#                   examples/quickstart.lua against it
+# Neither leaves a service running (see scripts/install-deps).
 LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
 ifeq ($(LUA_VERSION),jit)
@@ -23,7 +25,7 @@ HDR         := $(wildcard src/*.h)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test demo lint clean check-valgrind check-asan check-memory fuzz fuzz-build bench
+.PHONY: all deps deps-demo test demo lint clean check-valgrind check-asan check-memory fuzz fuzz-build bench
 
 all: $(CORE)
 
@@ -33,7 +35,10 @@ $(CORE): $(SRC) $(HDR)
 	  -I$(LUA_INCDIR) $(CURL_CFLAGS) -o $@ $(SRC) $(CURL_LIBS)
 
 deps:
-	@sh scripts/install-deps
+	@sh scripts/install-deps test
+
+deps-demo:
+	@sh scripts/install-deps demo
 
 lint: deps
 	luacheck -q lua spec examples bench bin/smm bin/smm-sandbox
@@ -41,7 +46,7 @@ lint: deps
 test: deps
 	sh scripts/run-tests
 
-demo: deps
+demo: deps-demo
 	$(MAKE) all
 	LUA=$(LUA) sh scripts/demo
 
@@ -141,7 +146,7 @@ fuzz: $(FUZZ_BINS)
 # Performance against bare libcurl + cjson on a loopback nginx (see bench/README.md): prints
 # ratios (medians of SMM_BENCH_REPS runs, default 5), never fails on a missed target.
 bench:
-	@SMM_EXTRA_PACKAGES=lua-curl sh scripts/install-deps
+	@SMM_EXTRA_PACKAGES=lua-curl sh scripts/install-deps test
 	$(MAKE) all LUA_VERSION=5.4
 	@mkdir -p build/bench
 	$(CC) -O2 -Wall -Wextra $(CURL_CFLAGS) -o build/bench/curl_loop bench/curl_loop.c $(CURL_LIBS)

@@ -19,6 +19,8 @@ description = {
 dependencies = {
   "lua >= 5.1, < 5.5",
   "lua-cjson >= 2.1",
+  -- only the sandbox panel (smm-sandbox, `smm sandbox`, smm.sandbox) uses it; the client never does
+  "luasocket >= 3.0",
 }
 external_dependencies = {
   -- Debian's curl headers are multiarch (/usr/include/x86_64-linux-gnu): naming the header

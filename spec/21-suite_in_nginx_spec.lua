@@ -3,6 +3,7 @@
 -- validation, errors, batching, polling and the fault matrix must behave exactly as they do
 -- over libcurl, and smm.core must never be loaded.
 local nginx = require "helpers.nginx"
+local process = require "helpers.nginx_process"
 
 local ROOT = nginx.root
 
@@ -12,8 +13,10 @@ local SPECS = { "02-actions", "03-add", "04-errors", "05-retry", "06-batch", "07
                 "40-fault_matrix", "43-secrets", "44-bad_input", "50-trust_answers", "51-trust_secrets",
                 "54-trust_api", "60-transport_conformance" }
 
+-- master_process off: busted runs in the one nginx process, which keeps root's rights when
+-- started as root; user_directive says so all the same, should a master ever fork workers.
 local function conf(dir, port, specs)
-  return ([[
+  return process.user_directive() .. ([[
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
 daemon off;

@@ -10,6 +10,8 @@
 --
 -- The configuration keeps its pid and error log in logs/ under the prefix, unless `pid` and
 -- `error_log` (paths relative to it) say otherwise. SMM_KEEP_NGINX=1 keeps the folder.
+-- Run as root, nginx gets `user root;` in front of the configuration: its workers would
+-- otherwise run as nobody, who cannot read a checkout in a private (0700) home folder.
 local socket = require "socket"
 local cli = require "helpers.cli"         -- quote, read_file, write_file
 local sandbox = require "helpers.sandbox" -- closed_port: a free loopback port
@@ -30,6 +32,19 @@ local function succeeds(cmd)
   return r == true or r == 0
 end
 
+-- "user root;\n" when this process runs as root, else "" (nginx ignores `user` for others, with
+-- a warning). Every test nginx configuration starts with it.
+local user_directive
+function M.user_directive()
+  if user_directive == nil then
+    local p = io.popen("id -u")
+    local uid = p and p:read("*l")
+    if p then p:close() end
+    user_directive = uid == "0" and "user root;\n" or ""
+  end
+  return user_directive
+end
+
 -- The file's text, or "" when there is none.
 function M.read(path)
   return cli.read_file(path) or ""
@@ -46,7 +61,9 @@ function M.start(opts, class)
   os.execute("chmod 755 " .. quote(dir) .. " && mkdir -p " .. quote(dir .. "/logs"))
   local self = setmetatable({ dir = dir, port = M.free_port(), pid_path = opts.pid or "logs/nginx.pid",
     log_path = opts.error_log or "logs/error.log" }, class or Process)
-  write(dir .. "/nginx.conf", opts.conf(dir, self.port))
+  local conf = opts.conf(dir, self.port)
+  if not conf:find("^%s*user%s") and not conf:find("\n%s*user%s") then conf = M.user_directive() .. conf end
+  write(dir .. "/nginx.conf", conf)
   for name, text in pairs(opts.files or {}) do write(dir .. "/" .. name, text) end
   os.execute("chmod -R a+rX " .. quote(dir))
 

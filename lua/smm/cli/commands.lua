@@ -389,9 +389,15 @@ function M.sandbox(ctx)
   for i, w in ipairs(ctx.raw) do words[i] = quote(w) end
   if f then
     f:close()
-    local lua = arg and arg[-1] or "lua5.4"
-    local ok, how, code = output.execute("exec " .. quote(lua) .. " " .. quote(script) .. " " ..
-      table.concat(words, " "))
+    -- The interpreter with every option it was given before the script: luarocks' wrapper runs
+    -- `lua -e 'package.path=...' .../bin/smm`, so arg[-1] is that -e text, not the interpreter.
+    local first = 0
+    while arg and arg[first - 1] ~= nil do first = first - 1 end
+    local command = {}
+    for i = first, -1 do command[#command + 1] = quote(arg[i]) end
+    if #command == 0 then command[1] = "lua5.4" end
+    local ok, how, code = output.execute("exec " .. table.concat(command, " ") .. " " ..
+      quote(script) .. " " .. table.concat(words, " "))
     if ok then return 0 end
     if how == "signal" then return M.EXIT.interrupted end
     return code or 1
