@@ -143,7 +143,7 @@ fuzz: $(FUZZ_BINS)
 	  fi; \
 	done; exit $$status
 
-# Performance against bare libcurl + cjson on a loopback nginx (see bench/README.md): prints
+# Performance against bare libcurl + cjson on a loopback nginx (see docs/benchmarks.md): prints
 # ratios (medians of SMM_BENCH_REPS runs, default 5), never fails on a missed target.
 bench:
 	@SMM_EXTRA_PACKAGES=lua-curl sh scripts/install-deps test

@@ -10,7 +10,7 @@
 -- `lua5.4 bench/run.lua --serve` only starts the loopback panel and prints its address (for
 -- profiling by hand), until Enter.
 --
--- What it does (bench/README.md says why each baseline is fair):
+-- What it does (docs/benchmarks.md says why each baseline is fair):
 --   nginx (Debian's, with the lua module; one worker, access_log off, keepalive_requests
 --   100000) on a free 127.0.0.1 port from a temporary folder, serving
 --     /balance   a static `return 200` JSON answer

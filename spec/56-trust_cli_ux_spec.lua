@@ -5,6 +5,7 @@
 --   22 wait: a live view that stays within the screen; batch and wait show a bar with an ETA
 --   26 services: fits 80 and 110 columns, a category column, --category by part of the name
 --   29 --version, did-you-mean for commands and options, docs/cli.md, cuts end in an ellipsis
+-- (and issue 11: every relative link of README.md and docs/ resolves)
 local env = require "helpers.env"
 local cli = require "helpers.cli"
 local smm_lib = require "smm"
@@ -371,6 +372,48 @@ describe("smm command line presentation (issue 10)", function()
       assert.truthy(cli.read_file(cli.ROOT .. "/README.md"):find("(" .. doc_path .. ")", 1, true),
         "README does not link the manual")
       assert.truthy(smm("help").out:find(doc_path, 1, true))
+    end)
+
+    it("every relative link of README.md and docs/ resolves, anchors too; the README's contents list its sections", function()
+      -- GitHub's anchor of a heading: lower case, punctuation dropped, spaces to dashes
+      local function anchors(text)
+        local set = {}
+        for heading in text:gmatch("\n#+ ([^\n]+)") do
+          set[(heading:lower():gsub("[^%w%s_%-]", ""):gsub("%s", "-"))] = true
+        end
+        return set
+      end
+      local function prose(text) return ("\n" .. text):gsub("\n```.-\n```", "\n") end
+      local pages = { "README.md" }
+      local ls = io.popen("cd '" .. cli.ROOT .. "' && ls docs/*.md")
+      for path in ls:lines() do pages[#pages + 1] = path end
+      ls:close()
+      assert.truthy(#pages >= 6, "docs/ has " .. (#pages - 1) .. " pages")
+      local checked = 0
+      for _, page in ipairs(pages) do
+        local text = prose(assert(cli.read_file(cli.ROOT .. "/" .. page), page))
+        local page_dir = page:match("^(.*)/") or "."
+        for target in text:gmatch("%]%(([^)%s]+)%)") do
+          if not target:find("^%a+:") then
+            local path, anchor = target:match("^([^#]*)#?(.*)$")
+            local file = path == "" and page or (page_dir .. "/" .. path)
+            local linked = cli.read_file(cli.ROOT .. "/" .. file)
+            assert.truthy(linked, page .. ": " .. target .. " is missing")
+            if anchor ~= "" then
+              assert.truthy(anchors(prose(linked))[anchor], page .. ": no heading for " .. target)
+            end
+            checked = checked + 1
+          end
+        end
+      end
+      assert.truthy(checked >= 20, checked .. " links")
+      local readme = prose(cli.read_file(cli.ROOT .. "/README.md"))
+      local toc, sections = {}, {}
+      for anchor in readme:match("<!%-%- toc %-%->\n(.-)\n\n"):gmatch("%]%(#([^)]+)%)") do toc[#toc + 1] = anchor end
+      for heading in readme:gmatch("\n## ([^\n]+)") do
+        sections[#sections + 1] = (heading:lower():gsub("[^%w%s_%-]", ""):gsub("%s", "-"))
+      end
+      assert.same(sections, toc)
     end)
   end)
 end)
