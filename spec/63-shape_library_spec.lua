@@ -12,8 +12,7 @@ local errors = require "smm.errors"
 local actions = require "smm.actions"
 local services = require "smm.services"
 local normalize = require "smm.normalize"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
+local eval = require "helpers.nginx_eval"
 local cjson = require "cjson.safe"
 
 local KEY = "SHAPE-KEY-1"
@@ -259,23 +258,9 @@ describe("shape: inside nginx", function()
     return
   end
 
-  local LOCATIONS = [[
-        location = /eval {
-            client_body_buffer_size 1m;
-            client_max_body_size 1m;
-            content_by_lua_block {
-                ngx.req.read_body()
-                local chunk, err = loadstring(ngx.req.get_body_data() or "", "=eval")
-                if not chunk then ngx.status = 400; ngx.say(err); return end
-                local ok, res = pcall(chunk)
-                ngx.say(require("cjson").encode(ok and { value = res } or { raised = tostring(res) }))
-            }
-        }
-]]
-
   local ng, sb
   setup(function()
-    ng = nginx.start{ locations = LOCATIONS, http = "    lua_shared_dict t63_cache 1m;" }
+    ng = nginx.start{ locations = eval.LOCATION, http = "    lua_shared_dict t63_cache 1m;" }
     sb = env.sandbox()
   end)
   teardown(function()
@@ -283,23 +268,7 @@ describe("shape: inside nginx", function()
     if sb then sb:stop() end
   end)
 
-  local function run(code, vars)
-    local text = ""
-    for name, value in pairs(vars or {}) do text = text .. ("local %s = %q\n"):format(name, value) end
-    text = text .. code
-    local out = {}
-    local _, status = http.request{
-      url = ng.base .. "/eval", method = "POST",
-      headers = { ["content-type"] = "text/plain", ["content-length"] = #text },
-      source = ltn12.source.string(text), sink = ltn12.sink.table(out),
-    }
-    local raw = table.concat(out)
-    assert.equal(200, status, raw)
-    local res = cjson.decode(raw)
-    assert.is_table(res, raw)
-    assert.is_nil(res.raised, "raised in the worker: " .. tostring(res.raised))
-    return res.value
-  end
+  local function run(code, vars) return (eval.run(ng, code, vars)) end
 
   it("the ngx transport takes what it is not given from options.DEFAULTS", function()
     local v = run([[
