@@ -4,32 +4,11 @@
 local env = require "helpers.env"
 local nginx = require "helpers.nginx"
 local hostile = require "helpers.hostile"
-local http = require "socket.http"
-local ltn12 = require "ltn12"
-local cjson = require "cjson.safe"
+local eval = require "helpers.nginx_eval"
 
 local available, missing = nginx.available()
 
-local LOCATIONS = [[
-        # runs the posted Lua chunk in the worker; its result comes back as JSON, a raise as
-        # { raised = message } (nginx would answer 500)
-        location = /eval {
-            client_body_buffer_size 1m;
-            client_max_body_size 1m;
-            content_by_lua_block {
-                ngx.req.read_body()
-                local chunk, err = loadstring(ngx.req.get_body_data() or "", "=eval")
-                if not chunk then ngx.status = 400; ngx.say(err); return end
-                ngx.update_time()
-                local started = ngx.now()
-                local ok, res = pcall(chunk)
-                ngx.update_time()
-                local out = { seconds = ngx.now() - started }
-                if ok then out.value = res else out.raised = tostring(res) end
-                ngx.say(require("cjson").encode(out))
-            }
-        }
-]]
+local LOCATIONS = eval.LOCATION
 
 -- Client-side helpers every chunk starts with.
 local PRELUDE = [[
@@ -78,23 +57,7 @@ describe("trust: the ngx transport against hostile panels", function()
 
   -- Runs `code` (after PRELUDE) in the nginx worker. -> what it returned, and the seconds it took
   local function run(code, vars)
-    local text = PRELUDE
-    for name, value in pairs(vars or {}) do
-      text = text .. ("local %s = %q\n"):format(name, value)
-    end
-    text = text .. code
-    local out = {}
-    local _, status = http.request{
-      url = ng.base .. "/eval", method = "POST",
-      headers = { ["content-type"] = "text/plain", ["content-length"] = #text },
-      source = ltn12.source.string(text), sink = ltn12.sink.table(out),
-    }
-    local raw = table.concat(out)
-    assert.equal(200, status, raw)
-    local res = cjson.decode(raw)
-    assert.is_table(res, raw)
-    assert.is_nil(res.raised, "raised in the worker: " .. tostring(res.raised))
-    return res.value, res.seconds
+    return eval.run(ng, PRELUDE .. code, vars)
   end
 
   local function balance_with(answer)

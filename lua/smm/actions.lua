@@ -7,6 +7,13 @@
 -- the caller's input first: a refusal is { err = err } and nothing is sent; an answer known
 -- without the network (a cached service list) is { value = v }. The client runs operations
 -- one at a time (client:status) or many together (client:batch).
+--
+-- Building never sends. An operation is built from a small context, not from the client:
+--   ctx = { catalog = <services.cache>, secrets = <the client's scrub list (errors.new)>,
+--           options = <the client's options> }
+-- An `add` that must be checked against its service (validate = true, or max_cost) and has no
+-- service at hand is { needs_service = id }: the client fetches the service (client:service)
+-- and builds it again with the service as the last argument.
 local errors = require "smm.errors"
 local normalize = require "smm.normalize"
 local validate = require "smm.validate"
@@ -19,34 +26,31 @@ local M = {}
 
 local function refused(err) return { err = err } end
 
-local function shape_error(client, action, what)
-  return nil, client:error{ kind = "decode", action = action, ambiguous = not retry.is_safe(action),
-    message = "the answer has no " .. what }
+local function shape_error(ctx, action, what)
+  return nil, errors.new({ kind = "decode", action = action, ambiguous = not retry.is_safe(action),
+    message = "the answer has no " .. what }, ctx.secrets)
 end
 
 -- The single-id forms answer one entry; a per-id error becomes the call's error.
-local function single(client, action, entry)
+local function single(ctx, action, entry)
   if type(entry) == "table" and normalize.is_error(entry.error) then
-    local message = normalize.error_text(entry)
-    local code = errors.api_code(message)
-    return nil, client:error{ kind = "api", action = action, message = message, code = code,
-      retryable = errors.api_retryable(code) }
+    return nil, errors.api(normalize.error_text(entry), { action = action }, ctx.secrets)
   end
   return entry
 end
 M.single = single
 
--- An operation of one request whose answer `read(json, client, normalized)` turns into the
+-- An operation of one request whose answer `read(json, ctx, normalized)` turns into the
 -- value. `schema` (optional) is handed to the transport (normalize.SERVICE_SCHEMA...);
 -- `normalized` is true when the transport applied it. `gzip`: see the top of this file.
--- `read` is also kept on the operation, so that client:run can call it without building the
--- outcomes list for a single request.
-local function one(client, action, fields, read, schema, gzip)
-  return { action = action, requests = { fields }, schema = schema, read = read, gzip = gzip,
+-- `read` is also kept on the operation (with its `ctx`), so that client:run can call it without
+-- building the outcomes list for a single request.
+local function one(ctx, action, fields, read, schema, gzip)
+  return { action = action, requests = { fields }, schema = schema, read = read, gzip = gzip, ctx = ctx,
     finish = function(outcomes)
       local outcome = outcomes[1]
       if outcome.json == nil then return nil, outcome.err end
-      return read(outcome.json, client, outcome.normalized)
+      return read(outcome.json, ctx, outcome.normalized)
     end }
 end
 
@@ -87,7 +91,7 @@ end
 -- id. A chunk that failed leaves its ids with { error =, kind = } entries and the value comes
 -- with a second one: an error with partial = true and failed = { ids }. All failed: nil, err.
 -- parse(json, normalized) reads one chunk's answer; `schema` goes to the transport with it.
-local function multi(client, action, ids_field, ids, parse, schema)
+local function multi(ctx, action, ids_field, ids, parse, schema)
   local chunks = batch.chunks(ids, batch.MAX_IDS)
   local requests = {}
   for i, chunk in ipairs(chunks) do requests[i] = { [ids_field] = batch.join(chunk) } end
@@ -100,12 +104,13 @@ local function multi(client, action, ids_field, ids, parse, schema)
         if entries then
           for _, id in ipairs(chunk) do
             local entry = entries[id] or { error = "the panel's answer has no entry for this id" }
-            if type(entry.error) == "string" then entry.error = client:scrub(entry.error) end
+            if type(entry.error) == "string" then entry.error = errors.scrub(entry.error, ctx.secrets) end
             merged[id] = entry
           end
         else
-          err = client:error{ kind = "decode", action = action, ambiguous = not retry.is_safe(action),
-            message = "the answer does not have the shape of a multi-id " .. action .. " answer" }
+          err = errors.new({ kind = "decode", action = action, ambiguous = not retry.is_safe(action),
+            message = "the answer does not have the shape of a multi-id " .. action .. " answer" },
+            ctx.secrets)
         end
       else
         err = outcome.err
@@ -120,61 +125,62 @@ local function multi(client, action, ids_field, ids, parse, schema)
     end
     if not first_err then return merged end
     if #failed_ids == #ids then return nil, first_err end
-    return merged, client:error{
+    return merged, errors.new({
       kind = first_err.kind, action = action, partial = true, failed = failed_ids,
       status = first_err.status, retryable = first_err.retryable, ambiguous = first_err.ambiguous,
       message = #failed_ids .. " of " .. #ids .. " ids failed: " .. first_err.message,
-    }
+    }, ctx.secrets)
   end }
 end
 
 -- Either form of an id-taking action: a table of ids (multi) or one id.
-local function by_ids(client, ids, action, multi_field, single_field, parse_many, build_single,
+local function by_ids(ctx, ids, action, multi_field, single_field, parse_many, build_single,
                       schema)
   if type(ids) == "table" then
     local list, err = validate.ids(ids, multi_field, action)
     if not list then return refused(err) end
-    return multi(client, action, multi_field, list, parse_many, schema)
+    return multi(ctx, action, multi_field, list, parse_many, schema)
   end
   local id, err = validate.id(ids, single_field, action)
   if not id then return refused(err) end
   return build_single(id)
 end
 
-function M.services(client, opts)
+function M.services(ctx, opts)
   opts = validate.options(opts, { "refresh" }, "client:services(opts)", 3)
   if not opts.refresh then
-    local cached = client.catalog:get()
+    local cached = ctx.catalog:get()
     if cached then return { value = cached } end
   end
-  return one(client, "services", {}, function(json, _, normalized)
+  return one(ctx, "services", {}, function(json, _, normalized)
     if type(json) ~= "table" or (json[1] == nil and next(json) ~= nil) then
-      return shape_error(client, "services", "service list")
+      return shape_error(ctx, "services", "service list")
     end
     local list = normalize.services(json, normalized)
-    client.catalog:put(list)
+    ctx.catalog:put(list)
     return list
   end, normalize.SERVICE_SCHEMA, true)
 end
 
-local function read_balance(json, client, normalized)
-  if type(json) ~= "table" or json.balance == nil then return shape_error(client, "balance", "balance") end
+local function read_balance(json, ctx, normalized)
+  if type(json) ~= "table" or json.balance == nil then return shape_error(ctx, "balance", "balance") end
   if normalized then return json end
   return normalize.balance(json)
 end
 
--- balance takes no arguments, so its operation is the same every time: one per client, reused.
--- Nothing changes an operation once built, and client:send writes the same key and action into
--- its fields on every call. Weak keys and values: a cached operation (which refers to its
--- client) never keeps a client alive, also on Lua 5.1/LuaJIT, which have no ephemerons; the
--- fields (holding the key after the first call) are not reachable from the client table.
+-- balance takes no arguments, so its operation is the same every time: one per client (its
+-- ctx), reused. Nothing changes an operation once built, and client:send writes the same key
+-- and action into its fields on every call. Weak keys and values: a cached operation (which
+-- refers to its ctx) never keeps a ctx alive, also on Lua 5.1/LuaJIT, which have no
+-- ephemerons; the fields (holding the key after the first call) are not reachable from the
+-- client table.
 local balance_ops = setmetatable({}, { __mode = "kv" })
 
-function M.balance(client)
-  local op = balance_ops[client]
+function M.balance(ctx)
+  local op = balance_ops[ctx]
   if op == nil then
-    op = one(client, "balance", {}, read_balance, normalize.BALANCE_SCHEMA)
-    balance_ops[client] = op
+    op = one(ctx, "balance", {}, read_balance, normalize.BALANCE_SCHEMA)
+    balance_ops[ctx] = op
   end
   return op
 end
@@ -182,36 +188,37 @@ end
 -- The exact price of checked `add` fields on service `s`, or nil, err: a field the price needs
 -- is missing, or the panel's rate for the service is no exact decimal (a rate of "1e999999999",
 -- NaN, an object): then the order cannot be priced, and is not placed under max_cost.
-function M.price(client, s, fields, action)
+function M.price(ctx, s, fields, action)
   local total, field, problem = price.quote(s, fields)
   if total then return total end
   if field == "rate" then
     local rate = s.rate == nil and "no rate"
       or ("a rate of " .. validate.shown(s.rate) .. ", which " .. problem)
-    return nil, client:error{ kind = "decode", action = action, field = "rate", service = s.service,
+    return nil, errors.new({ kind = "decode", action = action, field = "rate", service = s.service,
       message = "service " .. tostring(s.service) .. " cannot be priced: the panel's service list " ..
-        "gives it " .. rate }
+        "gives it " .. rate }, ctx.secrets)
   end
   return nil, errors.invalid(field, "is required to price this order", action)
 end
 
--- Before an `add` is sent: checked against its service when the list is at hand (or when
--- validate = true, by the client's option or the call's), and priced against max_cost.
-function M.check_order(client, fields, max_cost, want)
+-- Before an `add` is sent: checked against its service `s` when it is at hand (the cached
+-- list's, or the one the client fetched for this order), and priced against max_cost.
+-- validate = true (the client's option or the call's) and max_cost need the service: without
+-- it the answer is false, and the client fetches it (actions never send). -> true, or false,
+-- or nil, err
+function M.check_order(ctx, fields, max_cost, want, s)
   if max_cost ~= nil and not money.is_decimal(max_cost) then
     return nil, errors.invalid("max_cost", "must be a decimal amount like \"5.00\", got " ..
       validate.shown(max_cost), "add")
   end
-  if want == nil then want = client.options.validate end
-  local s
-  if want == true or max_cost ~= nil then
-    local err
-    s, err = client:service(fields.service)
-    if not s then return nil, err end
-  elseif want == nil and client.catalog:get() then
-    s = client.catalog:lookup(fields.service)
-    if not s then
-      return nil, errors.invalid("service", fields.service .. " is not in the panel's service list", "add")
+  if want == nil then want = ctx.options.validate end
+  if not s then
+    if want == true or max_cost ~= nil then return false end
+    if want == nil and ctx.catalog:get() then
+      s = ctx.catalog:lookup(fields.service)
+      if not s then
+        return nil, errors.invalid("service", fields.service .. " is not in the panel's service list", "add")
+      end
     end
   end
   if s then
@@ -219,11 +226,12 @@ function M.check_order(client, fields, max_cost, want)
     if not ok then return nil, err end
   end
   if max_cost ~= nil then
-    local total, err = M.price(client, s, fields, "add")
+    local total, err = M.price(ctx, s, fields, "add")
     if not total then return nil, err end
     if money.compare(total, max_cost) > 0 then
-      return nil, client:error{ kind = "invalid", field = "max_cost", action = "add", price = total,
-        message = "the order costs " .. total .. ", more than max_cost " .. money.format(max_cost) }
+      return nil, errors.new({ kind = "invalid", field = "max_cost", action = "add", price = total,
+        message = "the order costs " .. total .. ", more than max_cost " .. money.format(max_cost) },
+        ctx.secrets)
     end
   end
   return true
@@ -239,8 +247,9 @@ local function shown(v)
 end
 
 -- opts: the call's options (validate.ADD_OPTIONS), apart from the order's fields so that a
--- misspelled one cannot pass as a panel field and switch its guard off.
-function M.add(client, order, opts)
+-- misspelled one cannot pass as a panel field and switch its guard off. s: the order's service,
+-- when the client fetched it for this order (see { needs_service = id } at the top).
+function M.add(ctx, order, opts, s)
   opts = validate.options(opts, validate.ADD_OPTIONS, "client:add(order, opts)", 3)
   if opts.validate ~= nil and type(opts.validate) ~= "boolean" then
     error("smm: client:add(order, opts): option 'validate' must be a boolean", 3)
@@ -248,86 +257,83 @@ function M.add(client, order, opts)
   local fields, err = validate.add(order)
   if not fields then return refused(err) end
   local ok
-  ok, err = M.check_order(client, fields, opts.max_cost, opts.validate)
+  ok, err = M.check_order(ctx, fields, opts.max_cost, opts.validate, s)
+  if ok == false then return { needs_service = fields.service } end
   if not ok then return refused(err) end
   -- Only a whole id from 1 to 2^53 - 1 is an order: any other value (23501.5, 0, -1, 1e20,
   -- true) says the panel did something, but not which order; whether the transport applied
   -- ADD_SCHEMA or not, the same check.
-  return one(client, "add", fields, function(json)
+  return one(ctx, "add", fields, function(json)
     local raw = type(json) == "table" and json.order
     local id = raw and normalize.id(raw)
     if not id then
-      return nil, client:error{ kind = "decode", action = "add", ambiguous = true,
+      return nil, errors.new({ kind = "decode", action = "add", ambiguous = true,
         message = (raw == nil or normalize.integer(raw) == nil) and
           "the answer has no order id: the order may have been placed; check before retrying" or
           "the answer's order id is no order id (" .. shown(raw) ..
-          "): the order may have been placed; check before retrying" }
+          "): the order may have been placed; check before retrying" }, ctx.secrets)
     end
     json.order = id
     return json
   end, normalize.ADD_SCHEMA)
 end
 
-function M.status(client, ids)
-  return by_ids(client, ids, "status", "orders", "order", normalize.orders, function(id)
-    return one(client, "status", { order = id }, function(json, _, normalized)
-      if type(json) ~= "table" or json.status == nil then return shape_error(client, "status", "status") end
+function M.status(ctx, ids)
+  return by_ids(ctx, ids, "status", "orders", "order", normalize.orders, function(id)
+    return one(ctx, "status", { order = id }, function(json, _, normalized)
+      if type(json) ~= "table" or json.status == nil then return shape_error(ctx, "status", "status") end
       return normalize.order(json, normalized)
     end, normalize.ORDER_SCHEMA)
   end, normalize.STATUS_SCHEMA)
 end
 
-local function refill_id(v) return normalize.integer(v) end
-local function refill_state(v) return normalize.refill_status(v) end
 local function cancelled(v) return normalize.boolean(v) == true end
 
-function M.refill(client, ids)
-  return by_ids(client, ids, "refill", "orders", "order", function(json)
-    return entries_by_id(json, "order", "refill", refill_id)
+-- refill and refill_status differ only in these names: the ids field of each form, the answer's
+-- field holding the result, how it is read, and what it is called when missing.
+local REFILLS = {
+  refill = { many = "orders", one = "order", value = "refill", convert = normalize.integer,
+             what = "refill id" },
+  refill_status = { many = "refills", one = "refill", value = "status",
+                    convert = normalize.refill_status, what = "status" },
+}
+
+local function refills(ctx, action, ids)
+  local d = REFILLS[action]
+  return by_ids(ctx, ids, action, d.many, d.one, function(json)
+    return entries_by_id(json, d.one, d.value, d.convert)
   end, function(id)
-    return one(client, "refill", { order = id }, function(json)
-      if type(json) ~= "table" or json.refill == nil then
-        return shape_error(client, "refill", "refill id")
-      end
-      if type(json.refill) == "table" then return single(client, "refill", json.refill) end
-      json.refill = normalize.integer(json.refill)
+    return one(ctx, action, { [d.one] = id }, function(json)
+      if type(json) ~= "table" or json[d.value] == nil then return shape_error(ctx, action, d.what) end
+      local value = json[d.value]
+      if type(value) == "table" then return single(ctx, action, value) end
+      json[d.value] = d.convert(value)
       return json
     end)
   end)
 end
 
-function M.refill_status(client, ids)
-  return by_ids(client, ids, "refill_status", "refills", "refill", function(json)
-    return entries_by_id(json, "refill", "status", refill_state)
-  end, function(id)
-    return one(client, "refill_status", { refill = id }, function(json)
-      if type(json) ~= "table" or json.status == nil then
-        return shape_error(client, "refill_status", "status")
-      end
-      if type(json.status) == "table" then return single(client, "refill_status", json.status) end
-      json.status = normalize.refill_status(json.status)
-      return json
-    end)
-  end)
-end
+function M.refill(ctx, ids) return refills(ctx, "refill", ids) end
+
+function M.refill_status(ctx, ids) return refills(ctx, "refill_status", ids) end
 
 -- The API has only the multi form; cancel(id) reads the one entry.
-function M.cancel(client, ids)
+function M.cancel(ctx, ids)
   local function parse(json) return entries_by_id(json, "order", "cancel", cancelled) end
-  return by_ids(client, ids, "cancel", "orders", "order", parse, function(id)
-    local op = multi(client, "cancel", "orders", { id }, parse)
+  return by_ids(ctx, ids, "cancel", "orders", "order", parse, function(id)
+    local op = multi(ctx, "cancel", "orders", { id }, parse)
     local finish = op.finish
     op.finish = function(outcomes)
       local by_id, err = finish(outcomes)
       if not by_id then return nil, err end
-      return single(client, "cancel", by_id[id])
+      return single(ctx, "cancel", by_id[id])
     end
     return op
   end)
 end
 
 -- Any action; fields as given (lists of ids joined by commas); the answer as decoded.
-function M.call(client, action, fields)
+function M.call(ctx, action, fields)
   if type(action) ~= "string" or not action:find("^[%a_][%w_]*$") then
     error("smm: client:call(action, fields): action must be a name like \"status\"", 3)
   end
@@ -367,7 +373,7 @@ function M.call(client, action, fields)
     end
     clean[name] = value
   end
-  return one(client, action, clean, function(json) return json end, nil, true)
+  return one(ctx, action, clean, function(json) return json end, nil, true)
 end
 
 return M

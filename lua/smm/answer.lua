@@ -83,23 +83,20 @@ function M.read(result, ctx)
 
   local status = result.status
   if type(json) == "table" and json.error ~= nil then
-    local message = type(json.error) == "string" and json.error or
-      (type(json.error) == "table" and tostring(json.error.message or "error") or tostring(json.error))
-    local code = errors.api_code(message)
-    local retryable = errors.api_retryable(code) or status == 429 or (status and status >= 500)
-    -- a panel that crashed (5xx) while answering an `add` may have placed the order first; one
-    -- that names an order and an error at once has said nothing for certain
+    local text = normalize.error_text(json)
+    local fields = { action = action, status = status, retry_after = result.retry_after,
+      -- a panel that crashed (5xx) while answering an `add` may have placed the order first
+      ambiguous = changes and status ~= nil and status >= 500 }
+    if status == 429 or (status and status >= 500) then fields.retryable = true end
+    -- one that names an order and an error at once has said nothing for certain
     local named, id = nil, nil
     if changes then named, id = names_result(json) end
     if named then
-      message = "the panel answered both " .. named .. " " .. id ..
-        " and an error (" .. message .. "): the " .. named .. " may exist; check before retrying"
-      retryable = false
+      fields.message = "the panel answered both " .. named .. " " .. id ..
+        " and an error (" .. text .. "): the " .. named .. " may exist; check before retrying"
+      fields.retryable, fields.ambiguous = false, true
     end
-    return nil, errors.new({ kind = "api", action = action, message = message, code = code,
-      status = status, retryable = retryable and true or false,
-      ambiguous = changes and (named ~= nil or (status ~= nil and status >= 500)),
-      retry_after = result.retry_after }, secret)
+    return nil, errors.api(text, fields, secret)
   end
 
   if status >= 300 and status < 400 then

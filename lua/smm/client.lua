@@ -12,16 +12,6 @@ local poll = require "smm.poll"
 
 local M = {}
 
--- Tells the client's on_retry hook (smm.new{ on_retry = fn }) about the retry about to be
--- made; false from the hook gives up with the last error instead. A hung panel is otherwise
--- minutes of silence (3 attempts of `timeout` each), and only the caller knows its deadline.
-local function may_go_on(client, action, err, attempt, wait, started)
-  local hook = client.options.on_retry
-  if not hook then return true end
-  return hook{ action = action, attempt = attempt + 1, attempts = client.policy.retries + 1,
-               wait = wait, err = err, elapsed = client.transport:now() - started } ~= false
-end
-
 local Client = {}
 Client.__index = Client
 M.Client = Client
@@ -36,7 +26,11 @@ local scrub_lists = setmetatable({}, { __mode = "k" })
 -- Per-action reading contexts (they hold the key too, for scrubbing), made once per client.
 local contexts = setmetatable({}, { __mode = "k" })
 
-local unpack = table.unpack or unpack
+
+-- What smm.actions builds operations from (see the top of actions.lua), per client: its
+-- service list, what errors are scrubbed of, its options. Kept off the client table: the
+-- scrub list holds the key.
+local builders = setmetatable({}, { __mode = "k" })
 
 function M.new(opts)
   local o = options.check(opts)
@@ -55,11 +49,11 @@ function M.new(opts)
   scrub_lists[client] = o.secrets
   contexts[client] = {}
   -- the shared list is per account (url and key): panels price per account
-  client.catalog = services.cache(o.public.services_ttl, function() return transport:now() end,
-    o.public.shared_dict and transport.shared_store
-      and transport:shared_store(o.public.shared_dict, o.url, o.key))
+  client.catalog = services.cache(o.public.services_ttl, function() return client:now() end,
+    o.public.shared_dict and services.shared_store(o.public.shared_dict, o.url, o.key))
+  builders[client] = { catalog = client.catalog, secrets = o.secrets, options = o.public }
   if o.public.rate_limit then
-    client.limiter = require("smm.ratelimit").new(o.public.rate_limit, transport)
+    client.limiter = require("smm.ratelimit").new(o.public.rate_limit, client)
   end
   return client
 end
@@ -74,6 +68,11 @@ function Client:close()
   end
 end
 Client.__close = Client.close
+
+-- The client's clock (ms) and sleep, which are its transport's: retries, client:wait and the
+-- rate limiter keep time with them (inside nginx, sleeping must yield).
+function Client:now() return self.transport:now() end
+function Client:sleep(ms) return self.transport:sleep(ms) end
 
 function Client:error(fields)
   return errors.new(fields, scrub_lists[self])
@@ -100,32 +99,60 @@ local function context(client, action)
   return ctx
 end
 
--- One request, retried as the action's policy allows. Returns the decoded answer or nil, err;
--- the answer is followed by nil, normalized (true when the transport applied the schema, see
--- normalize.SERVICE_SCHEMA). gzip: ask for a compressed answer (smm.actions).
+-- One attempt of `send` (see retry's Policy:run).
+local function attempt_one(attempt, client, ctx, fields)
+  if client.limiter then client.limiter:take() end
+  local json, normalized = answer.read(client.transport:request(ctx.url, fields, ctx.ropts), ctx)
+  if json ~= nil then return json, normalized end
+  local err = normalized -- a failed read's second value is the error
+  err.attempts = attempt
+  if retry.may_retry(err, ctx.idempotent) then return nil, err, err end
+  return nil, err
+end
+
+-- One request, retried as the action's policy allows. Returns json, normalized (true when the
+-- transport applied the schema, see normalize.SERVICE_SCHEMA) or nil, err.
+-- gzip: ask for a compressed answer (smm.actions).
 function Client:send(action, fields, schema, gzip)
   local ctx = contexts[self][action] or context(self, action)
-  local safe = ctx.idempotent
   fields.key, fields.action = ctx.key, action
   local ropts = ctx.ropts
   if not ropts or ropts.schema ~= schema or ropts.gzip ~= gzip then
-    ropts = { idempotent = safe, schema = schema, gzip = gzip }
-    ctx.ropts = ropts
+    ctx.ropts = { idempotent = ctx.idempotent, schema = schema, gzip = gzip }
   end
-  local attempt, waited = 1, 0
-  local started = self.options.on_retry and self.transport:now() -- only the hook needs a clock
-  while true do
-    if self.limiter then self.limiter:take() end
-    local result = self.transport:request(ctx.url, fields, ropts)
-    local json, err = answer.read(result, ctx)
-    if json ~= nil then return json, nil, err end
-    err.attempts = attempt
-    if not retry.may_retry(err, safe) then return nil, err end
-    local wait = self.policy:delay(err, attempt, waited)
-    if not wait or not may_go_on(self, action, err, attempt, wait, started) then return nil, err end
-    self.transport:sleep(wait)
-    waited, attempt = waited + wait, attempt + 1
+  return self.policy:run(self, attempt_one, self, ctx, fields)
+end
+
+-- One attempt of a round of `exchange`: the round's pending items in parallel. Those that may
+-- be retried become the round's pending ones; the one asking the longest wait decides it.
+local function attempt_round(attempt, client, items, round)
+  local pending, outcomes = round.pending, round.outcomes
+  local sub, schemas = {}, {}
+  for i, index in ipairs(pending) do
+    sub[i], schemas[i] = items[index].fields, items[index].schema or false
   end
+  local ropts = { idempotent = round.idempotent, concurrency = client.concurrency, schemas = schemas,
+                  gzip = round.gzip }
+  if client.limiter then client.limiter:take(#sub) end
+  local results = client.transport:request_many(real_urls[client], sub, ropts)
+  local again, last_err = {}, nil
+  for i, index in ipairs(pending) do
+    local ctx = items[index].ctx
+    local json, normalized = answer.read(results[i], ctx)
+    if json ~= nil then
+      outcomes[index] = { json = json, normalized = normalized }
+    else
+      local err = normalized -- a failed read's second value is the error
+      err.attempts = attempt
+      outcomes[index] = { err = err }
+      if retry.may_retry(err, ctx.idempotent) then
+        again[#again + 1] = index
+        if not last_err or (err.retry_after or 0) > (last_err.retry_after or 0) then last_err = err end
+      end
+    end
+  end
+  round.pending = again
+  return nil, nil, last_err
 end
 
 -- Requests of any actions, in parallel; each retried as `send` would. items[i] is
@@ -142,46 +169,14 @@ function Client:exchange(items)
     local round = rounds[1]
     if not round or round.idempotent ~= ctx.idempotent then round = rounds[2] end
     if not round then
-      round = { idempotent = ctx.idempotent }
+      round = { idempotent = ctx.idempotent, pending = {}, outcomes = outcomes }
       rounds[#rounds + 1] = round
     end
     round.gzip = round.gzip or item.gzip
-    round[#round + 1] = i
+    round.pending[#round.pending + 1] = i
   end
-  for _, pending in ipairs(rounds) do
-    local idempotent, gzip = pending.idempotent, pending.gzip -- `pending` is replaced by retries
-    local attempt, waited = 1, 0
-    local started = self.options.on_retry and self.transport:now()
-    while #pending > 0 do
-      local sub, schemas = {}, {}
-      for i, index in ipairs(pending) do
-        sub[i], schemas[i] = items[index].fields, items[index].schema or false
-      end
-      local ropts = { idempotent = idempotent, concurrency = self.concurrency, schemas = schemas,
-                      gzip = gzip }
-      if self.limiter then self.limiter:take(#sub) end
-      local results = self.transport:request_many(real_urls[self], sub, ropts)
-      local again, last_err = {}, nil
-      for i, index in ipairs(pending) do
-        local ctx = items[index].ctx
-        local json, err = answer.read(results[i], ctx) -- json, normalized | nil, err
-        if json ~= nil then
-          outcomes[index] = { json = json, normalized = err == true }
-        else
-          err.attempts = attempt
-          outcomes[index] = { err = err }
-          if retry.may_retry(err, ctx.idempotent) then
-            again[#again + 1] = index
-            if not last_err or (err.retry_after or 0) > (last_err.retry_after or 0) then last_err = err end
-          end
-        end
-      end
-      local wait = #again > 0 and self.policy:delay(last_err, attempt, waited)
-      if not wait or not may_go_on(self, last_err.action or items[again[1]].action, last_err, attempt,
-        wait, started) then break end
-      self.transport:sleep(wait)
-      waited, attempt, pending = waited + wait, attempt + 1, again
-    end
+  for _, round in ipairs(rounds) do
+    self.policy:run(self, attempt_round, self, items, round)
   end
   return outcomes
 end
@@ -192,12 +187,12 @@ function Client:run(op)
   if op.value ~= nil then return op.value end
   local outcomes
   if #op.requests == 1 then
-    local json, err, normalized = self:send(op.action, op.requests[1], op.schema, op.gzip)
+    local json, normalized = self:send(op.action, op.requests[1], op.schema, op.gzip)
     if op.read then -- an operation of one request (actions.one): no outcomes list needed
-      if json == nil then return nil, err end
-      return op.read(json, self, normalized)
+      if json == nil then return nil, normalized end -- the second value is the error then
+      return op.read(json, op.ctx, normalized)
     end
-    outcomes = { json ~= nil and { json = json, normalized = normalized } or { err = err } }
+    outcomes = { json ~= nil and { json = json, normalized = normalized } or { err = normalized } }
   else
     local items = {}
     for i, fields in ipairs(op.requests) do
@@ -211,6 +206,20 @@ end
 local BATCHABLE = { services = true, balance = true, add = true, status = true, refill = true,
                     refill_status = true, cancel = true, call = true }
 
+-- The operation of one call. An `add` checked against its service (validate = true, max_cost)
+-- asks for the service first: the list is fetched (or taken from the cache) here, as a step of
+-- its own, and the operation built again with the service at hand. Building never sends.
+local function build(client, name, a, b)
+  local actx = builders[client]
+  local op = actions[name](actx, a, b)
+  if op.needs_service ~= nil then
+    local s, err = client:service(op.needs_service)
+    if not s then return { err = err } end
+    op = actions[name](actx, a, b, s)
+  end
+  return op
+end
+
 -- syntax: results = client:batch{ { "balance" }, { "status", { 1, 2 } }, { "add", order }, ... }
 -- Runs independent calls together, their requests in parallel. results[i] is
 -- { value = ..., err = ... }: what client:<name>(args) would have returned.
@@ -223,7 +232,7 @@ function Client:batch(calls)
       error("smm: client:batch: call " .. i .. " must be { name, args... } with name one of " ..
         "services, balance, add, status, refill, refill_status, cancel, call", 2)
     end
-    local op = actions[name](self, unpack(call, 2, table.maxn and table.maxn(call) or #call))
+    local op = build(self, name, call[2], call[3])
     ops[i] = op
     if not op.err and op.value == nil then
       owner[i] = {}
@@ -253,28 +262,28 @@ end
 
 -- syntax: list, err = client:services([{ refresh = true }])
 -- The list is cached for `services_ttl` ms; refresh = true fetches it anew.
-function Client:services(opts) return self:run(actions.services(self, opts)) end
+function Client:services(opts) return self:run(actions.services(builders[self], opts)) end
 
 -- syntax: res, err = client:add(order [, { max_cost = "5.00", validate = true }])
-function Client:add(order, opts) return self:run(actions.add(self, order, opts)) end
+function Client:add(order, opts) return self:run(build(self, "add", order, opts)) end
 
 -- syntax: entry, err = client:status(id)   |   by_id, err = client:status{ id, ... }
-function Client:status(ids) return self:run(actions.status(self, ids)) end
+function Client:status(ids) return self:run(actions.status(builders[self], ids)) end
 
 -- syntax: res, err = client:refill(id)   |   by_id, err = client:refill{ id, ... }
-function Client:refill(ids) return self:run(actions.refill(self, ids)) end
+function Client:refill(ids) return self:run(actions.refill(builders[self], ids)) end
 
 -- syntax: res, err = client:refill_status(refill_id)   |   by_id, err = client:refill_status{ ... }
-function Client:refill_status(ids) return self:run(actions.refill_status(self, ids)) end
+function Client:refill_status(ids) return self:run(actions.refill_status(builders[self], ids)) end
 
 -- syntax: by_id, err = client:cancel{ id, ... }   |   res, err = client:cancel(id)
-function Client:cancel(ids) return self:run(actions.cancel(self, ids)) end
+function Client:cancel(ids) return self:run(actions.cancel(builders[self], ids)) end
 
 -- syntax: b, err = client:balance()
-function Client:balance() return self:run(actions.balance(self)) end
+function Client:balance() return self:run(actions.balance(builders[self])) end
 
 -- syntax: answer, err = client:call(action, fields)   -- any action; the answer as decoded
-function Client:call(action, fields) return self:run(actions.call(self, action, fields)) end
+function Client:call(action, fields) return self:run(actions.call(builders[self], action, fields)) end
 
 -- syntax: service, err = client:service(id)
 function Client:service(id)
@@ -315,7 +324,7 @@ function Client:quote(service, quantity, runs)
   local ok
   ok, err = validate.bounds(fields, s, "quote")
   if not ok then return nil, err end
-  return actions.price(self, s, fields, "quote")
+  return actions.price(builders[self], s, fields, "quote")
 end
 
 -- Fields for a quote: link and username are not needed to price an order.
@@ -352,7 +361,7 @@ function Client:wait(ids, opts)
   local by_id
   by_id, err = poll.wait(self, { id }, opts)
   if not by_id then return nil, err end
-  if by_id[id] and by_id[id].error ~= nil then return actions.single(self, "wait", by_id[id]) end
+  if by_id[id] and by_id[id].error ~= nil then return actions.single(builders[self], "wait", by_id[id]) end
   return by_id[id]
 end
 

@@ -265,6 +265,20 @@ function M.new(fields, secrets)
   return err
 end
 
+-- An error the panel answered in an `error` field, the whole answer's ({"error": "..."}) or
+-- one id's: `text` is that field's text (normalize.error_text), from which its code and
+-- whether it passes by itself are read. fields: action, and what the HTTP exchange adds
+-- (status, retry_after, ambiguous; retryable = true when the status says it may pass, false
+-- when nothing may repeat it; message, when the text must be told with more around it).
+-- Every "api" error is built here.
+function M.api(text, fields, secrets)
+  local code = M.api_code(text)
+  fields.kind, fields.code = "api", code
+  if fields.message == nil then fields.message = text end
+  if fields.retryable == nil then fields.retryable = M.api_retryable(code) end
+  return M.new(fields, secrets)
+end
+
 -- Bad input, caught before anything is sent.
 function M.invalid(field, message, action)
   return M.new{ kind = "invalid", field = field, action = action,

@@ -14,19 +14,19 @@ local function changed(entry, previous)
   return entry.status ~= previous.status or entry.remains ~= previous.remains
 end
 
--- client: an smm client; ids: array of positive integer ids (checked); opts: interval, timeout,
--- grace (ms), on_update(id, status, previous_status, entry), random (jitter source).
+-- client: an smm client (its status, and its clock and sleep: client:now(), client:sleep(ms));
+-- ids: array of positive integer ids (checked); opts: interval, timeout, grace (ms),
+-- on_update(id, status, previous_status, entry), random (jitter source).
 -- Returns final entries keyed by id. On timeout nil, err: a timeout error whose `entries` are
 -- the last entries by id (final or not) and `pending` the ids not final yet. A timeout must
 -- not look like success, so the entries are never the first value then.
 function M.wait(client, ids, opts)
-  local transport = client.transport
   local interval = opts.interval or M.DEFAULTS.interval
   local timeout = opts.timeout or M.DEFAULTS.timeout
   local grace = opts.grace or M.DEFAULTS.grace
   local random = opts.random or math.random
   local on_update = opts.on_update
-  local started = transport:now()
+  local started = client:now()
   local last, done = {}, {}
   local pending = {}
   for i, id in ipairs(ids) do pending[i] = id end
@@ -37,7 +37,7 @@ function M.wait(client, ids, opts)
         err.code ~= "incorrect_order" then
       return nil, err
     end
-    local elapsed = transport:now() - started
+    local elapsed = client:now() - started
     local still = {}
     for _, id in ipairs(pending) do
       local entry = by_id and by_id[id]
@@ -57,7 +57,7 @@ function M.wait(client, ids, opts)
     end
     pending = still
     if #pending == 0 then return done end
-    elapsed = transport:now() - started
+    elapsed = client:now() - started
     if elapsed >= timeout then
       for _, id in ipairs(pending) do done[id] = last[id] or { error = "no answer yet" } end
       return nil, client:error{ kind = "timeout", action = "wait", retryable = true,
@@ -65,7 +65,7 @@ function M.wait(client, ids, opts)
         message = #pending .. " of " .. #ids .. " orders not final after " .. timeout .. " ms" }
     end
     local wait = interval * (0.8 + 0.4 * random())
-    transport:sleep(math.max(0, math.min(wait, timeout - elapsed)))
+    client:sleep(math.max(0, math.min(wait, timeout - elapsed)))
   end
 end
 

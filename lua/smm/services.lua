@@ -1,6 +1,6 @@
 -- The service list as a cache: fetched once, kept for `services_ttl` ms, indexed by id and
--- searched by text. Inside nginx a lua_shared_dict (option `shared_dict`) lets every worker
--- share one fetch.
+-- searched by text. Inside nginx a lua_shared_dict (option `shared_dict`, M.shared_store) lets
+-- every worker share one fetch.
 local M = {}
 
 local Cache = {}
@@ -43,6 +43,43 @@ function Cache:lookup(id)
   if not list then return nil end
   if not self.by_id then self.by_id = index(list) end
   return self.by_id[id]
+end
+
+-- A store for the service list in a lua_shared_dict, shared by every nginx worker:
+--   http { lua_shared_dict smm_cache 1m; }   smm.new{ ..., shared_dict = "smm_cache" }
+-- It belongs to the API, not to a transport: any transport (the cosockets, a custom one) gets
+-- it. Outside nginx there are no shared dicts: nil, and the list is kept by the client alone.
+-- Panels price per account, so each account (url and key) has its own entry, named by a
+-- digest of both: never the key itself, nor the URL, which may carry credentials.
+function M.shared_store(dict_name, url, key)
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.shared) ~= "table" then return nil end
+  local dict = ngx.shared[dict_name]
+  if not dict then
+    error("smm.new: option 'shared_dict': no lua_shared_dict named '" .. tostring(dict_name) ..
+      "' (declare it in nginx.conf: lua_shared_dict " .. tostring(dict_name) .. " 1m;)", 4)
+  end
+  local cjson = require "cjson.safe"
+  -- nginx's digests, where the shared dicts are: the only place this runs
+  local entry = "smm:services:" .. ngx.md5(ngx.sha1_bin(url .. "\0" .. tostring(key or "")))
+  return {
+    load = function()
+      local text = dict:get(entry)
+      if not text then return nil end
+      local v = cjson.decode(text)
+      if type(v) ~= "table" or type(v.list) ~= "table" or type(v.fetched) ~= "number" then return nil end
+      return v.list, v.fetched
+    end,
+    save = function(list, fetched_ms, ttl_ms)
+      local text = cjson.encode({ list = list, fetched = fetched_ms })
+      if not text then return end
+      local exptime = ttl_ms and ttl_ms > 0 and ttl_ms / 1000 or 0
+      dict:set(entry, text, exptime)
+    end,
+    clear = function()
+      dict:delete(entry)
+    end,
+  }
 end
 
 function Cache:clear()

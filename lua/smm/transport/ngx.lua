@@ -13,6 +13,7 @@
 --   proxy   cosockets do not speak to proxies (raises).
 -- Host names are resolved by nginx's `resolver` directive; "localhost" is taken as 127.0.0.1.
 local cjson = require "cjson.safe"
+local DEFAULTS = require("smm.options").DEFAULTS
 local form = require "smm.transport.form"
 local gunzip = require "smm.transport.gunzip"
 
@@ -41,6 +42,8 @@ local function default_user_agent()
   return "lua-smm/" .. tostring(version)
 end
 
+-- opts: smm.new's checked options (options.check fills in the defaults); any left out, as
+-- when a test makes a transport of its own, are taken from options.DEFAULTS.
 function M.new(opts)
   opts = opts or {}
   if type(ngx) ~= "table" or not ngx.socket or not ngx.socket.tcp then
@@ -53,13 +56,18 @@ function M.new(opts)
   if opts.proxy ~= nil then
     error("smm.new: option 'proxy' cannot be used with the ngx transport: cosockets connect directly", 3)
   end
+  local function option(name)
+    local v = opts[name]
+    if v == nil then v = DEFAULTS[name] end
+    return v
+  end
   return setmetatable({
-    timeout = opts.timeout or 30000,
-    connect_timeout = opts.connect_timeout or 10000,
-    ssl_verify = opts.ssl_verify ~= false,
+    timeout = option("timeout"),
+    connect_timeout = option("connect_timeout"),
+    ssl_verify = option("ssl_verify") ~= false,
     user_agent = opts.user_agent or default_user_agent(),
-    max_body = opts.max_body or 64 * 1024 * 1024,
-    concurrency = opts.concurrency or 4,
+    max_body = option("max_body"),
+    concurrency = option("concurrency"),
   }, Transport)
 end
 
@@ -605,38 +613,6 @@ end
 function Transport:close()
   -- pooled connections belong to the nginx worker and expire on their own
   self.closed = true
-end
-
--- A store for the service list in a lua_shared_dict, shared by every worker:
---   http { lua_shared_dict smm_cache 1m; }   smm.new{ ..., shared_dict = "smm_cache" }
--- `account`: the API key. Panels price per account, so each key has its own entry.
-function Transport:shared_store(dict_name, url, account) -- luacheck: ignore self
-  local dict = ngx.shared[dict_name]
-  if not dict then
-    error("smm.new: option 'shared_dict': no lua_shared_dict named '" .. tostring(dict_name) ..
-      "' (declare it in nginx.conf: lua_shared_dict " .. tostring(dict_name) .. " 1m;)", 4)
-  end
-  -- keyed by a digest of the URL and the key (never the key itself, nor the URL, which may
-  -- carry credentials): one account's prices must never be used for another
-  local key = "smm:services:" .. ngx.md5(ngx.sha1_bin(url .. "\0" .. tostring(account or "")))
-  return {
-    load = function()
-      local text = dict:get(key)
-      if not text then return nil end
-      local v = cjson.decode(text)
-      if type(v) ~= "table" or type(v.list) ~= "table" or type(v.fetched) ~= "number" then return nil end
-      return v.list, v.fetched
-    end,
-    save = function(list, fetched_ms, ttl_ms)
-      local text = cjson.encode({ list = list, fetched = fetched_ms })
-      if not text then return end
-      local exptime = ttl_ms and ttl_ms > 0 and ttl_ms / 1000 or 0
-      dict:set(key, text, exptime)
-    end,
-    clear = function()
-      dict:delete(key)
-    end,
-  }
 end
 
 return M
