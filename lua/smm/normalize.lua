@@ -259,7 +259,7 @@ function M.service(s)
 end
 
 -- A whole list. `normalized`: the transport already applied SERVICE_SCHEMA to each entry.
--- Entries that are no object or whose id is no positive whole number are left out, whoever
+-- Entries that are no object or whose id is no id (see M.id: 1 to 2^53 - 1) are left out, whoever
 -- normalised them: nothing can be ordered from them, and every later step (the index by id,
 -- sorting, searching) may then rely on an entry being a table with an integer id.
 function M.services(list, normalized)
@@ -268,7 +268,7 @@ function M.services(list, normalized)
     local s = list[i]
     if not normalized then M.service(s) end
     local id = type(s) == "table" and s.service
-    if type(id) == "number" and id >= 1 and is_int(id) then
+    if type(id) == "number" and id >= 1 and id <= MAX_ID and is_int(id) then
       kept = kept + 1
       list[kept] = s
     end

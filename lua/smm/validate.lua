@@ -16,7 +16,7 @@ local DELAY_SET = {}
 for _, d in ipairs(M.DELAYS) do DELAY_SET[d] = true end
 
 local is_positive_integer = math.type and function(v)
-  return math.type(v) == "integer" and v > 0
+  return math.type(v) == "integer" and v > 0 and v < MAX_EXACT
 end or function() return false end
 
 local tointeger = math.tointeger or function(x)
@@ -46,10 +46,11 @@ local function shown(v)
 end
 M.shown = shown
 
--- A whole number given as a number or as a string of digits.
+-- A whole number given as a number or as a string of digits, within +-(2^53 - 1): past it a
+-- double is no longer exact, and Lua 5.3+ integers would pass where 5.1 and strings do not.
 local function whole(v)
   if type(v) == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then return nil end
+    if not (v > -MAX_EXACT and v < MAX_EXACT) then return nil end -- also NaN and infinities
     return tointeger(v)
   elseif type(v) == "string" and v:find("^%s*[+-]?%d+%s*$") then
     local n = tonumber(v)
@@ -73,9 +74,9 @@ function M.non_negative(v, field, action) return integer_field(v, field, 0, acti
 
 local function text_field(v, field, action)
   if type(v) ~= "string" then return fail(field, "must be a string, got " .. shown(v), action) end
-  if v:find("\0", 1, true) then return fail(field, "contains a NUL byte", action) end
+  if v:find("\0", 1, true) then return fail(field, "contains a NUL byte, got " .. shown(v), action) end
   if #v > MAX_FIELD_BYTES then
-    return fail(field, "is longer than " .. MAX_FIELD_BYTES .. " bytes", action)
+    return fail(field, "is longer than " .. MAX_FIELD_BYTES .. " bytes, got " .. shown(v), action)
   end
   return v
 end
@@ -83,7 +84,7 @@ end
 local function nonempty_text(v, field, action)
   local s, err = text_field(v, field, action)
   if not s then return nil, err end
-  if not s:find("%S") then return fail(field, "must not be empty", action) end
+  if not s:find("%S") then return fail(field, "must not be empty, got " .. shown(s), action) end
   return s
 end
 
@@ -276,7 +277,9 @@ end
 -- Fields of an `add` whose kind is told by the fields themselves. Returns a clean copy.
 function M.add(order, action)
   action = action or "add"
-  if type(order) ~= "table" then return fail("order", "must be a table of fields", action) end
+  if type(order) ~= "table" then
+    return fail("order", "must be a table of fields, got " .. shown(order), action)
+  end
   local clean = {}
   for name, value in pairs(order) do
     if type(name) ~= "string" or not name:find("^[%a_][%w_]*$") then
@@ -296,7 +299,7 @@ function M.add(order, action)
     if clean.min == nil then return fail("min", "is required for a subscription", action) end
     if clean.max == nil then return fail("max", "is required for a subscription", action) end
     if clean.min > clean.max then
-      return fail("min", "must not be greater than max (" .. clean.max .. ")", action)
+      return fail("min", "must not be greater than max (" .. clean.max .. "), got " .. clean.min, action)
     end
   elseif clean.link == nil then
     return fail("link", "is required", action)
@@ -334,7 +337,8 @@ function M.for_service(fields, service, action)
   if lines and fields[lines] ~= nil and fields.quantity ~= nil then
     local n = count_lines(fields[lines])
     if fields.quantity ~= n then
-      return fail("quantity", "must equal the number of " .. lines .. " lines (" .. n .. ")", action)
+      return fail("quantity", "must equal the number of " .. lines .. " lines (" .. n .. "), got " ..
+        shown(fields.quantity), action)
     end
   end
   return M.bounds(fields, service, action)
@@ -371,7 +375,9 @@ end
 
 -- A list of ids: a non-empty array of positive whole numbers; duplicates dropped, order kept.
 function M.ids(list, field, action)
-  if type(list) ~= "table" then return fail(field, "must be an id or an array of ids", action) end
+  if type(list) ~= "table" then
+    return fail(field, "must be an id or an array of ids, got " .. shown(list), action)
+  end
   local n = #list
   if n == 0 then return fail(field, "must not be empty", action) end
   -- n keys, and (below) none of list[1..n] nil: then the keys are exactly 1..n
