@@ -7,7 +7,23 @@
  * No Lua is called while curl runs except to build the result table of a transfer that has
  * already finished and been removed from the multi handle. If that raises (out of memory),
  * the transfers still added are removed at the start of the next run or by close/__gc.
+ *
+ * A connection with unread bytes is never reused. A panel or proxy can leave a second answer
+ * nobody asked for on a keep-alive connection; when it arrives after libcurl has read the
+ * first answer to its end, libcurl 7.88 keeps the connection and hands those bytes to the next
+ * request as its answer (another order's status). So before every transfer starts, the
+ * handle's sockets are polled (unread_bytes): with nothing in flight, bytes waiting on any of
+ * them drop the whole connection cache; with transfers in flight (whose sockets may be
+ * readable for good reasons) the new transfer takes a fresh connection, and the cache is
+ * dropped when the run ends if the bytes are still there.
+ *
+ * Interrupts (interrupt.c): after a signal nothing new starts (those items fail, unsent); at
+ * abort_at, transfers in flight are removed and fail as "interrupted". While signals are
+ * caught the loop waits in slices of SLICE_MS, so that an abort is seen even when the signal
+ * went to another thread and did not interrupt the poll.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,7 +81,7 @@ static CURLcode set_url(smm_transfer *t, const char *url) {
  * connection died. On a fresh connection libcurl never retries. The flag is set again for
  * every transfer, so it is back to 0 for the next idempotent one. */
 static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const char *body,
-                      size_t len, const smm_request_opts *o, int index) {
+                      size_t len, const smm_request_opts *o, int index, int fresh) {
   CURL *e = t->easy;
   CURLcode r;
   int headers =
@@ -75,6 +91,7 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   smm_buffer_reset(&t->location);
   smm_buffer_reset(&t->retry_after);
   t->too_large = 0;
+  t->interrupted = 0;
   t->errbuf[0] = '\0';
   t->index = index;
   t->max_body = c->max_body;
@@ -82,7 +99,8 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
   /* Not copied: the body is a Lua string anchored on the stack, or c->form, for the whole run. */
   if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, o->idempotent ? 0L : 1L);
+  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+                                             o->idempotent && !fresh ? 0L : 1L);
   if (r == CURLE_OK && t->headers != headers) {
     r = curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->header_lists[headers]);
     if (r == CURLE_OK) t->headers = headers;
@@ -92,6 +110,51 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   if (mc != CURLM_OK) return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
   t->in_multi = 1;
   return CURLE_OK;
+}
+
+#define SLICE_MS 100
+
+/* 1 when bytes (or an end of stream) wait unread on one of the handle's sockets. */
+static int unread_bytes(smm_client *c) {
+  struct pollfd fds[16];
+  int i = 0;
+  while (i < c->sockets_len) {
+    int n = 0, k;
+    for (; i < c->sockets_len && n < 16; i++, n++) {
+      fds[n].fd = c->sockets[i];
+      fds[n].events = POLLIN;
+      fds[n].revents = 0;
+    }
+    if (poll(fds, (nfds_t)n, 0) > 0)
+      for (k = 0; k < n; k++)
+        if (fds[k].revents != 0) return 1;
+  }
+  return 0;
+}
+
+void smm_client_reset_connections(smm_client *c) {
+  CURLM *m = curl_multi_init();
+  if (m == NULL) return; /* out of memory: kept, every transfer of this run is fresh anyway */
+  curl_multi_cleanup(c->multi); /* closes its connections */
+  c->multi = m;
+}
+
+/* Whether the next transfer must take a fresh connection; drops the cache when it can. */
+static int avoid_reuse(smm_client *c, int active, int *dirty) {
+  if (c->sockets_len == 0 || !unread_bytes(c)) return *dirty && active > 0;
+  if (active > 0) {
+    *dirty = 1;
+    return 1;
+  }
+  smm_client_reset_connections(c);
+  *dirty = 0;
+  return c->sockets_len > 0; /* the reset failed */
+}
+
+/* The result of a transfer a signal stopped (started = 0: never started). */
+static void interrupted_result(smm_transfer *t, int index) {
+  t->interrupted = 1;
+  t->index = index;
 }
 
 static smm_transfer *idle_transfer(smm_client *c, int conc) {
@@ -123,7 +186,7 @@ static void store_result(lua_State *L, int results_idx, int index, int single) {
 
 void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
                    const smm_request_opts *o, int results_idx, int decode_idx, int schema_idx) {
-  int next = 0, active = 0, conc = o->concurrency;
+  int next = 0, active = 0, conc = o->concurrency, dirty = 0;
   /* nil at bodies_idx: a single request, whose body is c->form and whose result replaces the
    * value at results_idx (no strings or tables to allocate for every request). */
   int single = lua_isnil(L, bodies_idx);
@@ -133,10 +196,17 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
     int running = 0, left = 0, finished = 0;
     smm_transfer *t;
 
+    /* After a signal nothing new is sent: the items left fail, unsent. */
+    while (next < n && smm_interrupted() && (t = idle_transfer(c, conc)) != NULL) {
+      interrupted_result(t, next++);
+      push_result(L, t, CURLE_ABORTED_BY_CALLBACK, 0, decode_idx, schema_idx, o);
+      store_result(L, results_idx, t->index, single);
+    }
     while (active < conc && next < n && (t = idle_transfer(c, conc)) != NULL) {
       const char *body;
       size_t len;
       CURLcode r;
+      int fresh = avoid_reuse(c, active, &dirty);
       if (single) {
         body = c->form.data ? c->form.data : "";
         len = c->form.len;
@@ -145,7 +215,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
         body = lua_tolstring(L, -1, &len);
         lua_pop(L, 1); /* still referenced by the bodies table */
       }
-      r = start(c, t, url, body, len, o, next);
+      r = start(c, t, url, body, len, o, next, fresh);
       next++;
       if (r == CURLE_OK) {
         active++;
@@ -155,6 +225,21 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       }
     }
     if (active == 0) continue;
+
+    if (smm_interrupt_aborts()) { /* every transfer in flight fails as interrupted */
+      int i;
+      for (i = 0; i < conc; i++) {
+        t = c->pool[i];
+        if (!t->in_multi) continue;
+        curl_multi_remove_handle(c->multi, t->easy);
+        t->in_multi = 0;
+        active--;
+        interrupted_result(t, t->index);
+        push_result(L, t, CURLE_ABORTED_BY_CALLBACK, 1, decode_idx, schema_idx, o);
+        store_result(L, results_idx, t->index, single);
+      }
+      continue;
+    }
 
     mc = curl_multi_perform(c->multi, &running);
     if (mc != CURLM_OK) goto fatal;
@@ -181,10 +266,12 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
     /* A slot just freed is refilled at once: polling first would leave it idle until some
      * other transfer makes network progress. */
     if (active > 0 && running > 0 && !(finished && next < n)) {
-      mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+      mc = curl_multi_poll(c->multi, NULL, 0, smm_catching_interrupts() ? SLICE_MS : 1000, NULL);
       if (mc != CURLM_OK) goto fatal;
     }
   }
+  /* A connection left dirty while others were in flight: dropped now if still dirty. */
+  if (dirty && c->sockets_len > 0 && unread_bytes(c)) smm_client_reset_connections(c);
   return;
 
 fatal:

@@ -1,0 +1,181 @@
+-- Issue 10 (trust), the curl transport and smm.core: a handle used from a __gc finalizer in
+-- the middle of its own request (point 9), an unasked second answer left on a keep-alive
+-- connection (point 14), Ctrl-C seen at once by sleeps, transfers and every CLI command
+-- (point 13). Real HTTP on loopback against the hostile panel (spec/helpers/hostile.lua) and
+-- the sandbox; the CLI runs as a child process.
+local core = require "smm.core"
+local smm = require "smm"
+local hostile = require "helpers.hostile"
+
+local KEY = "trust-core-key"
+
+-- A finalizer that runs fn at every garbage collection cycle until disarmed: each run makes
+-- the next one. Lua 5.1 has no __gc on tables: newproxy there (LuaJIT too).
+local function finalizer_loop(fn)
+  local state = { armed = true, runs = 0 }
+  local function arm()
+    local gc = function()
+      if not state.armed then return end
+      state.runs = state.runs + 1
+      fn()
+      arm()
+    end
+    if rawget(_G, "newproxy") then
+      local p = newproxy(true)
+      getmetatable(p).__gc = gc
+    else
+      setmetatable({}, { __gc = gc })
+    end
+  end
+  arm()
+  return state
+end
+
+-- A large answer: decoding it allocates enough for many collection cycles.
+local N = 3000
+local function big_list()
+  local items = {}
+  for i = 1, N do
+    items[i] = ('{"service":%d,"name":"Service %d","type":"Default","category":"C","rate":"0.50",'
+      .. '"min":"10","max":"1000"}'):format(i, i)
+  end
+  return "[" .. table.concat(items, ",") .. "]"
+end
+
+describe("smm.core: a handle used from a finalizer during its own request (issue 10.9)", function()
+  local srv
+  local pause, stepmul, mode
+
+  setup(function()
+    srv = hostile.start{ default = hostile.json(big_list()),
+      actions = { balance = hostile.json('{"balance":"5.00","currency":"USD"}') } }
+  end)
+  teardown(function() srv:stop() end)
+
+  -- a collector that keeps cycling, so that finalizers run while the answer is decoded
+  -- (incremental: Lua 5.4 may run in generational mode, where the pause means nothing)
+  before_each(function()
+    if _VERSION == "Lua 5.4" then mode = collectgarbage("incremental") end
+    collectgarbage("collect")
+    pause = collectgarbage("setpause", 10)
+    stepmul = collectgarbage("setstepmul", 400)
+  end)
+  after_each(function()
+    collectgarbage("setpause", pause)
+    collectgarbage("setstepmul", stepmul)
+    if mode then collectgarbage(mode) end
+    collectgarbage("collect")
+  end)
+
+  it("close() from the finalizer is deferred until the request ends", function()
+    local h = core.new{ timeout = 10000 }
+    local closed_inside
+    local loop = finalizer_loop(function()
+      if closed_inside == nil then
+        closed_inside = tostring(h)
+        h:close()
+      end
+    end)
+    local r = h:request(srv.url, { key = KEY, action = "services" })
+    loop.armed = false
+    assert.equal(200, r.status)
+    assert.equal(N, #r.json)
+    assert.equal(N, r.json[N].service)
+    -- the finalizer ran while the handle was in its request (open), and the close took effect
+    -- when the request ended
+    assert.matches("%(open%)$", closed_inside)
+    assert.matches("%(closed%)$", tostring(h))
+    assert.has_error(function() h:request(srv.url, { key = KEY, action = "balance" }) end,
+      "smm.core: handle is closed")
+    h:close()
+  end)
+
+  it("a request from the finalizer is refused, the outer requests complete", function()
+    local h = core.new{ timeout = 10000 }
+    local refusals, successes = 0, 0
+    local loop = finalizer_loop(function()
+      if refusals >= 3 or successes >= 20 then return end
+      local ok, err = pcall(h.request, h, srv.url, { key = KEY, action = "balance" })
+      if ok then
+        successes = successes + 1
+      else
+        assert(tostring(err):find("handle is busy", 1, true), tostring(err))
+        refusals = refusals + 1
+      end
+    end)
+    local single = h:request(srv.url, { key = KEY, action = "services" })
+    local many = h:request_many(srv.url, { { key = KEY, action = "services" },
+      { key = KEY, action = "services" }, { key = KEY, action = "services" } },
+      { concurrency = 3 })
+    loop.armed = false
+    assert.equal(200, single.status)
+    assert.equal(N, #single.json)
+    assert.equal(3, #many)
+    for i = 1, 3 do
+      assert.equal(200, many[i].status, tostring(many[i].message))
+      assert.equal(N, #many[i].json)
+    end
+    assert.is_true(refusals > 0, "the finalizer never ran inside a request")
+    -- the handle is still usable, and idle
+    assert.equal("5.00", h:request(srv.url, { key = KEY, action = "balance" }).json.balance)
+    h:close()
+  end)
+end)
+
+describe("curl transport: an unasked answer left on a kept connection (issue 10.14)", function()
+  local BALANCE = hostile.json('{"balance":"1.00","currency":"USD"}')
+  local CHUNKED = hostile.chunked{ '24\r\n{"balance":"1.00","currency":"USD"}\r\n', "0\r\n\r\n" }
+  local STRAY = hostile.json('{"charge":"9.99","status":"Completed","remains":"0"}')
+  local OWN = hostile.json('{"charge":"0.10","status":"Pending","remains":"100"}')
+
+  -- Request 1 is answered byte by byte (so that the client has read that answer to its end
+  -- before the stray one arrives), then the stray answer follows on the kept connection.
+  local function panel(first)
+    return hostile.start{ { raw = first, keep = true, after = STRAY, trickle = 0.001 },
+      default = { raw = OWN, keep = true } }
+  end
+
+  for _, case in ipairs{ { "Content-Length", BALANCE }, { "chunked", CHUNKED } } do
+    local name, first = case[1], case[2]
+
+    it("the next single request gets its own answer (" .. name .. ")", function()
+      local srv = panel(first)
+      local h = core.new{ timeout = 5000 }
+      assert.equal("1.00", h:request(srv.url, { key = KEY, action = "balance" }).json.balance)
+      core.sleep(150) -- the stray answer is now waiting on the idle connection
+      local r = h:request(srv.url, { key = KEY, action = "status", order = 7 })
+      assert.equal(200, r.status)
+      assert.equal("0.10", r.json.charge)
+      assert.equal(2, srv:count())
+      h:close()
+      srv:stop()
+    end)
+
+    it("request_many gets its own answers (" .. name .. ")", function()
+      local srv = panel(first)
+      local h = core.new{ timeout = 5000 }
+      assert.equal("1.00", h:request(srv.url, { key = KEY, action = "balance" }).json.balance)
+      core.sleep(150)
+      local list = h:request_many(srv.url, { { key = KEY, action = "status", order = 7 },
+        { key = KEY, action = "status", order = 7 } }, { concurrency = 1 })
+      for i = 1, 2 do
+        assert.equal(200, list[i].status, tostring(list[i].message))
+        assert.equal("0.10", list[i].json.charge)
+      end
+      h:close()
+      srv:stop()
+    end)
+
+    it("client:status(7) is order 7's own entry (" .. name .. ")", function()
+      local srv = panel(first)
+      local client = smm.new{ url = srv.url, key = KEY, timeout = 5000 }
+      assert.equal("1.00", assert(client:balance()).balance)
+      core.sleep(150)
+      local entry = assert(client:status(7))
+      assert.equal("0.10", entry.charge)
+      assert.equal("Pending", entry.status)
+      client:close()
+      srv:stop()
+    end)
+  end
+end)
