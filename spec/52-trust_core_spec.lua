@@ -179,3 +179,111 @@ describe("curl transport: an unasked answer left on a kept connection (issue 10.
     end)
   end
 end)
+
+describe("Ctrl-C: sleeps, transfers and every CLI command end at once (issue 10.13)", function()
+  local cli = require "helpers.cli"
+
+  describe("smm.core", function()
+    it("has catch_interrupts and interrupts, and refuses a bad abort_at", function()
+      assert.equal(0, core.interrupts())
+      assert.has_error(function() core.catch_interrupts{ abort_at = 3 } end,
+        "smm.core.catch_interrupts: abort_at must be 1 or 2")
+    end)
+  end)
+
+  local SERVICES = hostile.json('[{"service":1,"name":"Likes","type":"Default","category":"C",'
+    .. '"rate":"1.00","min":"10","max":"1000"}]')
+  local BALANCE = hostile.json('{"balance":"100.00","currency":"USD"}')
+  local IN_PROGRESS = hostile.json('{"1":{"charge":"1.00","start_count":"0","status":"In progress",'
+    .. '"remains":"5","currency":"USD"},"charge":"1.00","start_count":"0","status":"In progress",'
+    .. '"remains":"5","currency":"USD"}')
+
+  -- Runs smm in the background (through sh, which writes its exit code to dir/code), sends
+  -- SIGINT `signals` times (`gap` s apart) once ready(dir) says it is where it should be, and
+  -- returns the exit code, the seconds from the first SIGINT to the end, and dir.
+  local function run_interrupted(words, srv, ready, signals, gap)
+    local dir = cli.tmpdir()
+    cli.write_file(dir .. "/run.sh", ("%s %s %s; echo $? > %s/code\n"):format(cli.LUA,
+      cli.quote(cli.SMM), words, cli.quote(dir)))
+    local pid_file = dir .. "/pid"
+    local cmd = ("cd %s && %s sh -c 'echo $$ > %s; exec sh %s/run.sh' >%s/out 2>%s/err </dev/null &")
+      :format(cli.quote(dir), cli.env_prefix{ SMM_API_URL = srv.url, SMM_API_KEY = KEY },
+        pid_file, dir, dir, dir)
+    os.execute(cmd)
+    local deadline = core.now() + 10000
+    while not ready(dir) and core.now() < deadline do cli.sleep(0.05) end
+    -- the lua process: the child of the sh running run.sh
+    local p = io.popen("pgrep -P $(cat " .. pid_file .. ")")
+    local pid = tonumber(p:read("*l"))
+    p:close()
+    assert.is_number(pid, "smm is not running: " .. tostring(cli.read_file(dir .. "/err")))
+    local t0 = core.now()
+    for i = 1, signals or 1 do
+      if i > 1 then cli.sleep(gap or 0.3) end
+      os.execute("kill -INT " .. pid)
+    end
+    while cli.alive(pid) and core.now() - t0 < 30000 do cli.sleep(0.02) end
+    local seconds = (core.now() - t0) / 1000
+    cli.sleep(0.1)
+    return tonumber(cli.read_file(dir .. "/code")), seconds, dir
+  end
+
+  it("smm wait --every 20 ends with 130 right after Ctrl-C", function()
+    local srv = hostile.start{ default = IN_PROGRESS }
+    local code, seconds = run_interrupted("wait 1 --every 20", srv,
+      function() return srv:count() >= 1 end)
+    srv:stop()
+    assert.equal(130, code)
+    assert.is_true(seconds < 3, "ended " .. seconds .. " s after SIGINT")
+  end)
+
+  it("smm balance against a silent panel ends with 130 right after Ctrl-C", function()
+    local srv = hostile.start{ default = { raw = "", hang = 30 } }
+    local code, seconds = run_interrupted("balance", srv, function() return srv:count() >= 1 end)
+    srv:stop()
+    assert.equal(130, code)
+    assert.is_true(seconds < 3, "ended " .. seconds .. " s after SIGINT")
+  end)
+
+  local CSV = "service,link,quantity\n1,https://x.test/a,100\n1,https://x.test/b,100\n"
+
+  local function batch_panel()
+    -- the add answer takes about 3 s to arrive: the signals land while it is in flight
+    return hostile.start{ actions = { services = SERVICES, balance = BALANCE,
+      add = { raw = hostile.json('{"order":23501}'), trickle = 0.03 } }, default = BALANCE }
+  end
+
+  it("smm batch: the first Ctrl-C finishes and journals the add in flight, then stops (130)",
+    function()
+      local srv = batch_panel()
+      local dir = cli.tmpdir()
+      cli.write_file(dir .. "/orders.csv", CSV)
+      local code, seconds, rdir = run_interrupted("batch " .. dir .. "/orders.csv --yes", srv,
+        function() return srv:count("add") >= 1 end)
+      local adds = srv:count("add")
+      srv:stop()
+      assert.equal(130, code, cli.read_file(rdir .. "/err"))
+      assert.is_true(seconds < 10, "ended " .. seconds .. " s after SIGINT")
+      assert.equal(1, adds)
+      local journal = cli.read_file(dir .. "/orders.csv.journal")
+      assert.matches('"order":23501', journal, 1, true)
+      assert.matches('"t":"done"', journal, 1, true)
+    end)
+
+  it("smm batch: a second Ctrl-C aborts the add in flight at once, left in doubt (130)",
+    function()
+      local srv = batch_panel()
+      local dir = cli.tmpdir()
+      cli.write_file(dir .. "/orders.csv", CSV)
+      local code, seconds, rdir = run_interrupted("batch " .. dir .. "/orders.csv --yes", srv,
+        function() return srv:count("add") >= 1 end, 2, 0.3)
+      local adds = srv:count("add")
+      srv:stop()
+      assert.equal(130, code, cli.read_file(rdir .. "/err"))
+      assert.is_true(seconds < 2, "ended " .. seconds .. " s after the first SIGINT")
+      assert.equal(1, adds)
+      local journal = cli.read_file(dir .. "/orders.csv.journal")
+      assert.is_nil(journal:find('"order":23501', 1, true))
+      assert.matches('"t":"ambiguous"', journal, 1, true)
+    end)
+end)
