@@ -203,20 +203,18 @@ describe("Ctrl-C: sleeps, transfers and every CLI command end at once (issue 10.
   -- returns the exit code, the seconds from the first SIGINT to the end, and dir.
   local function run_interrupted(words, srv, ready, signals, gap)
     local dir = cli.tmpdir()
-    cli.write_file(dir .. "/run.sh", ("%s %s %s; echo $? > %s/code\n"):format(cli.LUA,
-      cli.quote(cli.SMM), words, cli.quote(dir)))
-    local pid_file = dir .. "/pid"
-    local cmd = ("cd %s && %s sh -c 'echo $$ > %s; exec sh %s/run.sh' >%s/out 2>%s/err </dev/null &")
-      :format(cli.quote(dir), cli.env_prefix{ SMM_API_URL = srv.url, SMM_API_KEY = KEY },
-        pid_file, dir, dir, dir)
-    os.execute(cmd)
-    local deadline = core.now() + 10000
-    while not ready(dir) and core.now() < deadline do cli.sleep(0.05) end
-    -- the lua process: the child of the sh running run.sh
-    local p = io.popen("pgrep -P $(cat " .. pid_file .. ")")
-    local pid = tonumber(p:read("*l"))
-    p:close()
-    assert.is_number(pid, "smm is not running: " .. tostring(cli.read_file(dir .. "/err")))
+    cli.write_file(dir .. "/run.sh", ("%s %s %s & echo $! > %s/pid; wait $!; echo $? > %s/code\n")
+      :format(cli.LUA, cli.quote(cli.SMM), words, cli.quote(dir), cli.quote(dir)))
+    os.execute(("cd %s && %s sh %s/run.sh >%s/out 2>%s/err </dev/null &"):format(cli.quote(dir),
+      cli.env_prefix{ SMM_API_URL = srv.url, SMM_API_KEY = KEY }, dir, dir, dir))
+    local deadline = core.now() + 20000
+    while not (cli.read_file(dir .. "/pid") and ready()) and core.now() < deadline do
+      cli.sleep(0.05)
+    end
+    local pid = tonumber(cli.read_file(dir .. "/pid"))
+    assert.is_number(pid, "smm did not start: " .. tostring(cli.read_file(dir .. "/err")))
+    assert.is_true(cli.alive(pid), "smm ended before the signal: " ..
+      tostring(cli.read_file(dir .. "/err")))
     local t0 = core.now()
     for i = 1, signals or 1 do
       if i > 1 then cli.sleep(gap or 0.3) end
@@ -224,7 +222,8 @@ describe("Ctrl-C: sleeps, transfers and every CLI command end at once (issue 10.
     end
     while cli.alive(pid) and core.now() - t0 < 30000 do cli.sleep(0.02) end
     local seconds = (core.now() - t0) / 1000
-    cli.sleep(0.1)
+    deadline = core.now() + 5000
+    while not cli.read_file(dir .. "/code") and core.now() < deadline do cli.sleep(0.02) end
     return tonumber(cli.read_file(dir .. "/code")), seconds, dir
   end
 
