@@ -32,7 +32,7 @@ local function finalizer_loop(fn)
 end
 
 -- A large answer: decoding it allocates enough for many collection cycles.
-local N = 3000
+local N = 6000
 local function big_list()
   local items = {}
   for i = 1, N do
@@ -58,7 +58,7 @@ describe("smm.core: a handle used from a finalizer during its own request (issue
     if _VERSION == "Lua 5.4" then mode = collectgarbage("incremental") end
     collectgarbage("collect")
     pause = collectgarbage("setpause", 10)
-    stepmul = collectgarbage("setstepmul", 400)
+    stepmul = collectgarbage("setstepmul", 1000)
   end)
   after_each(function()
     collectgarbage("setpause", pause)
@@ -104,14 +104,14 @@ describe("smm.core: a handle used from a finalizer during its own request (issue
       end
     end)
     local single = h:request(srv.url, { key = KEY, action = "services" })
-    local many = h:request_many(srv.url, { { key = KEY, action = "services" },
-      { key = KEY, action = "services" }, { key = KEY, action = "services" } },
-      { concurrency = 3 })
-    loop.armed = false
     assert.equal(200, single.status)
     assert.equal(N, #single.json)
-    assert.equal(3, #many)
-    for i = 1, 3 do
+    single = nil -- luacheck: ignore (less to mark in every cycle)
+    local many = h:request_many(srv.url, { { key = KEY, action = "services" },
+      { key = KEY, action = "services" } }, { concurrency = 2 })
+    loop.armed = false
+    assert.equal(2, #many)
+    for i = 1, 2 do
       assert.equal(200, many[i].status, tostring(many[i].message))
       assert.equal(N, #many[i].json)
     end
