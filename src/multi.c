@@ -11,11 +11,13 @@
  * A connection with unread bytes is never reused. A panel or proxy can leave a second answer
  * nobody asked for on a keep-alive connection; when it arrives after libcurl has read the
  * first answer to its end, libcurl 7.88 keeps the connection and hands those bytes to the next
- * request as its answer (another order's status). So before every transfer starts, the
- * handle's sockets are polled (unread_bytes): with nothing in flight, bytes waiting on any of
- * them drop the whole connection cache; with transfers in flight (whose sockets may be
- * readable for good reasons) the new transfer takes a fresh connection, and the cache is
- * dropped when the run ends if the bytes are still there.
+ * request as its answer (another order's status). So before a transfer starts with nothing
+ * in flight (every single request, the first of a request_many, each one at concurrency 1),
+ * the handle's sockets are polled (unread_bytes), and bytes waiting on any of them drop the
+ * whole connection cache. Limits: a stray answer that arrives after the next request was sent
+ * cannot be told from its answer; within one request_many at concurrency > 1 the sockets of
+ * transfers in flight are readable for good reasons, so there the check waits for the next
+ * run.
  *
  * Interrupts (interrupt.c): after a signal nothing new starts (those items fail, unsent); at
  * abort_at, transfers in flight are removed and fail as "interrupted". While signals are
@@ -139,16 +141,14 @@ void smm_client_reset_connections(smm_client *c) {
   c->multi = m;
 }
 
-/* Whether the next transfer must take a fresh connection; drops the cache when it can. */
-static int avoid_reuse(smm_client *c, int active, int *dirty) {
-  if (c->sockets_len == 0 || !unread_bytes(c)) return *dirty && active > 0;
-  if (active > 0) {
-    *dirty = 1;
-    return 1;
-  }
+/* With nothing in flight, every socket of the handle is an idle connection: bytes waiting on
+ * one drop the connection cache. Returns 1 when the next transfer must take a fresh
+ * connection (the reset failed). With transfers in flight the sockets cannot be told apart
+ * (an answer arriving makes its socket readable): no check, see the header comment. */
+static int avoid_reuse(smm_client *c, int active) {
+  if (active > 0 || c->sockets_len == 0 || !unread_bytes(c)) return 0;
   smm_client_reset_connections(c);
-  *dirty = 0;
-  return c->sockets_len > 0; /* the reset failed */
+  return c->sockets_len > 0;
 }
 
 /* The result of a transfer a signal stopped (started = 0: never started). */
@@ -186,7 +186,7 @@ static void store_result(lua_State *L, int results_idx, int index, int single) {
 
 void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx, int n,
                    const smm_request_opts *o, int results_idx, int decode_idx, int schema_idx) {
-  int next = 0, active = 0, conc = o->concurrency, dirty = 0;
+  int next = 0, active = 0, conc = o->concurrency;
   /* nil at bodies_idx: a single request, whose body is c->form and whose result replaces the
    * value at results_idx (no strings or tables to allocate for every request). */
   int single = lua_isnil(L, bodies_idx);
@@ -206,7 +206,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       const char *body;
       size_t len;
       CURLcode r;
-      int fresh = avoid_reuse(c, active, &dirty);
+      int fresh = avoid_reuse(c, active);
       if (single) {
         body = c->form.data ? c->form.data : "";
         len = c->form.len;
@@ -270,8 +270,6 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       if (mc != CURLM_OK) goto fatal;
     }
   }
-  /* A connection left dirty while others were in flight: dropped now if still dirty. */
-  if (dirty && c->sockets_len > 0 && unread_bytes(c)) smm_client_reset_connections(c);
   return;
 
 fatal:
