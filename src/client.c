@@ -807,7 +807,7 @@ static int client_close(lua_State *L) {
 static int client_tostring(lua_State *L) {
   smm_client *c = (smm_client *)luaL_checkudata(L, 1, SMM_HANDLE_MT);
   lua_pushfstring(L, "smm.core.handle: %p (%s)", (void *)c,
-                  c->closed || c->close_pending ? "closed" : "open");
+                  c->closed || c->close_pending ? "closed" : c->busy ? "busy" : "open");
   return 1;
 }
 
