@@ -31,7 +31,8 @@ build = {
   type = "builtin",
   modules = {
     ["smm.core"] = {
-      sources = { "src/buffer.c", "src/client.c", "src/core.c", "src/decode.c", "src/form.c", "src/multi.c" },
+      sources = { "src/buffer.c", "src/client.c", "src/core.c", "src/decode.c", "src/form.c", "src/interrupt.c",
+                  "src/multi.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },

@@ -125,13 +125,19 @@ describe("smm.core", function()
       assert.matches("handle is closed", err, 1, true)
     end)
 
-    it("garbage collection of unclosed handles is safe", function()
-      for _ = 1, 5 do
+    it("garbage collection frees unclosed handles, other handles keep working", function()
+      local weak = setmetatable({}, { __mode = "v" })
+      for i = 1, 5 do
         local h = core.new()
-        h:request(sb.url, { key = KEY, action = "balance" })
+        assert.equal(200, h:request(sb.url, { key = KEY, action = "balance" }).status)
+        weak[i] = h
       end
       collectgarbage()
       collectgarbage()
+      assert.is_nil(next(weak), "an unclosed handle was not collected")
+      local h = core.new()
+      assert.equal(200, h:request(sb.url, { key = KEY, action = "balance" }).status)
+      h:close()
     end)
 
     if is54 then

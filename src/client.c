@@ -3,14 +3,21 @@
  * handle pool and its configuration, the write/header callbacks, request/request_many argument
  * handling, result tables, close/__gc/__close/__tostring.
  *
+ * A request runs under lua_pcall with c->busy set (see guarded_call): Lua code that runs
+ * inside it (a __gc finalizer) cannot use the handle, and an error that escapes it (out of
+ * memory, a finalizer's error on 5.1/5.3/LuaJIT) still leaves the handle idle and usable.
+ *
  * Rules kept here: the userdata (with its __gc metatable) exists before any curl handle is
  * made, so a Lua error at any point cannot leak; every argument is checked and every body is
  * encoded before a transfer starts; curl callbacks only append to C buffers owned by the
  * userdata and never touch Lua.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "client.h"
 
@@ -93,6 +100,36 @@ static size_t header_cb(char *ptr, size_t size, size_t nitems, void *userdata) {
   return n;
 }
 
+/* libcurl opens and closes every socket of the handle through these two (C only, no Lua), so
+ * that c->sockets always lists the open ones. Out of memory while listing: the socket is not
+ * opened (libcurl reports a connect failure) rather than left unwatched. */
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *addr) {
+  smm_client *c = clientp;
+  curl_socket_t fd;
+  if (c->sockets_len == c->sockets_cap) {
+    int cap = c->sockets_cap ? c->sockets_cap * 2 : 8;
+    int *p = realloc(c->sockets, (size_t)cap * sizeof(*p));
+    if (p == NULL) return CURL_SOCKET_BAD;
+    c->sockets = p;
+    c->sockets_cap = cap;
+  }
+  fd = socket(addr->family, addr->socktype, addr->protocol);
+  if (fd != CURL_SOCKET_BAD) c->sockets[c->sockets_len++] = fd;
+  return fd;
+}
+
+static int close_socket_cb(void *clientp, curl_socket_t fd) {
+  smm_client *c = clientp;
+  int i;
+  for (i = 0; i < c->sockets_len; i++)
+    if (c->sockets[i] == fd) {
+      c->sockets[i] = c->sockets[--c->sockets_len];
+      break;
+    }
+  return close(fd);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* The easy handle pool.                                                                       */
 
@@ -107,6 +144,10 @@ static CURLcode configure_easy(smm_client *c, smm_transfer *t) {
   SET(CURLOPT_WRITEDATA, (void *)t);
   SET(CURLOPT_HEADERFUNCTION, header_cb);
   SET(CURLOPT_HEADERDATA, (void *)t);
+  SET(CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+  SET(CURLOPT_OPENSOCKETDATA, (void *)c);
+  SET(CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+  SET(CURLOPT_CLOSESOCKETDATA, (void *)c);
   SET(CURLOPT_TIMEOUT_MS, c->timeout_ms);
   SET(CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
   /* No proxy option means no proxy: "" also stops libcurl from picking one up from the
@@ -195,6 +236,9 @@ static void client_free(smm_client *c) {
     curl_slist_free_all(c->header_lists[i]);
     c->header_lists[i] = NULL;
   }
+  free(c->sockets); /* after the multi handle, which closed the last of them */
+  c->sockets = NULL;
+  c->sockets_len = c->sockets_cap = 0;
   smm_buffer_free(&c->form);
   free(c->proxy);
   free(c->cainfo);
@@ -252,7 +296,19 @@ static int provably_unsent(CURL *e, CURLcode code) {
   return request_size == 0 && pretransfer == 0;
 }
 
+/* An aborted transfer left nothing on the wire: libcurl had not reached the point of sending
+ * (pretransfer, zeroed when a transfer starts) nor counted a request byte. Values left from
+ * the handle's previous transfer only ever say "sent". */
+static int never_sent(CURL *e) {
+  long request_size = 1;
+  curl_off_t pretransfer = 1;
+  if (curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK) return 0;
+  if (curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK) return 0;
+  return request_size == 0 && pretransfer == 0;
+}
+
 static const char *failure_kind(smm_transfer *t, CURLcode code) {
+  if (t->interrupted) return "interrupted";
   if (code == CURLE_OPERATION_TIMEDOUT) return "timeout";
   if (t->too_large) return "too_large";
   if (is_tls_failure(code)) return "tls";
@@ -316,7 +372,9 @@ void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
     const char *msg = curl_easy_strerror(code);
     lua_pushstring(L, failure_kind(t, code));
     lua_setfield(L, res, "failure");
-    if (t->too_large) {
+    if (t->interrupted) {
+      lua_pushliteral(L, "interrupted: a signal stopped the request (core.catch_interrupts)");
+    } else if (t->too_large) {
       char limit[64];
       snprintf(limit, sizeof limit, "%.0f", (double)t->max_body);
       lua_pushfstring(L, "%s: answer larger than max_body (%s bytes)", msg, limit);
@@ -325,7 +383,7 @@ void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
     else
       lua_pushstring(L, msg);
     lua_setfield(L, res, "message");
-    lua_pushboolean(L, started ? !provably_unsent(e, code) : 0);
+    lua_pushboolean(L, started ? (t->interrupted ? !never_sent(e) : !provably_unsent(e, code)) : 0);
     lua_setfield(L, res, "sent");
     lua_pushinteger(L, (lua_Integer)code);
     lua_setfield(L, res, "code");
@@ -549,8 +607,39 @@ int smm_client_new(lua_State *L) {
 
 static smm_client *check_open(lua_State *L) {
   smm_client *c = (smm_client *)luaL_checkudata(L, 1, SMM_HANDLE_MT);
-  if (c->closed) luaL_error(L, "smm.core: handle is closed");
+  if (c->closed || c->close_pending) luaL_error(L, "smm.core: handle is closed");
   return c;
+}
+
+/* A request from Lua code that runs inside this handle's own request (a __gc finalizer) is
+ * refused: it would reuse the transfers, buffers and multi handle the outer one is using. A
+ * request after an interrupt is refused too: nothing new is sent (see interrupt.c). */
+static smm_client *check_idle(lua_State *L) {
+  smm_client *c = check_open(L);
+  if (c->busy)
+    luaL_error(L, "smm.core: handle is busy: it was used from inside its own request (a __gc "
+                  "finalizer?); use another handle there");
+  if (smm_interrupted()) luaL_error(L, "smm.core: interrupted (nothing was sent)");
+  return c;
+}
+
+/* Runs body (pushed by the caller before c->busy was set: on 5.1 pushing a C function
+ * allocates, and may run a finalizer) on the stack's arguments, under lua_pcall. Whatever
+ * happens the handle leaves busy; transfers an error left in the multi handle are removed; a
+ * close asked for meanwhile is done. Then the error, if any, goes on. */
+static int guarded_call(lua_State *L, smm_client *c) {
+  int status;
+  c->busy = 1;
+  lua_insert(L, 1);
+  status = lua_pcall(L, lua_gettop(L) - 1, 1, 0);
+  c->busy = 0;
+  if (status != 0) {
+    smm_client_abort_inflight(c);
+    smm_buffer_reset(&c->form);
+  }
+  if (c->close_pending) client_free(c);
+  if (status != 0) return lua_error(L);
+  return 1;
 }
 
 /* Whether the schema at idx is valid. Each schema table is checked the first time this handle
@@ -644,11 +733,9 @@ static void run(lua_State *L, smm_client *c, int n, smm_request_opts *o) {
   }
 }
 
-static int client_request(lua_State *L) {
-  smm_client *c = check_open(L);
+static int request_body(lua_State *L) {
+  smm_client *c = (smm_client *)lua_touserdata(L, 1);
   smm_request_opts o = {1, 1, 0, 0, 0};
-  luaL_checkstring(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
   read_ropts(L, 4, 0, &o);
   lua_settop(L, 4);
   smm_form_encode(L, 3, &c->form, 0); /* the body: nothing else writes c->form until done */
@@ -660,13 +747,11 @@ static int client_request(lua_State *L) {
   return 1;
 }
 
-static int client_request_many(lua_State *L) {
-  smm_client *c = check_open(L);
+static int request_many_body(lua_State *L) {
+  smm_client *c = (smm_client *)lua_touserdata(L, 1);
   smm_request_opts o = {1, 0, 0, 0, 0};
   int n, i;
   o.concurrency = c->concurrency;
-  luaL_checkstring(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
   read_ropts(L, 4, 1, &o);
   lua_settop(L, 4);
   n = (int)lua_rawlen(L, 3);
@@ -688,15 +773,40 @@ static int client_request_many(lua_State *L) {
   return 1;
 }
 
+/* handle:request(url, fields, ropts): the arguments are checked here, with their positions
+ * in the messages, the rest runs guarded. */
+static int client_request(lua_State *L) {
+  smm_client *c = check_idle(L);
+  luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 4);
+  lua_pushcfunction(L, request_body);
+  return guarded_call(L, c);
+}
+
+static int client_request_many(lua_State *L) {
+  smm_client *c = check_idle(L);
+  luaL_checkstring(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 4);
+  lua_pushcfunction(L, request_many_body);
+  return guarded_call(L, c);
+}
+
 static int client_close(lua_State *L) {
   smm_client *c = (smm_client *)luaL_checkudata(L, 1, SMM_HANDLE_MT);
+  if (c->busy) { /* from inside its own request: freed when that request ends */
+    c->close_pending = 1;
+    return 0;
+  }
   client_free(c); /* idempotent: everything freed is set to NULL */
   return 0;
 }
 
 static int client_tostring(lua_State *L) {
   smm_client *c = (smm_client *)luaL_checkudata(L, 1, SMM_HANDLE_MT);
-  lua_pushfstring(L, "smm.core.handle: %p (%s)", (void *)c, c->closed ? "closed" : "open");
+  lua_pushfstring(L, "smm.core.handle: %p (%s)", (void *)c,
+                  c->closed || c->close_pending ? "closed" : c->busy ? "busy" : "open");
   return 1;
 }
 

@@ -35,6 +35,7 @@ typedef struct smm_transfer {
   smm_buffer retry_after; /* raw Retry-After header value of the last response seen */
   size_t max_body;
   int too_large;    /* set by the write callback when max_body was exceeded */
+  int interrupted;  /* aborted by a signal (interrupt.c), or never started because of one */
   int in_multi;     /* currently added to the client's multi handle */
   int index;        /* 0-based slot of the result this transfer produces */
   int headers;      /* CURLOPT_HTTPHEADER is c->header_lists[headers] */
@@ -56,6 +57,17 @@ typedef struct smm_client {
   size_t max_body;
   int concurrency;
   int closed;
+  /* Lua code can run in the middle of a request (a __gc finalizer, run by an allocation while
+   * a result table is built or an answer decoded). busy refuses a request made from there (it
+   * would take the transfers, buffers and multi handle from under the outer one); a close made
+   * from there only sets close_pending, and the outer request frees the handle when it ends. */
+  int busy;
+  int close_pending;
+  /* Every socket libcurl opened for this handle and has not closed (its open/close socket
+   * callbacks): before a transfer starts, any of them with bytes waiting means an idle
+   * connection holds an answer nobody asked for (see multi.c, unread_bytes). */
+  int *sockets;
+  int sockets_len, sockets_cap;
 } smm_client;
 
 /* client.c */
@@ -77,6 +89,15 @@ typedef struct smm_request_opts {
   int schema;      /* a schema was given (see smm_decode_body) */
   int schemas;     /* request_many: a schema per item was given (ropts.schemas) */
 } smm_request_opts;
+
+/* multi.c: drops every cached connection (a new multi handle), nothing being in flight. */
+void smm_client_reset_connections(smm_client *c);
+
+/* interrupt.c (see its header comment): signals caught by core.catch_interrupts. */
+void smm_interrupt_register(lua_State *L); /* sets catch_interrupts, interrupts on the table on top */
+int smm_interrupted(void);                 /* signals caught so far (0 when not catching) */
+int smm_interrupt_aborts(void);            /* 1 when transfers in flight are to be aborted */
+int smm_catching_interrupts(void);         /* 1 once catch_interrupts was called */
 
 /* multi.c: runs `n` transfers of the bodies in the table at bodies_idx (strings 1..n) to url,
  * o->concurrency at a time, storing result i at results_idx[i]. nil at bodies_idx: a single

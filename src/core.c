@@ -1,8 +1,9 @@
 /*
  * core.c: the module "smm.core". luaopen_smm_core opens the other parts (the handle type in
  * client.c) and owns the small module-level functions: _VERSION, sleep, now (also the
- * handle's sleep and now methods).
- * The module keeps no C globals: every piece of state lives in a handle userdata.
+ * handle's sleep and now methods), and registers catch_interrupts/interrupts (interrupt.c).
+ * The module keeps no C globals but the signal count of interrupt.c (signals are per process):
+ * every other piece of state lives in a handle userdata.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -11,7 +12,8 @@
 #include "client.h"
 
 /* The milliseconds at idx: nanosleep, resumed after EINTR with the remaining time; no busy
- * wait. */
+ * wait. Once core.catch_interrupts has counted a signal it returns at once: a signal ends the
+ * nanosleep (no SA_RESTART) and is not slept through. */
 static int sleep_ms(lua_State *L, int idx) {
   lua_Number ms;
   struct timespec req, rem;
@@ -20,12 +22,12 @@ static int sleep_ms(lua_State *L, int idx) {
   ms = lua_tonumber(L, idx);
   if (!(ms >= 0 && ms <= 1e12)) /* also rejects NaN */
     return luaL_error(L, "smm.core.sleep: milliseconds must be a non-negative number");
-  if (ms == 0) return 0;
+  if (ms == 0 || smm_interrupted()) return 0;
   req.tv_sec = (time_t)(ms / 1000);
   req.tv_nsec = (long)((ms - (lua_Number)req.tv_sec * 1000) * 1e6);
   if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
   if (req.tv_nsec < 0) req.tv_nsec = 0;
-  while (nanosleep(&req, &rem) != 0 && errno == EINTR) req = rem;
+  while (nanosleep(&req, &rem) != 0 && errno == EINTR && !smm_interrupted()) req = rem;
   return 0;
 }
 
@@ -62,5 +64,6 @@ int luaopen_smm_core(lua_State *L) {
   luaL_newlib(L, funcs);
   lua_pushliteral(L, SMM_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  smm_interrupt_register(L);
   return 1;
 }

@@ -7,7 +7,25 @@
  * No Lua is called while curl runs except to build the result table of a transfer that has
  * already finished and been removed from the multi handle. If that raises (out of memory),
  * the transfers still added are removed at the start of the next run or by close/__gc.
+ *
+ * A connection with unread bytes is never reused. A panel or proxy can leave a second answer
+ * nobody asked for on a keep-alive connection; when it arrives after libcurl has read the
+ * first answer to its end, libcurl 7.88 keeps the connection and hands those bytes to the next
+ * request as its answer (another order's status). So before a transfer starts with nothing
+ * in flight (every single request, the first of a request_many, each one at concurrency 1),
+ * the handle's sockets are polled (unread_bytes), and bytes waiting on any of them drop the
+ * whole connection cache. Limits: a stray answer that arrives after the next request was sent
+ * cannot be told from its answer; within one request_many at concurrency > 1 the sockets of
+ * transfers in flight are readable for good reasons, so there the check waits for the next
+ * run.
+ *
+ * Interrupts (interrupt.c): after a signal nothing new starts (those items fail, unsent); at
+ * abort_at, transfers in flight are removed and fail as "interrupted". While signals are
+ * caught the loop waits in slices of SLICE_MS, so that an abort is seen even when the signal
+ * went to another thread and did not interrupt the poll.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,7 +83,7 @@ static CURLcode set_url(smm_transfer *t, const char *url) {
  * connection died. On a fresh connection libcurl never retries. The flag is set again for
  * every transfer, so it is back to 0 for the next idempotent one. */
 static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const char *body,
-                      size_t len, const smm_request_opts *o, int index) {
+                      size_t len, const smm_request_opts *o, int index, int fresh) {
   CURL *e = t->easy;
   CURLcode r;
   int headers =
@@ -75,6 +93,7 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   smm_buffer_reset(&t->location);
   smm_buffer_reset(&t->retry_after);
   t->too_large = 0;
+  t->interrupted = 0;
   t->errbuf[0] = '\0';
   t->index = index;
   t->max_body = c->max_body;
@@ -82,7 +101,8 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
   /* Not copied: the body is a Lua string anchored on the stack, or c->form, for the whole run. */
   if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, o->idempotent ? 0L : 1L);
+  if (r == CURLE_OK) r = curl_easy_setopt(e, CURLOPT_FRESH_CONNECT,
+                                             o->idempotent && !fresh ? 0L : 1L);
   if (r == CURLE_OK && t->headers != headers) {
     r = curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->header_lists[headers]);
     if (r == CURLE_OK) t->headers = headers;
@@ -92,6 +112,49 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   if (mc != CURLM_OK) return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
   t->in_multi = 1;
   return CURLE_OK;
+}
+
+#define SLICE_MS 100
+
+/* 1 when bytes (or an end of stream) wait unread on one of the handle's sockets. */
+static int unread_bytes(smm_client *c) {
+  struct pollfd fds[16];
+  int i = 0;
+  while (i < c->sockets_len) {
+    int n = 0, k;
+    for (; i < c->sockets_len && n < 16; i++, n++) {
+      fds[n].fd = c->sockets[i];
+      fds[n].events = POLLIN;
+      fds[n].revents = 0;
+    }
+    if (poll(fds, (nfds_t)n, 0) > 0)
+      for (k = 0; k < n; k++)
+        if (fds[k].revents != 0) return 1;
+  }
+  return 0;
+}
+
+void smm_client_reset_connections(smm_client *c) {
+  CURLM *m = curl_multi_init();
+  if (m == NULL) return; /* out of memory: kept, every transfer of this run is fresh anyway */
+  curl_multi_cleanup(c->multi); /* closes its connections */
+  c->multi = m;
+}
+
+/* With nothing in flight, every socket of the handle is an idle connection: bytes waiting on
+ * one drop the connection cache. Returns 1 when the next transfer must take a fresh
+ * connection (the reset failed). With transfers in flight the sockets cannot be told apart
+ * (an answer arriving makes its socket readable): no check, see the header comment. */
+static int avoid_reuse(smm_client *c, int active) {
+  if (active > 0 || c->sockets_len == 0 || !unread_bytes(c)) return 0;
+  smm_client_reset_connections(c);
+  return c->sockets_len > 0;
+}
+
+/* The result of a transfer a signal stopped (started = 0: never started). */
+static void interrupted_result(smm_transfer *t, int index) {
+  t->interrupted = 1;
+  t->index = index;
 }
 
 static smm_transfer *idle_transfer(smm_client *c, int conc) {
@@ -133,10 +196,17 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
     int running = 0, left = 0, finished = 0;
     smm_transfer *t;
 
+    /* After a signal nothing new is sent: the items left fail, unsent. */
+    while (next < n && smm_interrupted() && (t = idle_transfer(c, conc)) != NULL) {
+      interrupted_result(t, next++);
+      push_result(L, t, CURLE_ABORTED_BY_CALLBACK, 0, decode_idx, schema_idx, o);
+      store_result(L, results_idx, t->index, single);
+    }
     while (active < conc && next < n && (t = idle_transfer(c, conc)) != NULL) {
       const char *body;
       size_t len;
       CURLcode r;
+      int fresh = avoid_reuse(c, active);
       if (single) {
         body = c->form.data ? c->form.data : "";
         len = c->form.len;
@@ -145,7 +215,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
         body = lua_tolstring(L, -1, &len);
         lua_pop(L, 1); /* still referenced by the bodies table */
       }
-      r = start(c, t, url, body, len, o, next);
+      r = start(c, t, url, body, len, o, next, fresh);
       next++;
       if (r == CURLE_OK) {
         active++;
@@ -155,6 +225,21 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
       }
     }
     if (active == 0) continue;
+
+    if (smm_interrupt_aborts()) { /* every transfer in flight fails as interrupted */
+      int i;
+      for (i = 0; i < conc; i++) {
+        t = c->pool[i];
+        if (!t->in_multi) continue;
+        curl_multi_remove_handle(c->multi, t->easy);
+        t->in_multi = 0;
+        active--;
+        interrupted_result(t, t->index);
+        push_result(L, t, CURLE_ABORTED_BY_CALLBACK, 1, decode_idx, schema_idx, o);
+        store_result(L, results_idx, t->index, single);
+      }
+      continue;
+    }
 
     mc = curl_multi_perform(c->multi, &running);
     if (mc != CURLM_OK) goto fatal;
@@ -181,7 +266,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
     /* A slot just freed is refilled at once: polling first would leave it idle until some
      * other transfer makes network progress. */
     if (active > 0 && running > 0 && !(finished && next < n)) {
-      mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+      mc = curl_multi_poll(c->multi, NULL, 0, smm_catching_interrupts() ? SLICE_MS : 1000, NULL);
       if (mc != CURLM_OK) goto fatal;
     }
   }

@@ -413,6 +413,8 @@ function M.run(ctx)
         output.say(msg, "  ", line_text)
       end
       if stopped then break end
+      -- Ctrl-C: the add in flight has finished and is journaled; nothing more is sent
+      if ctx.interrupts and ctx.interrupts() > 0 then break end
     end
   end)
   if live then io.stderr:write("\r\27[K") io.stderr:flush() end

@@ -157,6 +157,19 @@ function Ctx:retry_hook(timeout_ms)
   end
 end
 
+-- Ctrl-C and SIGTERM: smm.core counts them (it installs no handler unless asked), its sleeps
+-- and transfers end at once, nothing new is sent, and the command ends with 130. `batch` asks
+-- for abort_at = 2: the first signal lets the add in flight finish and be journaled, the second
+-- aborts it. Returns the function that counts the signals so far.
+local function catch_interrupts(name)
+  local ok, core = pcall(require, "smm.core")
+  if not ok or type(core) ~= "table" or not core.catch_interrupts then
+    return function() return 0 end
+  end
+  core.catch_interrupts{ abort_at = name == "batch" and 2 or 1 }
+  return core.interrupts
+end
+
 local function run(argv, env)
   local parsed, problem = args.parse(argv)
   if not parsed then
@@ -203,15 +216,18 @@ local function run(argv, env)
       or " (see smm help)"), { kind = "usage" })
     return EXIT.error
   end
+  -- (the sandbox command serves until Ctrl-C kills it: no handler there)
+  local interrupts = name == "sandbox" and function() return 0 end or catch_interrupts(name)
   local ctx = setmetatable({ args = parsed.args, flags = parsed.flags, raw = parsed.raw,
-    root = env.root, command = name }, Ctx)
+    root = env.root, command = name, interrupts = interrupts }, Ctx)
   -- (Lua 5.1's xpcall passes no arguments: a closure carries ctx)
   local ok, code = xpcall(function() return command(ctx) end, function(e)
     if type(e) == "table" then return e end
-    if tostring(e):find("interrupted!$") then return { interrupted = true } end
+    if interrupts() > 0 or tostring(e):find("interrupted!$") then return { interrupted = true } end
     return { crash = debug.traceback(tostring(e), 2) }
   end)
   if ctx.the_client then ctx.the_client:close() end
+  if ok and interrupts() > 0 then ok, code = false, { interrupted = true } end
   if ok then return code or 0 end
   if code.usage then return ctx:usage(code.usage) end
   if code.interrupted then
