@@ -297,7 +297,7 @@ for _, version in ipairs{ "5.1", "5.4" } do
 
     it("smm-cli: smm --version runs from the tree", function()
       local out = capture(("%s %s --version 2>&1"):format(tree_env(tree, version), q(tree .. "/bin/smm")))
-      assert.equal("smm 0.1.0 (lua-smm; smm.core 0.1.0; Lua " .. version .. ")\n", out)
+      assert.truthy(out:find("^smm %S+ %(lua%-smm; smm%.core %S+; Lua " .. version:gsub("%.", "%%.") .. "%)\n$"), out)
     end)
 
     if version == "5.4" then
