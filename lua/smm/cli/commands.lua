@@ -380,39 +380,52 @@ function M.config(ctx)
 end
 
 -- sandbox: run the sandbox panel --------------------------------------------------------------
+-- The panel is its own rock (smm-sandbox: Lua 5.3+, luasocket), so it is looked for, not loaded:
+-- beside this script in a checkout, then in this luarocks tree's bin, then on PATH.
+local function find_sandbox(root)
+  local checkout = root .. "/bin/smm-sandbox"
+  local f = io.open(checkout, "r")
+  if f then f:close(); return checkout, true end
+  -- installed, this script is TREE/lib/luarocks/rocks-5.x/smm-cli/VERSION/bin/smm
+  local tree = root:match("^(.*)/lib/luarocks/rocks%-[^/]+/[^/]+/[^/]+$")
+  if tree then
+    f = io.open(tree .. "/bin/smm-sandbox", "r")
+    if f then f:close(); return tree .. "/bin/smm-sandbox", false end
+  end
+  local p = io.popen("command -v smm-sandbox 2>/dev/null")
+  local found = p and p:read("*l")
+  if p then p:close() end
+  if found and found ~= "" then return found, false end
+  return nil
+end
+
 function M.sandbox(ctx)
-  local root = ctx.root or "."
-  local script = root .. "/bin/smm-sandbox"
-  local f = io.open(script, "r")
+  local script, in_checkout = find_sandbox(ctx.root or ".")
+  if not script then
+    output.error("the sandbox panel is not installed: luarocks install smm-sandbox (Lua 5.3+, luasocket)",
+      { kind = "missing" })
+    return M.EXIT.error
+  end
   local quote = require("smm.cli.journal").shell_quote
   local words = {}
   for i, w in ipairs(ctx.raw) do words[i] = quote(w) end
-  if f then
-    f:close()
-    -- The interpreter with every option it was given before the script: luarocks' wrapper runs
+  local command = {}
+  if in_checkout then
+    -- The interpreter with every option it was given before the script (the checkout's script
+    -- moves itself to lua5.4 when that is 5.1 or LuaJIT). luarocks' wrapper runs
     -- `lua -e 'package.path=...' .../bin/smm`, so arg[-1] is that -e text, not the interpreter.
     local first = 0
     while arg and arg[first - 1] ~= nil do first = first - 1 end
-    local command = {}
     for i = first, -1 do command[#command + 1] = quote(arg[i]) end
     if #command == 0 then command[1] = "lua5.4" end
-    local ok, how, code = output.execute("exec " .. table.concat(command, " ") .. " " ..
-      quote(script) .. " " .. table.concat(words, " "))
-    if ok then return 0 end
-    if how == "signal" then return M.EXIT.interrupted end
-    return code or 1
   end
-  -- installed without the script: the module serves in this process
-  local sandbox = require "smm.sandbox"
-  local port = 8080
-  for i, w in ipairs(ctx.raw) do if w == "--port" then port = tonumber(ctx.raw[i + 1]) or port end end
-  local server = sandbox.new{ port = port, keys = {} }
-  local url, err = server:listen()
-  if not url then return ctx:usage(tostring(err)) end
-  io.stdout:write("smm-sandbox listening on ", url, "\n")
-  io.stdout:flush()
-  server:run()
-  return 0
+  -- an installed smm-sandbox is luarocks' wrapper, which starts the Lua its rock was built for
+  command[#command + 1] = quote(script)
+  local ok, how, code = output.execute("exec " .. table.concat(command, " ") .. " " ..
+    table.concat(words, " "))
+  if ok then return 0 end
+  if how == "signal" then return M.EXIT.interrupted end
+  return code or 1
 end
 
 -- money helper used by batch summaries
