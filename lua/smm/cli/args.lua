@@ -61,7 +61,7 @@ M.ORDER = { "service", "link", "quantity", "runs", "interval", "comments", "comm
 M.WAIT = { "every", "timeout", "grace" }
 
 -- Edit distance (insertions, deletions, substitutions, and swaps of neighbours: "balacne").
-local function distance(a, b)
+function M.distance(a, b)
   local prev2, prev = nil, {}
   for j = 0, #b do prev[j] = j end
   for i = 1, #a do
@@ -85,7 +85,7 @@ function M.suggest(word, candidates)
   local lower = word:lower()
   local limit = #word <= 4 and 1 or 2
   for _, c in ipairs(candidates) do
-    local d = distance(lower, c)
+    local d = M.distance(lower, c)
     if #lower >= 3 and c:sub(1, #lower) == lower then d = math.min(d, 1) end
     if d <= limit and (not best_d or d < best_d or (d == best_d and c < best)) then best, best_d = c, d end
   end

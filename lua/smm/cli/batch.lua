@@ -35,20 +35,6 @@ end
 local ALIASES = { qty = "quantity", amount = "quantity", count = "quantity", url = "link",
   comment = "comments", group = "groups", service_id = "service", id = "service", user = "username" }
 
-local function distance(a, b)
-  local previous = {}
-  for j = 0, #b do previous[j] = j end
-  for i = 1, #a do
-    local current = { [0] = i }
-    for j = 1, #b do
-      local cost = a:byte(i) == b:byte(j) and 0 or 1
-      current[j] = math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-    end
-    previous = current
-  end
-  return previous[#b]
-end
-
 -- Is every letter of `short` in `long`, in order, starting with the same letter ("qty")?
 local function abbreviates(short, long)
   if short:sub(1, 1) ~= long:sub(1, 1) then return false end
@@ -66,7 +52,7 @@ local function did_you_mean(name)
   if ALIASES[name] then return ALIASES[name] end
   local best, best_distance
   for field in pairs(validate.ADD_FIELDS) do
-    local d = distance(name, field)
+    local d = args.distance(name, field)
     if d <= 2 and (not best_distance or d < best_distance or (d == best_distance and field < best)) then
       best, best_distance = field, d
     end
@@ -167,86 +153,98 @@ local function progress(live, done, total, cost, failed)
   return text
 end
 
-function M.run(ctx)
+-- The steps of `smm batch`. They share one table, `run`: the settings from the command line,
+-- then what each step learns (the rows, the journal's state, the plan, the outcomes). A step
+-- that ends the command returns its exit code; one that lets it go on returns nil.
+
+-- Every flag problem is a usage error before the CSV is read or the panel is asked.
+local function settings(ctx)
   local ok, problem = args.check(ctx, "batch",
     { "dry-run", "force", "wait", "journal", "result", "resend-ambiguous", "mark-placed" }, args.WAIT)
-  if not ok then return ctx:usage(problem) end
-  if #ctx.args ~= 1 then return ctx:usage("usage: smm batch FILE.csv [--dry-run] [--yes] [--wait]") end
+  if not ok then return nil, ctx:usage(problem) end
+  if #ctx.args ~= 1 then return nil, ctx:usage("usage: smm batch FILE.csv [--dry-run] [--yes] [--wait]") end
   local path = ctx.args[1]
   local flags = ctx.flags
-  local journal_path = flags.journal or (path .. ".journal")
-  local result_path = flags.result or (path:gsub("%.[Cc][Ss][Vv]$", "") .. ".result.csv")
-  if result_path == path then result_path = path .. ".result.csv" end
-  local wait_opts
-  wait_opts, problem = commands.wait_options(flags)
-  if not wait_opts then return ctx:usage(problem) end
-  local resend, mark = {}, {}
+  local run = { path = path, flags = flags, resend = {}, mark = {},
+    journal_path = flags.journal or (path .. ".journal"),
+    result_path = flags.result or (path:gsub("%.[Cc][Ss][Vv]$", "") .. ".result.csv") }
+  if run.result_path == path then run.result_path = path .. ".result.csv" end
+  run.wait_opts, problem = commands.wait_options(flags)
+  if not run.wait_opts then return nil, ctx:usage(problem) end
   local list
   list, problem = line_list(flags["resend-ambiguous"], "resend-ambiguous")
-  if not list then return ctx:usage(problem) end
-  for _, n in ipairs(list) do resend[n] = true end
+  if not list then return nil, ctx:usage(problem) end
+  for _, n in ipairs(list) do run.resend[n] = true end
   for _, pair in ipairs(flags["mark-placed"] or {}) do
     for item in pair:gmatch("[^,%s]+") do
       local l, id = item:match("^(%d+)=(%d+)$")
-      if not l then return ctx:usage("--mark-placed takes LINE=ORDER_ID, got '" .. item .. "'") end
-      mark[args.tointeger(tonumber(l))] = args.tointeger(tonumber(id))
+      if not l then return nil, ctx:usage("--mark-placed takes LINE=ORDER_ID, got '" .. item .. "'") end
+      run.mark[args.tointeger(tonumber(l))] = args.tointeger(tonumber(id))
     end
   end
+  return run
+end
 
-  -- 1. read and check every row -----------------------------------------------------------
-  local text, err = read_file(path)
+-- "path:line: message" for each problem, then that nothing was sent.
+local function refuse_rows(path, problems)
+  for _, p in ipairs(problems) do output.error(path .. ":" .. p.line .. ": " .. p.message) end
+  output.error(#problems .. " bad row" .. (#problems == 1 and "" or "s") .. " in " .. path ..
+    ": nothing was sent")
+  return EXIT.error
+end
+
+-- One bad row and nothing is sent: every row and its price is checked before anything else.
+local function read_and_check(ctx, run)
+  local text, err = read_file(run.path)
   if not text then return ctx:usage("cannot read " .. tostring(err)) end
   local rows, problems = M.rows(text)
-  local function report(list_of)
-    for _, p in ipairs(list_of) do output.error(path .. ":" .. p.line .. ": " .. p.message) end
-    output.error(#list_of .. " bad row" .. (#list_of == 1 and "" or "s") .. " in " .. path ..
-      ": nothing was sent")
-    return EXIT.error
-  end
-  if not rows then return report(problems) end
-  local client = ctx:client()
+  if not rows then return refuse_rows(run.path, problems) end
+  run.rows, run.client = rows, ctx:client()
   local services
-  services, err = client:services()
+  services, err = run.client:services()
   if not services then return ctx:fail(err) end
   problems = {}
   for _, row in ipairs(rows) do
-    local clean, price = order.check(client, row.order)
+    local clean, price = order.check(run.client, row.order)
     if not clean then
       problems[#problems + 1] = { line = row.line, message = price.message }
     else
       row.clean, row.price = clean, price
     end
   end
-  if #problems > 0 then return report(problems) end
+  if #problems > 0 then return refuse_rows(run.path, problems) end
+end
 
-  -- 2. the journal: what earlier runs did --------------------------------------------------
-  -- The lock comes first and is held through the question: a plan read without it could be
-  -- made stale by another run placing the same rows while this one waits at its [y/N].
-  local lock
-  lock, err = journal.lock(journal_path)
-  if not lock then return ctx:usage(err) end
-  local function release(...)
-    journal.unlock(lock)
-    return ...
+-- The usage error for a --resend-ambiguous or --mark-placed line that is not in doubt, or nil.
+local function not_in_doubt(ctx, run, lines, flag)
+  for line in pairs(lines) do
+    local row = run.by_line[line]
+    local s = row and row.journal and row.journal.state
+    if s ~= "intent" and s ~= "ambiguous" then
+      return ctx:usage("--" .. flag .. " " .. line .. ": that row is not in doubt")
+    end
   end
-  local state
-  state, err = journal.read(journal_path)
-  if not state then return release(ctx:usage(err)) end
-  local panel = config.printable_url(ctx.url)
-  if state.open and state.open.panel and state.open.panel ~= panel then
-    return release(ctx:usage(journal_path .. " was written for the panel " ..
-      tostring(state.open.panel) .. ", not " .. panel .. ": use --journal FILE for a new run"))
+end
+
+-- A resumed run must meet the journal it left (same panel, same rows); each row gets row.journal.
+local function match_journal(ctx, run)
+  local earlier, err = journal.read(run.journal_path)
+  if not earlier then return ctx:usage(err) end
+  run.earlier, run.panel = earlier, config.printable_url(ctx.url)
+  if earlier.open and earlier.open.panel and earlier.open.panel ~= run.panel then
+    return ctx:usage(run.journal_path .. " was written for the panel " ..
+      tostring(earlier.open.panel) .. ", not " .. run.panel .. ": use --journal FILE for a new run")
   end
-  local by_line = {}
-  for _, row in ipairs(rows) do by_line[row.line] = row end
+  run.by_line = {}
+  for _, row in ipairs(run.rows) do run.by_line[row.line] = row end
   local changed = {}
-  for line, j in pairs(state.rows) do
-    local row = by_line[line]
+  for line, j in pairs(earlier.rows) do
+    local row = run.by_line[line]
     if not row then
       changed[#changed + 1] = { line = line,
         message = "the journal has this line but the CSV no longer does" }
     elseif row.hash ~= j.hash then
-      changed[#changed + 1] = { line = line, message = "the row changed since " .. journal_path ..
+      changed[#changed + 1] = { line = line, message = "the row changed since " .. run.journal_path ..
         " recorded it (" .. (j.state == "done" and ("order " .. tostring(j.order)) or j.state) .. ")" }
     else
       row.journal = j
@@ -254,219 +252,235 @@ function M.run(ctx)
   end
   if #changed > 0 then
     table.sort(changed, function(a, b) return a.line < b.line end)
-    for _, p in ipairs(changed) do output.error(path .. ":" .. p.line .. ": " .. p.message) end
+    for _, p in ipairs(changed) do output.error(run.path .. ":" .. p.line .. ": " .. p.message) end
     output.error("refusing to resume: the CSV changed under the journal; restore it, or start a " ..
       "new run with --journal FILE")
-    return release(EXIT.error)
+    return EXIT.error
   end
-  for line in pairs(resend) do
-    local row = by_line[line]
-    local s = row and row.journal and row.journal.state
-    if s ~= "intent" and s ~= "ambiguous" then
-      return release(ctx:usage("--resend-ambiguous " .. line .. ": that row is not in doubt"))
-    end
-  end
-  for line in pairs(mark) do
-    local row = by_line[line]
-    local s = row and row.journal and row.journal.state
-    if s ~= "intent" and s ~= "ambiguous" then
-      return release(ctx:usage("--mark-placed " .. line .. ": that row is not in doubt"))
-    end
-  end
+  return not_in_doubt(ctx, run, run.resend, "resend-ambiguous") or
+    not_in_doubt(ctx, run, run.mark, "mark-placed")
+end
 
-  local done, doubt, to_send = {}, {}, {}
+-- Rows done earlier are skipped, rows in doubt held back unless named; the rest and its total.
+local function plan(run)
+  run.done, run.doubt, run.to_send = {}, {}, {}
   local total = "0"
-  for _, row in ipairs(rows) do
+  for _, row in ipairs(run.rows) do
     local s = row.journal and row.journal.state
     if s == "done" then
-      done[#done + 1] = row
-    elseif (s == "intent" or s == "ambiguous") and not resend[row.line] and not mark[row.line] then
-      doubt[#doubt + 1] = row
-    elseif not mark[row.line] then
-      to_send[#to_send + 1] = row
+      run.done[#run.done + 1] = row
+    elseif (s == "intent" or s == "ambiguous") and not run.resend[row.line] and not run.mark[row.line] then
+      run.doubt[#run.doubt + 1] = row
+    elseif not run.mark[row.line] then
+      run.to_send[#run.to_send + 1] = row
       total = money.add(total, row.price)
     end
   end
-  total = money.format(total)
+  run.total = money.format(total)
+end
 
-  local balance
-  balance, err = client:balance()
-  if not balance then return release(ctx:fail(err)) end
-  local currency = balance.currency and (" " .. balance.currency) or ""
-  local plan = string.format(
+-- Money is spent only with a balance that covers it (or --force) and a yes; --dry-run ends here.
+local function confirm(ctx, run)
+  local balance, err = run.client:balance()
+  if not balance then return ctx:fail(err) end
+  local flags, total = run.flags, run.total
+  run.currency = balance.currency and (" " .. balance.currency) or ""
+  output.note(string.format(
     "%s: %d row%s; %d placed earlier, %d in doubt, %d to send for %s%s; balance %s%s",
-    path, #rows, #rows == 1 and "" or "s", #done, #doubt, #to_send, total, currency,
-    tostring(balance.balance), currency)
-  output.note(plan)
-  if state.torn > 0 then output.warn(journal_path .. ": ignored " .. state.torn .. " torn line(s)") end
+    run.path, #run.rows, #run.rows == 1 and "" or "s", #run.done, #run.doubt, #run.to_send, total,
+    run.currency, tostring(balance.balance), run.currency))
+  if run.earlier.torn > 0 then
+    output.warn(run.journal_path .. ": ignored " .. run.earlier.torn .. " torn line(s)")
+  end
   local short = money.is_decimal(balance.balance) and money.compare(total, balance.balance) > 0
   if flags["dry-run"] then
     if output.json_mode() then
-      output.json{ rows = #rows, done = #done, doubt = #doubt, to_send = #to_send, total = total,
-        balance = balance.balance, currency = balance.currency, short = short, dry_run = true }
+      output.json{ rows = #run.rows, done = #run.done, doubt = #run.doubt, to_send = #run.to_send,
+        total = total, balance = balance.balance, currency = balance.currency, short = short,
+        dry_run = true }
     end
     if short then output.warn("the balance is short by " .. money.format(money.sub(total,
       balance.balance))) end
-    return release(0)
+    return 0
   end
   if short and not flags.force then
     output.error("the balance " .. tostring(balance.balance) .. " is short by " ..
       money.format(money.sub(total, balance.balance)) .. ": nothing was sent (--force to send anyway)")
-    return release(EXIT.error)
+    return EXIT.error
   end
-  if #to_send > 0 or next(mark) then
-    local confirmed = commands.confirm(ctx, "Place " .. #to_send .. " orders for " .. total .. currency ..
-      "?")
-    if confirmed ~= true then return release(confirmed) end
+  if #run.to_send > 0 or next(run.mark) then
+    local confirmed = commands.confirm(ctx, "Place " .. #run.to_send .. " orders for " .. total ..
+      run.currency .. "?")
+    if confirmed ~= true then return confirmed end
   end
+end
 
-  -- 3. send, journaling before and after ----------------------------------------------------
-  local j
-  j, err = journal.open(journal_path)
-  if not j then journal.unlock(lock) return ctx:usage(err) end
-  local live = output.isatty(2)
-  local cost, failed, placed, stopped = "0", 0, 0, nil
-  local new_doubt = {}
-  -- Rows whose outcome the journal could not record (a full disk): said on stderr at once, with
-  -- what the user needs to settle them by hand; the run ends with EXIT.ambiguous.
-  local unrecorded = 0
-  local function unrecorded_row(row, what, advice, werr)
-    unrecorded = unrecorded + 1
-    stopped = werr
-    output.error(string.format("line %d (service %s, %s): %s, but %s: %s", row.line,
-      tostring(row.clean.service), order.target(row.clean), what, werr, advice))
+-- A row whose outcome the journal could not record (a full disk): said on stderr at once, with
+-- what the user needs to settle it by hand; the run stops and ends with EXIT.ambiguous.
+local function unrecorded(run, row, what, advice, werr)
+  run.unrecorded = run.unrecorded + 1
+  run.stopped = werr
+  output.error(string.format("line %d (service %s, %s): %s, but %s: %s", row.line,
+    tostring(row.clean.service), order.target(row.clean), what, werr, advice))
+end
+
+-- The journal says what became of every add, so a rerun never places a row twice: the row's line.
+local function record_outcome(run, row, res, add_err)
+  local j = run.journal_file
+  if res then
+    local wrote, werr = j:write({ t = "done", line = row.line, hash = row.hash, order = res.order,
+      price = row.price })
+    if not wrote then
+      unrecorded(run, row, string.format("order %d was placed (%s)", res.order, row.price),
+        string.format("once there is room, run again with --mark-placed %d=%d", row.line,
+          res.order), werr)
+    end
+    row.journal = { state = "done", order = res.order, price = row.price }
+    run.done[#run.done + 1] = row
+    run.placed = run.placed + 1
+    run.cost = money.add(run.cost, row.price)
+    return string.format("line %d: order %d (%s)", row.line, res.order, row.price)
+  elseif add_err.ambiguous then
+    local wrote, werr = j:write({ t = "ambiguous", line = row.line, hash = row.hash,
+      error = add_err.message, kind = add_err.kind }, true)
+    if not wrote then
+      unrecorded(run, row, "the order may have been placed (" .. add_err.message .. ")",
+        "check the panel's orders, then run again with --mark-placed " .. row.line ..
+        "=ORDER_ID or --resend-ambiguous " .. row.line, werr)
+    end
+    row.journal = { state = "ambiguous", error = add_err.message }
+    run.new_doubt[#run.new_doubt + 1] = row
+    run.stopped = "the panel's answer left an order in doubt"
+    return string.format("line %d: IN DOUBT: %s", row.line, add_err.message)
   end
-  -- before anything is sent, a journal that cannot be written ends the run cleanly
-  local function recorded(ok_written, werr)
-    if not ok_written then error({ journal = werr }, 0) end
+  local wrote, werr = j:write({ t = "failed", line = row.line, hash = row.hash,
+    error = add_err.message, kind = add_err.kind, code = add_err.code })
+  if not wrote then
+    unrecorded(run, row, "the panel refused the order, nothing was placed (" .. add_err.message ..
+      ")", "the journal will show this row in doubt: run again with --resend-ambiguous " ..
+      row.line, werr)
   end
+  row.journal = { state = "failed", error = add_err.message }
+  run.failed = run.failed + 1
+  if STOP_CODES[add_err.code] or add_err.kind == "network" or add_err.kind == "timeout" or
+      add_err.kind == "http" then
+    run.stopped = add_err.message
+  end
+  return string.format("line %d: failed: %s", row.line, add_err.message)
+end
+
+-- Before anything is sent, a journal that cannot be written ends the run cleanly.
+local function recorded(ok_written, werr)
+  if not ok_written then error({ journal = werr }, 0) end
+end
+
+-- --mark-placed and --resend-ambiguous settle rows in doubt: journaled before any row is sent.
+local function record_settled(run)
+  local j = run.journal_file
+  if not run.earlier.open then
+    recorded(j:write({ t = "open", csv = run.path:match("[^/]*$"), panel = run.panel }, true))
+  end
+  for line, id in pairs(run.mark) do
+    local row = run.by_line[line]
+    recorded(j:write({ t = "done", line = line, hash = row.hash, order = id, price = row.price,
+      manual = true }))
+    row.journal = { state = "done", order = id, price = row.price, manual = true }
+    run.done[#run.done + 1] = row
+  end
+  for line in pairs(run.resend) do
+    recorded(j:write({ t = "resend", line = line, hash = run.by_line[line].hash }))
+  end
+end
+
+-- Intent synced before each add, outcome after: a kill at any moment leaves every row known or
+-- in doubt. Stops at an error every next row would meet, a row in doubt, or the first Ctrl-C.
+local function send_rows(ctx, run)
+  for i, row in ipairs(run.to_send) do
+    local intended, werr = run.journal_file:write({ t = "intent", line = row.line, hash = row.hash }, true)
+    if not intended then
+      run.stopped = werr .. ": line " .. row.line .. " and the rows after it were not sent"
+      break
+    end
+    local res, add_err = run.client:add(row.clean, { max_cost = row.price })
+    local msg = record_outcome(run, row, res, add_err)
+    local line_text = progress(run.live, i, #run.to_send, run.cost, run.failed)
+    if run.live then
+      if not res then io.stderr:write("\r\27[K", msg, "\n") end
+    elseif not output.json_mode() then
+      output.say(msg, "  ", line_text)
+    end
+    if run.stopped then break end
+    -- Ctrl-C: the add in flight has finished and is journaled; nothing more is sent
+    if ctx.interrupts and ctx.interrupts() > 0 then break end
+  end
+end
+
+-- The journal is closed and the lock released whatever happens while sending.
+local function send(ctx, run)
+  local j, err = journal.open(run.journal_path)
+  if not j then journal.unlock(run.lock) return ctx:usage(err) end
+  run.journal_file, run.live = j, output.isatty(2)
+  run.cost, run.failed, run.placed, run.unrecorded, run.new_doubt = "0", 0, 0, 0, {}
   local ran_ok, run_err = pcall(function()
-    if not state.open then
-      recorded(j:write({ t = "open", csv = path:match("[^/]*$"), panel = panel }, true))
-    end
-    for line, id in pairs(mark) do
-      local row = by_line[line]
-      recorded(j:write({ t = "done", line = line, hash = row.hash, order = id, price = row.price,
-        manual = true }))
-      row.journal = { state = "done", order = id, price = row.price, manual = true }
-      done[#done + 1] = row
-    end
-    for line in pairs(resend) do
-      recorded(j:write({ t = "resend", line = line, hash = by_line[line].hash }))
-    end
-    for i, row in ipairs(to_send) do
-      local intended, werr = j:write({ t = "intent", line = row.line, hash = row.hash }, true)
-      if not intended then
-        stopped = werr .. ": line " .. row.line .. " and the rows after it were not sent"
-        break
-      end
-      local res, add_err = client:add(row.clean, { max_cost = row.price })
-      local msg
-      if res then
-        local wrote
-        wrote, werr = j:write({ t = "done", line = row.line, hash = row.hash, order = res.order,
-          price = row.price })
-        if not wrote then
-          unrecorded_row(row, string.format("order %d was placed (%s)", res.order, row.price),
-            string.format("once there is room, run again with --mark-placed %d=%d", row.line,
-              res.order), werr)
-        end
-        row.journal = { state = "done", order = res.order, price = row.price }
-        done[#done + 1] = row
-        placed = placed + 1
-        cost = money.add(cost, row.price)
-        msg = string.format("line %d: order %d (%s)", row.line, res.order, row.price)
-      elseif add_err.ambiguous then
-        local wrote
-        wrote, werr = j:write({ t = "ambiguous", line = row.line, hash = row.hash,
-          error = add_err.message, kind = add_err.kind }, true)
-        if not wrote then
-          unrecorded_row(row, "the order may have been placed (" .. add_err.message .. ")",
-            "check the panel's orders, then run again with --mark-placed " .. row.line ..
-            "=ORDER_ID or --resend-ambiguous " .. row.line, werr)
-        end
-        row.journal = { state = "ambiguous", error = add_err.message }
-        new_doubt[#new_doubt + 1] = row
-        msg = string.format("line %d: IN DOUBT: %s", row.line, add_err.message)
-        stopped = "the panel's answer left an order in doubt"
-      else
-        local wrote
-        wrote, werr = j:write({ t = "failed", line = row.line, hash = row.hash,
-          error = add_err.message, kind = add_err.kind, code = add_err.code })
-        if not wrote then
-          unrecorded_row(row, "the panel refused the order, nothing was placed (" .. add_err.message ..
-            ")", "the journal will show this row in doubt: run again with --resend-ambiguous " ..
-            row.line, werr)
-        end
-        row.journal = { state = "failed", error = add_err.message }
-        failed = failed + 1
-        msg = string.format("line %d: failed: %s", row.line, add_err.message)
-        if STOP_CODES[add_err.code] or add_err.kind == "network" or add_err.kind == "timeout" or
-            add_err.kind == "http" then
-          stopped = add_err.message
-        end
-      end
-      local line_text = progress(live, i, #to_send, cost, failed)
-      if live then
-        if not res then io.stderr:write("\r\27[K", msg, "\n") end
-      elseif not output.json_mode() then
-        output.say(msg, "  ", line_text)
-      end
-      if stopped then break end
-      -- Ctrl-C: the add in flight has finished and is journaled; nothing more is sent
-      if ctx.interrupts and ctx.interrupts() > 0 then break end
-    end
+    record_settled(run)
+    send_rows(ctx, run)
   end)
-  if live then io.stderr:write("\r\27[K") io.stderr:flush() end
+  if run.live then io.stderr:write("\r\27[K") io.stderr:flush() end
   j:close()
-  journal.unlock(lock)
+  journal.unlock(run.lock)
   if not ran_ok and type(run_err) == "table" and run_err.journal then
     output.error(tostring(run_err.journal) .. ": nothing was sent")
     return EXIT.error
   end
   if not ran_ok then error(run_err, 0) end
+end
 
-  -- 4. results ----------------------------------------------------------------------------
-  for _, row in ipairs(new_doubt) do doubt[#doubt + 1] = row end
-  table.sort(doubt, function(a, b) return a.line < b.line end)
-  table.sort(done, function(a, b) return a.line < b.line end)
-  local result_rows, untried = {}, 0
-  local results_json = output.array()
-  for _, row in ipairs(rows) do
+-- What became of each row, for the user: the result CSV, and the rows of the --json summary.
+local function write_results(run)
+  for _, row in ipairs(run.new_doubt) do run.doubt[#run.doubt + 1] = row end
+  table.sort(run.doubt, function(a, b) return a.line < b.line end)
+  table.sort(run.done, function(a, b) return a.line < b.line end)
+  local result_rows = {}
+  run.untried, run.results_json = 0, output.array()
+  for _, row in ipairs(run.rows) do
     local js = row.journal or {}
     local status = js.state == "done" and "placed" or (js.state == "failed" and "failed") or
       ((js.state == "intent" or js.state == "ambiguous") and "in doubt") or "not sent"
-    if status == "not sent" then untried = untried + 1 end
+    if status == "not sent" then run.untried = run.untried + 1 end
     local err_text = js.state == "done" and "" or (js.error or (status == "in doubt" and
       "the add was sent but no answer came back: check the panel" or ""))
     result_rows[#result_rows + 1] = { row.line, row.clean.service, order.target(row.clean),
       js.order and string.format("%d", js.order) or "", js.state == "done" and (js.price or row.price) or "",
       status, err_text }
-    results_json[#results_json + 1] = { line = row.line, service = row.clean.service,
+    run.results_json[#run.results_json + 1] = { line = row.line, service = row.clean.service,
       link = order.target(row.clean), order = js.order, price = row.price, status = status,
       error = err_text ~= "" and err_text or nil }
   end
-  local wrote, werr = csv.write_file(result_path,
+  local wrote, werr = csv.write_file(run.result_path,
     { "line", "service", "link", "order", "price", "status", "error" }, result_rows)
-  if not wrote then output.warn("cannot write " .. result_path .. ": " .. tostring(werr)) end
+  if not wrote then output.warn("cannot write " .. run.result_path .. ": " .. tostring(werr)) end
+end
 
-  local summary = string.format("placed %d order%s for %s%s this run (%d in all); %d failed; %d in doubt%s",
-    placed, placed == 1 and "" or "s", money.format(cost), currency, #done, failed, #doubt,
-    untried > 0 and ("; " .. untried .. " not sent") or "")
-  local sync_note = string.format("journal %s: %d syncs, %.1f ms each", journal_path, j.syncs,
-    j.syncs > 0 and j.sync_time * 1000 / j.syncs or 0)
+-- The outcome in a few lines (why it stopped, how to settle rows in doubt) and its exit code.
+local function summarise(run)
+  local flags, j, doubt = run.flags, run.journal_file, run.doubt
   if output.json_mode() then
     if not flags.wait then
-      output.json{ placed = placed, cost = money.format(cost), done = #done, failed = failed,
-        doubt = #doubt, not_sent = untried, rows = results_json, result_csv = result_path,
-        journal = journal_path, stopped = stopped }
+      output.json{ placed = run.placed, cost = money.format(run.cost), done = #run.done,
+        failed = run.failed, doubt = #doubt, not_sent = run.untried, rows = run.results_json,
+        result_csv = run.result_path, journal = run.journal_path, stopped = run.stopped }
     end
   else
-    output.say(summary)
-    output.say("results in ", result_path)
-    if not flags.quiet and os.getenv("SMM_DEBUG_SYNC") then output.say(sync_note) end
+    output.say(string.format("placed %d order%s for %s%s this run (%d in all); %d failed; %d in doubt%s",
+      run.placed, run.placed == 1 and "" or "s", money.format(run.cost), run.currency, #run.done,
+      run.failed, #doubt, run.untried > 0 and ("; " .. run.untried .. " not sent") or ""))
+    output.say("results in ", run.result_path)
+    if not flags.quiet and os.getenv("SMM_DEBUG_SYNC") then
+      output.say(string.format("journal %s: %d syncs, %.1f ms each", run.journal_path, j.syncs,
+        j.syncs > 0 and j.sync_time * 1000 / j.syncs or 0))
+    end
   end
-  if stopped then output.error("stopped: " .. stopped) end
+  if run.stopped then output.error("stopped: " .. run.stopped) end
   if #doubt > 0 then
     local lines = {}
     for _, row in ipairs(doubt) do lines[#lines + 1] = tostring(row.line) end
@@ -474,19 +488,40 @@ function M.run(ctx)
       "been placed): line" .. (#doubt == 1 and " " or "s ") .. table.concat(lines, ", ") ..
       ". Check the panel's orders, then rerun with --mark-placed LINE=ORDER_ID or --resend-ambiguous LINE")
   end
+  if #doubt > 0 or run.unrecorded > 0 then return EXIT.ambiguous end
+  if run.failed > 0 or run.untried > 0 then return (#run.done == 0) and EXIT.error or EXIT.partial end
+  return 0
+end
 
-  local code = 0
-  if #doubt > 0 or unrecorded > 0 then code = EXIT.ambiguous
-  elseif failed > 0 or untried > 0 then code = (#done == 0) and EXIT.error or EXIT.partial end
-  if flags.wait and #done > 0 then
+-- --wait follows every placed order to the end; the batch's own failure code wins over the wait's.
+local function follow(ctx, run, code)
+  if run.flags.wait and #run.done > 0 then
     local ids = {}
-    for _, row in ipairs(done) do ids[#ids + 1] = row.journal.order end
-    local wait_code = commands.follow(ctx, client, ids, wait_opts)
+    for _, row in ipairs(run.done) do ids[#ids + 1] = row.journal.order end
+    local wait_code = commands.follow(ctx, run.client, ids, run.wait_opts)
     if code == 0 then code = wait_code end
-  elseif flags.wait and output.json_mode() then
+  elseif run.flags.wait and output.json_mode() then
     output.json(output.array())
   end
   return code
+end
+
+function M.run(ctx)
+  local run, code = settings(ctx)
+  if not run then return code end
+  code = read_and_check(ctx, run)
+  if code then return code end
+  -- The lock comes first and is held through the question: a plan read without it could be
+  -- made stale by another run placing the same rows while this one waits at its [y/N].
+  local err
+  run.lock, err = journal.lock(run.journal_path)
+  if not run.lock then return ctx:usage(err) end
+  code = match_journal(ctx, run) or plan(run) or confirm(ctx, run)
+  if code then journal.unlock(run.lock) return code end
+  code = send(ctx, run) -- releases the lock
+  if code then return code end
+  write_results(run)
+  return follow(ctx, run, summarise(run))
 end
 
 return M

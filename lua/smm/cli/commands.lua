@@ -66,9 +66,13 @@ function M.balance(ctx)
   return 0
 end
 
--- The order described by flags (and, for quote, SERVICE QUANTITY positionals).
-local function order_from(ctx, positional)
-  local o, problem = order.from_flags(ctx.flags)
+-- The order described by the flags of `command` (and, for quote, SERVICE QUANTITY positionals),
+-- or nil and the problem to show as a usage error.
+local function order_from(ctx, command, positional)
+  local ok, problem = args.check(ctx, command, args.ORDER)
+  if not ok then return nil, problem end
+  local o
+  o, problem = order.from_flags(ctx.flags)
   if not o then return nil, problem end
   if positional then
     local names = { "service", "quantity" }
@@ -115,10 +119,7 @@ end
 
 -- quote ---------------------------------------------------------------------------------------
 function M.quote(ctx)
-  local ok, problem = args.check(ctx, "quote", args.ORDER)
-  if not ok then return ctx:usage(problem) end
-  local o
-  o, problem = order_from(ctx, true)
+  local o, problem = order_from(ctx, "quote", true)
   if not o then return ctx:usage(problem) end
   local client = ctx:client()
   -- checked like an order (the service's bounds too); link and username do not change a price
@@ -155,10 +156,7 @@ end
 
 -- add -----------------------------------------------------------------------------------------
 function M.add(ctx)
-  local ok, problem = args.check(ctx, "add", args.ORDER)
-  if not ok then return ctx:usage(problem) end
-  local o
-  o, problem = order_from(ctx, false)
+  local o, problem = order_from(ctx, "add", false)
   if not o then return ctx:usage(problem) end
   local client = ctx:client()
   local clean, price, service = order.check(client, o)

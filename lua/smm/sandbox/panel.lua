@@ -492,13 +492,34 @@ function Panel:status(f)
   return err("Incorrect request")
 end
 
--- Try to create a refill for order text; returns refill id or nil + error.
-function Panel:refill_one(text)
+-- The list form of refill, refill_status and cancel: an array with one entry per id asked,
+-- `{id_name: id, value_name: value}`, a refused id's error inside its entry.
+function Panel:per_id(text, id_name, value_name, one, value)
+  local ids = id_list(text)
+  if not ids then return err("Incorrect request") end
+  local out = {}
+  for i, t in ipairs(ids) do
+    local v, e = one(self, t)
+    out[i] = object(id_name, self:ID(t), value_name, v and value(self, v) or object("error", e))
+  end
+  return encode(array(out, #ids)), false
+end
+
+-- The order a refill or a cancel (`what`) acts on, brought up to date, or nil + error: a
+-- drip-feed run is not an order of its own, and the service must offer `what`.
+function Panel:order_for(text, what)
   local id = posint(text)
   local o = id and self.orders[id]
   if not o or o.child_of then return nil, "Incorrect order ID" end
   self:update(o)
-  if not o.service.refill then return nil, "Service does not support refill" end
+  if not o.service[what] then return nil, "Service does not support " .. what end
+  return o
+end
+
+-- Try to create a refill for order text; returns refill id or nil + error.
+function Panel:refill_one(text)
+  local o, e = self:order_for(text, "refill")
+  if not o then return nil, e end
   if o.status ~= "Completed" and o.status ~= "Partial" then
     return nil, "Refill is not available for this order"
   end
@@ -513,14 +534,7 @@ end
 
 function Panel:refill(f)
   if f.orders then
-    local ids = id_list(f.orders)
-    if not ids then return err("Incorrect request") end
-    local out = {}
-    for i, t in ipairs(ids) do
-      local rid, e = self:refill_one(t)
-      out[i] = object("order", self:ID(t), "refill", rid and self:N(rid) or object("error", e))
-    end
-    return encode(array(out, #ids)), false
+    return self:per_id(f.orders, "order", "refill", Panel.refill_one, Panel.N)
   elseif f.order then
     local rid, e = self:refill_one(f.order)
     if not rid then return err(e) end
@@ -540,14 +554,7 @@ end
 
 function Panel:refill_status(f)
   if f.refills then
-    local ids = id_list(f.refills)
-    if not ids then return err("Incorrect request") end
-    local out = {}
-    for i, t in ipairs(ids) do
-      local st, e = self:refill_status_of(t)
-      out[i] = object("refill", self:ID(t), "status", st or object("error", e))
-    end
-    return encode(array(out, #ids)), false
+    return self:per_id(f.refills, "refill", "status", Panel.refill_status_of, function(_, st) return st end)
   elseif f.refill then
     local st, e = self:refill_status_of(f.refill)
     if not st then return err(e) end
@@ -557,11 +564,8 @@ function Panel:refill_status(f)
 end
 
 function Panel:cancel_one(text)
-  local id = posint(text)
-  local o = id and self.orders[id]
-  if not o or o.child_of then return nil, "Incorrect order ID" end
-  self:update(o)
-  if not o.service.cancel then return nil, "Service does not support cancel" end
+  local o, e = self:order_for(text, "cancel")
+  if not o then return nil, e end
   if o.final then return nil, "Order cannot be canceled in its current status" end
   local delivered = o.total - o.remains
   local charge = decimal.scale(o.charge, delivered, o.total)
@@ -573,14 +577,7 @@ end
 function Panel:cancel(f)
   local list = f.orders or f.order
   if not list then return err("Incorrect request") end
-  local ids = id_list(list)
-  if not ids then return err("Incorrect request") end
-  local out = {}
-  for i, t in ipairs(ids) do
-    local ok, e = self:cancel_one(t)
-    out[i] = object("order", self:ID(t), "cancel", ok and self:N(1) or object("error", e))
-  end
-  return encode(array(out, #ids)), false
+  return self:per_id(list, "order", "cancel", Panel.cancel_one, Panel.N)
 end
 
 function Panel:balance_answer()
