@@ -256,9 +256,17 @@ end
 -- it the answer is false, and the client fetches it (actions never send). -> true, or false,
 -- or nil, err
 function M.check_order(ctx, fields, max_cost, want, s)
+  -- money is never a float: 0.01 as a Lua number is already 0.01000000000000000020816...
+  if type(max_cost) == "number" then
+    return nil, errors.invalid("max_cost", "must be a decimal string like \"0.01\", got the number " ..
+      normalize.number_to_decimal(max_cost) .. " (pass it quoted: money is never a float)", "add")
+  end
   if max_cost ~= nil and not money.is_decimal(max_cost) then
     return nil, errors.invalid("max_cost", "must be a decimal amount like \"5.00\", got " ..
       validate.shown(max_cost), "add")
+  end
+  if max_cost ~= nil and money.compare(max_cost, "0") < 0 then
+    return nil, errors.invalid("max_cost", "must not be negative, got " .. validate.shown(max_cost), "add")
   end
   if want == nil then want = ctx.options.validate end
   if not s then
