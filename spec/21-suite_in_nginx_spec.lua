@@ -11,7 +11,7 @@ local ROOT = nginx.root
 -- transport.curl).
 local SPECS = { "02-actions", "03-add", "04-errors", "05-retry", "06-batch", "07-wait", "08-services",
                 "40-fault_matrix", "43-secrets", "44-bad_input", "50-trust_answers", "51-trust_secrets",
-                "54-trust_api", "60-transport_conformance" }
+                "54-trust_api", "58-trust_review", "60-transport_conformance" }
 
 -- master_process off: busted runs in the one nginx process, which keeps root's rights when
 -- started as root; user_directive says so all the same, should a master ever fork workers.

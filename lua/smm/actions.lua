@@ -32,10 +32,17 @@ local function shape_error(ctx, action, what)
 end
 
 -- The single-id forms answer one entry; a per-id error becomes the call's error.
+-- An entry the answer does not prove (see entry_of) carries its kind: it becomes an error of
+-- that kind, ambiguous as the entry says.
 local function single(ctx, action, entry)
+  if type(entry) == "table" and entry.kind and entry.error then
+    return nil, errors.new({ kind = entry.kind, action = action, ambiguous = entry.ambiguous == true,
+      message = entry.error }, ctx.secrets)
+  end
   if type(entry) == "table" and normalize.is_error(entry.error) then
     return nil, errors.api(normalize.error_text(entry), { action = action }, ctx.secrets)
   end
+  if type(entry) == "table" and entry.error ~= nil then entry.error = nil end -- null, "", false
   return entry
 end
 M.single = single
@@ -54,28 +61,65 @@ local function one(ctx, action, fields, read, schema, gzip)
     end }
 end
 
+-- A value from an answer, short, for a message.
+local function shown(v)
+  local t = type(v)
+  if t == "number" then return normalize.number_to_decimal(v) end
+  if t == "string" then return ("%q"):format(#v > 40 and v:sub(1, 40) .. "..." or v) end
+  if t == "boolean" then return tostring(v) end
+  return "a JSON " .. (t == "table" and "object or array" or "null")
+end
+
+-- What an answer of a changing action that proves nothing leaves: the entry of an id whose
+-- outcome is unknown (the refill or cancel may have been done).
+local function unproven(action, why)
+  return { error = why .. ": the " .. action .. " may have been done; check before retrying",
+           kind = "decode", ambiguous = true }
+end
+
+-- One id's entry from its value in the answer. d: how the action's values are read (see
+-- REFILLS and CANCEL below): d.value names the field, d.convert reads it, d.check (changing
+-- actions) says whether what was read is an answer at all: one that is not (a refill id of
+-- 1.5, a cancel of "maybe", {"error": null}) proves nothing and is ambiguous, as for add.
+local function entry_of(d, action, value)
+  if type(value) == "table" and normalize.is_error(value.error) then
+    return { error = normalize.error_text(value) }
+  end
+  local v = d.convert(value)
+  if d.check and not d.check(v) then
+    return unproven(action, "the answer's " .. d.what .. " is no " .. d.what .. " (" .. shown(value) .. ")")
+  end
+  return { [d.value] = v }
+end
+
 -- Answers shaped [{"order": 1, "<value_name>": <value or {"error": ...}>}, ...] (refill, cancel,
 -- refill_status), or keyed by id as some panels do.
-local function entries_by_id(json, id_name, value_name, convert)
+local function entries_by_id(json, d, action)
   if type(json) ~= "table" then return nil end
   local entries = {}
+  local id_name, value_name = d.one, d.value
   local function put(id, value)
     id = normalize.integer(id)
     if type(id) ~= "number" then return end
-    if type(value) == "table" and normalize.is_error(value.error) then
-      entries[id] = { error = normalize.error_text(value) }
-    else
-      entries[id] = { [value_name] = convert(value) }
-    end
+    entries[id] = entry_of(d, action, value)
   end
   if json[1] ~= nil then
     for _, item in ipairs(json) do
       if type(item) == "table" then
-        if normalize.is_error(item.error) and item[value_name] == nil then
+        local value = item[value_name]
+        if normalize.is_error(item.error) and value == nil then
           local id = normalize.integer(item[id_name])
           if type(id) == "number" then entries[id] = { error = normalize.error_text(item) } end
+        elseif d.check and normalize.is_error(item.error) and
+            not (type(value) == "table" and normalize.is_error(value.error)) then
+          -- a result and a real error at once: nothing certain (as answer.lua reads add's)
+          local id = normalize.integer(item[id_name])
+          if type(id) == "number" then
+            entries[id] = unproven(action, "the answer gives both " .. shown(value) ..
+              " and an error (" .. normalize.error_text(item) .. ")")
+          end
         else
-          put(item[id_name], item[value_name])
+          put(item[id_name], value)
         end
       end
     end
@@ -103,7 +147,12 @@ local function multi(ctx, action, ids_field, ids, parse, schema)
         local entries = parse(outcome.json, outcome.normalized)
         if entries then
           for _, id in ipairs(chunk) do
-            local entry = entries[id] or { error = "the panel's answer has no entry for this id" }
+            local entry = entries[id]
+            if not entry then
+              -- for a changing action, silence about an id proves nothing about it
+              entry = retry.is_safe(action) and { error = "the panel's answer has no entry for this id" }
+                or unproven(action, "the panel's answer has no entry for this id")
+            end
             if type(entry.error) == "string" then entry.error = errors.scrub(entry.error, ctx.secrets) end
             merged[id] = entry
           end
@@ -207,9 +256,17 @@ end
 -- it the answer is false, and the client fetches it (actions never send). -> true, or false,
 -- or nil, err
 function M.check_order(ctx, fields, max_cost, want, s)
+  -- money is never a float: 0.01 as a Lua number is already 0.01000000000000000020816...
+  if type(max_cost) == "number" then
+    return nil, errors.invalid("max_cost", "must be a decimal string like \"0.01\", got the number " ..
+      normalize.number_to_decimal(max_cost) .. " (pass it quoted: money is never a float)", "add")
+  end
   if max_cost ~= nil and not money.is_decimal(max_cost) then
     return nil, errors.invalid("max_cost", "must be a decimal amount like \"5.00\", got " ..
       validate.shown(max_cost), "add")
+  end
+  if max_cost ~= nil and money.compare(max_cost, "0") < 0 then
+    return nil, errors.invalid("max_cost", "must not be negative, got " .. validate.shown(max_cost), "add")
   end
   if want == nil then want = ctx.options.validate end
   if not s then
@@ -235,15 +292,6 @@ function M.check_order(ctx, fields, max_cost, want, s)
     end
   end
   return true
-end
-
--- A value from an answer, short, for a message.
-local function shown(v)
-  local t = type(v)
-  if t == "number" then return normalize.number_to_decimal(v) end
-  if t == "string" then return ("%q"):format(#v > 40 and v:sub(1, 40) .. "..." or v) end
-  if t == "boolean" then return tostring(v) end
-  return "a JSON " .. (t == "table" and "object or array" or "null")
 end
 
 -- opts: the call's options (validate.ADD_OPTIONS), apart from the order's fields so that a
@@ -287,13 +335,12 @@ function M.status(ctx, ids)
   end, normalize.STATUS_SCHEMA)
 end
 
-local function cancelled(v) return normalize.boolean(v) == true end
-
 -- refill and refill_status differ only in these names: the ids field of each form, the answer's
--- field holding the result, how it is read, and what it is called when missing.
+-- field holding the result, how it is read, what it is called, and (refill, which changes
+-- something) what a real result is.
 local REFILLS = {
-  refill = { many = "orders", one = "order", value = "refill", convert = normalize.integer,
-             what = "refill id" },
+  refill = { many = "orders", one = "order", value = "refill", convert = normalize.id,
+             check = function(v) return v ~= nil end, what = "refill id" },
   refill_status = { many = "refills", one = "refill", value = "status",
                     convert = normalize.refill_status, what = "status" },
 }
@@ -301,13 +348,15 @@ local REFILLS = {
 local function refills(ctx, action, ids)
   local d = REFILLS[action]
   return by_ids(ctx, ids, action, d.many, d.one, function(json)
-    return entries_by_id(json, d.one, d.value, d.convert)
+    return entries_by_id(json, d, action)
   end, function(id)
     return one(ctx, action, { [d.one] = id }, function(json)
       if type(json) ~= "table" or json[d.value] == nil then return shape_error(ctx, action, d.what) end
       local value = json[d.value]
-      if type(value) == "table" then return single(ctx, action, value) end
-      json[d.value] = d.convert(value)
+      if type(value) == "table" and not d.check then return single(ctx, action, value) end
+      local entry, err = single(ctx, action, entry_of(d, action, value))
+      if not entry then return nil, err end
+      json[d.value] = entry[d.value]
       return json
     end)
   end)
@@ -317,9 +366,13 @@ function M.refill(ctx, ids) return refills(ctx, "refill", ids) end
 
 function M.refill_status(ctx, ids) return refills(ctx, "refill_status", ids) end
 
+-- A cancel answer is a flag per id (or an error): anything else proves nothing.
+local CANCEL = { one = "order", value = "cancel", convert = normalize.boolean,
+                 check = function(v) return type(v) == "boolean" end, what = "cancel flag" }
+
 -- The API has only the multi form; cancel(id) reads the one entry.
 function M.cancel(ctx, ids)
-  local function parse(json) return entries_by_id(json, "order", "cancel", cancelled) end
+  local function parse(json) return entries_by_id(json, CANCEL, "cancel") end
   return by_ids(ctx, ids, "cancel", "orders", "order", parse, function(id)
     local op = multi(ctx, "cancel", "orders", { id }, parse)
     local finish = op.finish

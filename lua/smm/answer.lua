@@ -36,6 +36,14 @@ end
 local NOTHING_DONE = { [404] = true, [405] = true, [407] = true, [408] = true, [413] = true,
                        [414] = true, [429] = true, [431] = true }
 
+-- One rule for a JSON error of a changing action: it proves the refusal only at a 2xx (the
+-- API's own way) or a 4xx (panels answer 400 and the like for refusals, and a client error is
+-- refused before the action). A 3xx or a 5xx (or a 1xx) proves nothing: a panel or proxy may
+-- act on the request and then redirect or crash, whatever JSON comes along.
+local function error_proves_refusal(status)
+  return status ~= nil and ((status >= 200 and status < 300) or (status >= 400 and status < 500))
+end
+
 -- The result an answer of a changing action names (an order or refill id), as text, when it
 -- names one (null, false, "" and 0 name nothing).
 local function names_result(json)
@@ -85,8 +93,7 @@ function M.read(result, ctx)
   if type(json) == "table" and json.error ~= nil then
     local text = normalize.error_text(json)
     local fields = { action = action, status = status, retry_after = result.retry_after,
-      -- a panel that crashed (5xx) while answering an `add` may have placed the order first
-      ambiguous = changes and status ~= nil and status >= 500 }
+      ambiguous = changes and not error_proves_refusal(status) }
     if status == 429 or (status and status >= 500) then fields.retryable = true end
     -- one that names an order and an error at once has said nothing for certain
     local named, id = nil, nil

@@ -77,9 +77,9 @@ function M.api_retryable(code)
 end
 
 -- Scrubbing. A secret is found in every form a panel, a proxy or a page may echo it in, even
--- mixed within one echo: raw; percent-encoded (a form body, a query string); JSON-escaped
--- (PHP's json_encode writes / as \/, and \uXXXX for non-ASCII and, with its HEX flags, for
--- < > & ' "); HTML-escaped (htmlspecialchars: &amp; &lt; &gt; &quot; &#039;, or a numeric
+-- mixed within one echo: raw; percent-encoded (a form body, a query string; a space also as
+-- +); JSON-escaped (PHP's json_encode writes / as \/, and \uXXXX for non-ASCII and, with its
+-- HEX flags, for < > & ' "); HTML-escaped (htmlspecialchars: &amp; &lt; &gt; &quot; &#039;, or a numeric
 -- reference). So each character of the secret is matched against the list of its forms.
 
 local HTML_NAMED = { ["&"] = { "&amp;" }, ["<"] = { "&lt;" }, [">"] = { "&gt;" },
@@ -101,6 +101,7 @@ local function forms_of(bytes, cp)
     return (bytes:gsub(".", function(c) return string.format("%%%02" .. x, c:byte()) end))
   end)
   if bytes == "/" or bytes == '"' or bytes == "\\" then list[#list + 1] = "\\" .. bytes end
+  if bytes == " " then list[#list + 1] = "+" end -- a form body (application/x-www-form-urlencoded)
   if cp then
     both_cases(list, function(x)
       if cp < 0x10000 then return string.format("\\u%04" .. x, cp) end

@@ -61,25 +61,39 @@ local function raise(message)
 end
 
 -- A URL (the panel's or a proxy's, with or without a scheme) cut into scheme, userinfo (nil when
--- none), host part and the rest. The userinfo ends at the LAST @ before the first / after the
--- scheme: an unencoded @ in a password is common, and would otherwise leave the password's end
--- in view ("https://user:p@ss@host/" is the host "host").
+-- none), host part and the rest. A password may hold an unencoded @, / (or ? and #): when an @
+-- comes before the first ? or #, the userinfo ends at the last such @, and the host part at the
+-- first /, ? or # after it ("https://user:pa/ss@host/" and "https://user:p@ss@host/" are the
+-- host "host"). An @ in a path ("host/x@y/") is then taken for the end of a userinfo: that hides
+-- more than it should, never less. `unsure` is true when an @ comes only after a ? or # and
+-- the host part is no host[:port]: then which part is the host cannot be told
+-- ("user:pa?ss@host", "user:pa/ss?x@host" against "host/api?email=a@b").
 local function split_url(url)
   local scheme, rest = url:match("^(%a[%w+.-]*://)(.*)$")
   if not scheme then scheme, rest = "", url end
-  local authority, path = rest:match("^([^/]*)(.*)$")
-  local userinfo, host = authority:match("^(.*)@(.*)$")
-  return scheme, userinfo, host or authority, path
+  local query_at = rest:find("[?#]") or #rest + 1
+  local last_at
+  local from = 1
+  while true do
+    local at = rest:find("@", from, true)
+    if not at or at >= query_at then break end
+    last_at, from = at, at + 1
+  end
+  local userinfo, after = nil, rest
+  if last_at then userinfo, after = rest:sub(1, last_at - 1), rest:sub(last_at + 1) end
+  local host, path = after:match("^([^/?#]*)(.*)$")
+  local unsure = not userinfo and rest:find("@", query_at, true) ~= nil and
+    not (host:find("^%[[^%]]*%]:?%d*$") or host:find("^[^:]*:?%d*$"))
+  return scheme, userinfo, host, path, unsure
 end
 
 -- The URL as it may be shown: no user:password@, no query string or fragment (keys get put
 -- there). Any string; other values are returned as they are.
 function M.printable_url(url)
   if type(url) ~= "string" then return url end
-  local scheme, userinfo, host, path = split_url(url)
-  -- "host?key=a@b" or "user:p?ss@host": which part is the host cannot be told, so none is shown
-  if userinfo and userinfo:find("[?#]") then host = "***" end
-  return scheme .. (host:gsub("[?#].*$", "")) .. (path:gsub("[?#].*$", ""))
+  local scheme, _, host, path, unsure = split_url(url)
+  if unsure then return scheme .. "***" end
+  return scheme .. host .. (path:gsub("[?#].*$", ""))
 end
 
 local function add_secret(list, s)
@@ -104,29 +118,50 @@ local function base64(s)
   end) .. ({ "", "==", "=" })[#s % 3 + 1])
 end
 
+-- A query value is a secret when its name looks like a credential (key, token, secret, pass,
+-- auth, sig, in any case, within a longer name too: api_key, access_token, pwd), whatever its
+-- length; any other value only from 8 characters on, so that x=1 does not turn every "1" in an
+-- error ("127.0.0.1 port 9") into ***.
+local CREDENTIAL_NAMES = { "key", "token", "secret", "pass", "pwd", "auth", "sig" }
+local MIN_PLAIN_SECRET = 8
+
+local function query_secret(name, value)
+  name = unescape(name):lower()
+  for _, word in ipairs(CREDENTIAL_NAMES) do
+    if name:find(word, 1, true) then return true end
+  end
+  return #unescape(value) >= MIN_PLAIN_SECRET
+end
+
 -- What of a URL must never be shown, added to list: the whole URL when it holds credentials,
 -- its user:password (also as sent in a Basic Authorization header), the password (raw and
--- decoded, and its start up to a ? or #, where an RFC parser ends it), every query value.
+-- decoded, and its start up to a ? or #, where an RFC parser ends it), the query values that
+-- are secrets (see query_secret), and all before the last @ when which part is the host
+-- cannot be told (see split_url).
 local function url_secrets(list, url)
   if type(url) ~= "string" then return end
-  local _, userinfo = split_url(url)
+  local scheme, userinfo, _, _, unsure = split_url(url)
   local query = url:match("%?([^#]*)")
   if userinfo or query or url:find("#", 1, true) then add_secret(list, url) end
+  if unsure then add_secret(list, url:sub(#scheme + 1):match("^(.*)@")) end
   if userinfo then
     add_secret(list, userinfo)
     local user, password = userinfo:match("^([^:]*):(.*)$")
     if password then
       add_secret(list, password)
       add_secret(list, unescape(password))
-      add_secret(list, password:match("^[^?#]*"))
+      add_secret(list, password:match("^[^?#/]*"))
       add_secret(list, base64(unescape(user) .. ":" .. unescape(password)))
     end
   end
   for pair in (query or ""):gmatch("[^&;]+") do
-    add_secret(list, pair)
-    local value = pair:match("=(.*)$")
-    add_secret(list, value)
-    if value then add_secret(list, unescape(value)) end
+    local name, value = pair:match("^([^=]*)=(.*)$")
+    if not name then name, value = "", pair end
+    if query_secret(name, value) then
+      if name ~= "" then add_secret(list, pair) end
+      add_secret(list, value)
+      add_secret(list, unescape(value))
+    end
   end
 end
 

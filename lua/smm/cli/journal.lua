@@ -68,32 +68,91 @@ local function my_pid()
   return pid
 end
 
--- A lock beside the journal (mkdir is atomic), so that two runs of one batch cannot both send
--- a row. A lock left by a dead process (kill -9) is taken over.
+-- The batch lock: a directory beside the journal holding the holder's pid, so that two runs of
+-- one batch cannot both send a row. It appears whole: built under a name of this process's own,
+-- pid file included, then renamed into place (rename is atomic). A run that finds a lock
+-- without a pid file cannot tell a dead run's leftover from one being made (an older smm made
+-- it in two steps), so it counts as held until it is FRESH seconds old. A stale lock (its
+-- process is dead) is first renamed away, whole, to a name of this process's own, and checked
+-- to be the one judged stale: of two runs breaking it at once, only one gets it.
+local FRESH = 10
+
+local function exists(path)
+  return os.rename(path, path) ~= nil
+end
+
+local function read_pid(dir)
+  local f = io.open(dir .. "/pid", "r")
+  local pid = f and f:read("*l")
+  if f then f:close() end
+  return pid
+end
+
+local function alive(pid)
+  return pid ~= nil and pid:match("^%d+$") ~= nil and
+    output.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+end
+
+-- seconds since the directory last changed, or nil
+local function age(dir)
+  local p = io.popen("stat -c %Y " .. shell_quote(dir) .. " 2>/dev/null")
+  local changed = p and tonumber(p:read("*l") or "")
+  if p then p:close() end
+  return changed and os.time() - changed
+end
+
+local function remove(dir)
+  output.execute("rm -rf " .. shell_quote(dir))
+end
+
 function M.lock(path)
   local dir = path .. ".lock"
   local pid = my_pid() or "?"
-  for _ = 1, 2 do
-    if output.execute("mkdir " .. shell_quote(dir) .. " 2>/dev/null") == true then
-      local f = io.open(dir .. "/pid", "w")
-      if f then f:write(pid, "\n") f:close() end
-      return { dir = dir }
-    end
-    local f = io.open(dir .. "/pid", "r")
-    local holder = f and f:read("*l")
-    if f then f:close() end
-    if holder and holder:match("^%d+$") and
-        output.execute("kill -0 " .. holder .. " 2>/dev/null") == true then
-      return nil, path .. " is locked by smm batch PID " .. holder .. " (still running, maybe " ..
-        "waiting at its question): nothing was sent; run again once it has ended"
-    end
-    output.execute("rm -rf " .. shell_quote(dir))
+  local cannot = "cannot lock " .. path .. " (remove " .. dir .. " if no batch is running)"
+  local whole = dir .. ".new." .. pid
+  remove(whole)
+  if output.execute("mkdir " .. shell_quote(whole) .. " 2>/dev/null") ~= true then return nil, cannot end
+  local f = io.open(whole .. "/pid", "w")
+  local written = f and f:write(pid, "\n") and f:close()
+  if not written then remove(whole) return nil, cannot end
+  local function held(message)
+    remove(whole)
+    return nil, message
   end
-  return nil, "cannot lock " .. path .. " (remove " .. dir .. " if no batch is running)"
+  for _ = 1, 3 do
+    -- rename() would replace an empty directory: one that exists is never renamed onto
+    if not exists(dir) and os.rename(whole, dir) then return { dir = dir, pid = pid } end
+    local holder = read_pid(dir)
+    if alive(holder) then
+      return held(path .. " is locked by smm batch PID " .. holder .. " (still running, maybe " ..
+        "waiting at its question): nothing was sent; run again once it has ended")
+    end
+    if holder == nil and exists(dir) then
+      local seconds = age(dir)
+      if seconds == nil or seconds < FRESH then
+        return held(path .. " is being locked by another smm batch (its lock " .. dir ..
+          " has no PID yet): nothing was sent; run again in a moment (remove the lock if no " ..
+          "batch is running)")
+      end
+    end
+    local away = dir .. ".stale." .. pid
+    remove(away)
+    if os.rename(dir, away) then
+      if read_pid(away) ~= holder then
+        -- another run replaced the stale lock meanwhile: that one is live, and goes back
+        os.rename(away, dir)
+        return held(path .. " is locked by another smm batch: nothing was sent; run again once " ..
+          "it has ended")
+      end
+      remove(away)
+    end
+  end
+  return held(cannot)
 end
 
+-- Removes the lock, if it is still this run's.
 function M.unlock(lock)
-  if lock then output.execute("rm -rf " .. shell_quote(lock.dir)) end
+  if lock and read_pid(lock.dir) == lock.pid then remove(lock.dir) end
 end
 
 local Journal = {}
