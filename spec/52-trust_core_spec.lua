@@ -75,7 +75,7 @@ describe("smm.core: a handle used from a finalizer during its own request (issue
   -- end while the answer is decoded, whatever the size of the heap.
   local function sync(loop)
     local runs = loop.runs
-    local keep = {}
+    local keep = {} -- luacheck: ignore (written only: what it holds must stay reachable)
     for i = 1, 1e8 do
       if loop.runs ~= runs then return end
       keep[i % 64] = {} -- stored, so that LuaJIT's allocation sinking cannot remove it
