@@ -8,7 +8,10 @@
 
 #include <curl/curl.h>
 
-#include "internal.h"
+#include "buffer.h"
+#include "compat.h"
+#include "decode.h"
+#include "form.h"
 
 #define SMM_VERSION "0.1.0"
 #define SMM_HANDLE_MT "smm.core.handle"
