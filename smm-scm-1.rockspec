@@ -32,7 +32,7 @@ build = {
   modules = {
     ["smm.core"] = {
       sources = { "src/buffer.c", "src/client.c", "src/core.c", "src/decode.c", "src/form.c", "src/interrupt.c",
-                  "src/multi.c", "src/reader.c", "src/schema.c" },
+                  "src/multi.c", "src/options.c", "src/reader.c", "src/result.c", "src/schema.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
