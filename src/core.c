@@ -1,7 +1,8 @@
 /*
  * core.c: the module "smm.core". luaopen_smm_core opens the other parts (the handle type in
  * client.c) and owns the small module-level functions: _VERSION, sleep, now (also the
- * handle's sleep and now methods), and registers catch_interrupts/interrupts (interrupt.c).
+ * handle's sleep and now methods), and registers catch_interrupts/interrupts (interrupt.c) and
+ * DEFAULTS (core.new's defaults, options.c).
  * The module keeps no C globals but the signal count of interrupt.c (signals are per process):
  * every other piece of state lives in a handle userdata.
  */
@@ -69,6 +70,8 @@ int luaopen_smm_core(lua_State *L) {
   luaL_newlib(L, funcs);
   lua_pushliteral(L, SMM_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  smm_options_push_defaults(L);
+  lua_setfield(L, -2, "DEFAULTS");
   smm_interrupt_register(L);
   return 1;
 }
