@@ -1,6 +1,7 @@
 # lua-smm: build the C core, run the tests, run the demo.
 #   make            build smm.core for LUA_VERSION (default 5.4)
 #   make test       install the missing Debian packages of the test set, build, luacheck, busted
+#   make test-cjson-path   the client specs against a build without the direct JSON reader
 #   make demo       install the demo's few packages, start the sandbox panel and run
 #                   examples/quickstart.lua against it
 # Neither leaves a service running (see scripts/install-deps).
@@ -17,7 +18,17 @@ CFLAGS      ?= -O2 -g
 WARN        := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CURL_CFLAGS ?= $(shell pkg-config --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+# SMM_DIRECT_READER=0: smm.core without its direct reader of flat answers (src/reader.c,
+# -DSMM_NO_DIRECT_READER), every answer then read by lua-cjson and schema.c's walks; built apart,
+# in build/lua$(LUA_VERSION)-cjson, so it never stands in for the usual build.
+SMM_DIRECT_READER ?= 1
+ifeq ($(SMM_DIRECT_READER),0)
+BUILD       := build/lua$(LUA_VERSION)-cjson
+DEFS        := -DSMM_NO_DIRECT_READER
+else
 BUILD       := build/lua$(LUA_VERSION)
+DEFS        :=
+endif
 CORE        := $(BUILD)/smm/core.so
 SRC         := $(wildcard src/*.c)
 HDR         := $(wildcard src/*.h)
@@ -25,13 +36,13 @@ HDR         := $(wildcard src/*.h)
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps deps-demo test demo lint clean check-valgrind check-asan check-memory fuzz fuzz-build bench
+.PHONY: all deps deps-demo test test-cjson-path demo lint clean check-valgrind check-asan check-memory fuzz fuzz-build bench
 
 all: $(CORE)
 
 $(CORE): $(SRC) $(HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -std=c99 -fPIC -fvisibility=hidden -shared \
+	$(CC) $(CFLAGS) $(WARN) $(DEFS) -std=c99 -fPIC -fvisibility=hidden -shared \
 	  -I$(LUA_INCDIR) $(CURL_CFLAGS) -o $@ $(SRC) $(CURL_LIBS)
 
 deps:
@@ -45,6 +56,20 @@ lint: deps
 
 test: deps
 	sh scripts/run-tests
+
+# The client specs on lua5.4 against smm.core built without the direct reader, so that the
+# lua-cjson path (decode.c -> cjson -> schema.c's walks) stays covered: CI runs it as a step.
+# The nm check makes sure the reader really is out of that build.
+CJSON_PATH_SPECS ?= spec/01-core_spec.lua spec/02-actions_spec.lua spec/03-add_spec.lua \
+                    spec/04-errors_spec.lua spec/05-retry_spec.lua spec/06-batch_spec.lua \
+                    spec/07-wait_spec.lua spec/08-services_spec.lua spec/09-ratelimit_spec.lua \
+                    spec/50-trust_answers_spec.lua spec/52-trust_core_spec.lua
+test-cjson-path: deps
+	$(MAKE) all LUA_VERSION=5.4 SMM_DIRECT_READER=0
+	@if nm build/lua5.4-cjson/smm/core.so | grep -q smm_read_direct; then \
+	  echo 'test-cjson-path: build/lua5.4-cjson still has the direct reader' >&2; exit 1; fi
+	LUA_CPATH='$(CURDIR)/build/lua5.4-cjson/?.so;;' SMM_CLI_LUA=lua5.4 \
+	  busted --lua=lua5.4 --cpath='$(CURDIR)/build/lua5.4-cjson/?.so' $(CJSON_PATH_SPECS)
 
 demo: deps-demo
 	$(MAKE) all
@@ -120,7 +145,7 @@ FUZZ_ARGS    ?=
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_BINS    := $(FUZZERS:%=build/fuzz/%_fuzzer)
-FUZZ_SRC     := src/form.c src/decode.c src/buffer.c
+FUZZ_SRC     := src/form.c src/decode.c src/reader.c src/schema.c src/buffer.c
 
 build/fuzz/%_fuzzer: fuzz/%_fuzzer.c fuzz/fuzz_lua.h $(FUZZ_SRC) $(HDR)
 	@mkdir -p $(dir $@)

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "fuzz_lua.h"
-#include "internal.h"
+#include "decode.h"
 
 static const char checker[] =
     "local plain = require('cjson.safe').new()\n"

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "fuzz_lua.h"
-#include "internal.h"
+#include "form.h"
 
 typedef struct reader {
   const uint8_t *p;

@@ -1,6 +1,6 @@
 /*
  * schema_fuzzer.c: differential. smm_decode_body with normalize.lua's SERVICE_SCHEMA (the C
- * core normalising the schema's fields while it walks the decoded answer, src/decode.c) against
+ * core normalising the schema's fields as it reads or walks the answer, src/schema.c) against
  * smm_decode_body without a schema followed by lua/smm/normalize.lua's services(), the path the
  * ngx transport and every answer without a schema take; and likewise, by bits 3-5 of the first
  * byte, STATUS_SCHEMA (a "by_id" schema) read by normalize.orders both ways, and the "record"
@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "fuzz_lua.h"
-#include "internal.h"
+#include "decode.h"
 
 static const char checker[] =
     "local N = require('smm.normalize')\n"

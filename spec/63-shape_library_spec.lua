@@ -104,16 +104,18 @@ describe("shape: the library", function()
     end)
 
     it("the C core's own defaults equal options.DEFAULTS", function()
+      -- src/options.c keeps DEFAULT_TIMEOUT_MS & co. for direct users of smm.core (smm.new
+      -- always passes every option); smm.core.DEFAULTS shows them
       local core = require "smm.core"
-      if core.DEFAULTS == nil then
-        -- src/client.c keeps DEFAULT_TIMEOUT_MS & co. without showing them to Lua; smm.new
-        -- always passes every option, so they only matter to direct users of smm.core
-        pending("smm.core exposes no DEFAULTS table yet (issue 11, the C part)")
-        return
-      end
+      assert.is_table(core.DEFAULTS)
       for _, name in ipairs{ "timeout", "connect_timeout", "max_body", "concurrency", "ssl_verify" } do
+        assert.is_not_nil(options.DEFAULTS[name], name)
         assert.equal(options.DEFAULTS[name], core.DEFAULTS[name], name)
+        if math.type then -- 5.3+: an integer default stays an integer
+          assert.equal(math.type(options.DEFAULTS[name]), math.type(core.DEFAULTS[name]), name)
+        end
       end
+      assert.equal("lua-smm/" .. core._VERSION, core.DEFAULTS.user_agent)
     end)
   end)
 

@@ -1,7 +1,8 @@
 /*
- * client.c: the handle userdata "smm.core.handle": option validation (core.new), the curl easy
- * handle pool and its configuration, the write/header callbacks, request/request_many argument
- * handling, result tables, close/__gc/__close/__tostring.
+ * client.c: the handle userdata "smm.core.handle": core.new (its options read by options.c),
+ * the curl easy handle pool and its configuration, the write/header/socket callbacks,
+ * request/request_many argument handling (ropts), close/__gc/__close/__tostring. Transfers run
+ * in multi.c, which builds their results with result.c.
  *
  * A request runs under lua_pcall with c->busy set (see guarded_call): Lua code that runs
  * inside it (a __gc finalizer) cannot use the handle, and an error that escapes it (out of
@@ -20,12 +21,14 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "decode.h"
+#include "form.h"
+#include "interrupt.h"
+#include "multi.h"
+#include "options.h"
+#include "schema.h"
 
-#define DEFAULT_TIMEOUT_MS 30000L
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000L
-#define DEFAULT_MAX_BODY ((size_t)64 * 1024 * 1024)
-#define DEFAULT_CONCURRENCY 4
-#define DEFAULT_USER_AGENT "lua-smm/" SMM_VERSION
+#define SMM_HANDLE_MT "smm.core.handle"
 
 /* ------------------------------------------------------------------------------------------ */
 /* curl callbacks: C only, no Lua.                                                             */
@@ -178,7 +181,7 @@ static CURLcode configure_easy(smm_client *c, smm_transfer *t) {
 }
 
 /* Makes sure pool[0..n-1] exist. Raises on failure (nothing is in flight when called). */
-void smm_client_ensure_pool(lua_State *L, smm_client *c, int n) {
+static void ensure_pool(lua_State *L, smm_client *c, int n) {
   if (n > c->pool_cap) {
     smm_transfer **p = realloc(c->pool, (size_t)n * sizeof(*p));
     if (p == NULL) luaL_error(L, "smm.core: out of memory");
@@ -201,22 +204,9 @@ void smm_client_ensure_pool(lua_State *L, smm_client *c, int n) {
   }
 }
 
-/* Takes every transfer out of the multi handle. A transfer can be left in it only when a Lua
- * error (out of memory while building a result) escaped smm_multi_run. */
-void smm_client_abort_inflight(smm_client *c) {
-  int i;
-  for (i = 0; i < c->pool_len; i++) {
-    smm_transfer *t = c->pool[i];
-    if (t->in_multi) {
-      curl_multi_remove_handle(c->multi, t->easy);
-      t->in_multi = 0;
-    }
-  }
-}
-
 static void client_free(smm_client *c) {
   int i;
-  smm_client_abort_inflight(c);
+  smm_multi_abort_inflight(c);
   for (i = 0; i < c->pool_len; i++) {
     smm_transfer *t = c->pool[i];
     curl_easy_cleanup(t->easy);
@@ -248,195 +238,7 @@ static void client_free(smm_client *c) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Results.                                                                                    */
-
-static int is_tls_failure(CURLcode code) {
-  switch (code) {
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ENGINE_NOTFOUND:
-    case CURLE_SSL_ENGINE_SETFAILED:
-    case CURLE_SSL_ENGINE_INITFAILED:
-    case CURLE_USE_SSL_FAILED:
-    case CURLE_SSL_CRL_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR:
-    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS:
-    case CURLE_SSL_CLIENTCERT:
-      return 1;
-    default:
-      return 0;
-  }
-}
-
-/* sent = false only when the request provably never left this machine: curl failed before
- * or while connecting (resolve, connect, TLS handshake, a timeout in those phases, a URL it
- * refused), AND it reports zero request bytes issued AND it never reached the pre-transfer
- * point. Anything else, including every unknown case, is sent = true: for a non-idempotent
- * "add" a false "not sent" would invite a second order. */
-static int provably_unsent(CURL *e, CURLcode code) {
-  long request_size = 1;
-  curl_off_t pretransfer = 1;
-  switch (code) {
-    case CURLE_UNSUPPORTED_PROTOCOL:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-      break;
-    default:
-      if (!is_tls_failure(code)) return 0;
-  }
-  if (curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK) return 0;
-  if (curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK) return 0;
-  return request_size == 0 && pretransfer == 0;
-}
-
-/* An aborted transfer left nothing on the wire: libcurl had not reached the point of sending
- * (pretransfer, zeroed when a transfer starts) nor counted a request byte. Values left from
- * the handle's previous transfer only ever say "sent". */
-static int never_sent(CURL *e) {
-  long request_size = 1;
-  curl_off_t pretransfer = 1;
-  if (curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &request_size) != CURLE_OK) return 0;
-  if (curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK) return 0;
-  return request_size == 0 && pretransfer == 0;
-}
-
-static const char *failure_kind(smm_transfer *t, CURLcode code) {
-  if (t->interrupted) return "interrupted";
-  if (code == CURLE_OPERATION_TIMEDOUT) return "timeout";
-  if (t->too_large) return "too_large";
-  if (is_tls_failure(code)) return "tls";
-  return "network";
-}
-
-static int parse_seconds(const smm_buffer *b, lua_Integer *out) {
-  size_t i;
-  lua_Integer v = 0;
-  if (b->len == 0 || b->len > 12) return 0;
-  for (i = 0; i < b->len; i++) {
-    if (b->data[i] < '0' || b->data[i] > '9') return 0;
-    v = v * 10 + (b->data[i] - '0');
-  }
-  *out = v;
-  return 1;
-}
-
-void smm_push_result(lua_State *L, smm_transfer *t, CURLcode code, int started,
-                     int decode_idx, int schema_idx) {
-  CURL *e = t->easy;
-  curl_off_t total = 0;
-  int res;
-  lua_createtable(L, 0, 4); /* time, status, json and maybe one more: the usual answer */
-  res = lua_gettop(L);
-  if (!started) total = 0; /* the handle's info still describes its previous transfer */
-  if (!started || curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK) {
-    lua_pushnumber(L, (lua_Number)total / 1000.0);
-    lua_setfield(L, res, "time");
-  }
-  if (code == CURLE_OK) {
-    long status = 0;
-    char *ctype = NULL;
-    curl_off_t retry = -1;
-    lua_Integer seconds;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    lua_pushinteger(L, (lua_Integer)status);
-    lua_setfield(L, res, "status");
-    if (t->retry_after.len > 0) {
-      /* libcurl turns both forms (seconds, HTTP date) into seconds, but reports 0 for "none"
-       * and for an unparsable value; a literal "0" is taken from the header itself. */
-      if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &retry) == CURLE_OK && retry > 0) {
-        lua_pushinteger(L, (lua_Integer)retry);
-        lua_setfield(L, res, "retry_after");
-      } else if (parse_seconds(&t->retry_after, &seconds)) {
-        lua_pushinteger(L, seconds);
-        lua_setfield(L, res, "retry_after");
-      }
-    }
-    if (t->location.len > 0) {
-      lua_pushlstring(L, t->location.data, t->location.len);
-      lua_setfield(L, res, "location");
-    }
-    /* The content type only tells what an answer that is not JSON is (an HTML page...). */
-    if (!smm_decode_body(L, decode_idx, schema_idx, t->body.data, t->body.len) &&
-        curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype != NULL) {
-      lua_pushstring(L, ctype);
-      lua_setfield(L, res, "content_type");
-    }
-  } else {
-    const char *msg = curl_easy_strerror(code);
-    lua_pushstring(L, failure_kind(t, code));
-    lua_setfield(L, res, "failure");
-    if (t->interrupted) {
-      lua_pushliteral(L, "interrupted: a signal stopped the request (core.catch_interrupts)");
-    } else if (t->too_large) {
-      char limit[64];
-      snprintf(limit, sizeof limit, "%.0f", (double)t->max_body);
-      lua_pushfstring(L, "%s: answer larger than max_body (%s bytes)", msg, limit);
-    } else if (t->errbuf[0] != '\0')
-      lua_pushfstring(L, "%s: %s", msg, t->errbuf);
-    else
-      lua_pushstring(L, msg);
-    lua_setfield(L, res, "message");
-    lua_pushboolean(L, started ? (t->interrupted ? !never_sent(e) : !provably_unsent(e, code)) : 0);
-    lua_setfield(L, res, "sent");
-    lua_pushinteger(L, (lua_Integer)code);
-    lua_setfield(L, res, "code");
-  }
-  smm_buffer_reset(&t->body);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* core.new and options.                                                                       */
-
-static const char *const option_names[] = {"timeout", "connect_timeout", "proxy", "ssl_verify",
-                                           "cainfo", "user_agent", "max_body", "concurrency",
-                                           NULL};
-
-typedef struct options {
-  long timeout_ms, connect_timeout_ms;
-  const char *proxy, *cainfo, *user_agent;
-  int ssl_verify;
-  size_t max_body;
-  int concurrency;
-} options;
-
-static int opt_field(lua_State *L, int idx, const char *name) {
-  lua_pushstring(L, name);
-  lua_rawget(L, idx);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  return 1;
-}
-
-static lua_Number opt_number(lua_State *L, const char *name, lua_Number max, const char *what) {
-  lua_Number x;
-  if (lua_type(L, -1) != LUA_TNUMBER) goto bad;
-  x = lua_tonumber(L, -1);
-  if (!(x >= 0 && x <= max)) goto bad;
-  lua_pop(L, 1);
-  return x;
-bad:
-  luaL_error(L, "smm.core.new: option '%s' must be %s", name, what);
-  return 0;
-}
-
-static const char *opt_string(lua_State *L, const char *name, const char *what) {
-  const char *s;
-  size_t len;
-  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "smm.core.new: option '%s' must be %s", name, what);
-  s = lua_tolstring(L, -1, &len);
-  if (strlen(s) != len) luaL_error(L, "smm.core.new: option '%s' must not contain NUL bytes", name);
-  lua_pop(L, 1); /* still anchored by the options table */
-  return s;
-}
+/* core.new                                                                                    */
 
 /* Appends a copy of line to *list. -1 when out of memory (the list stays as it was). */
 static int append_line(struct curl_slist **list, const char *line) {
@@ -444,74 +246,6 @@ static int append_line(struct curl_slist **list, const char *line) {
   if (h == NULL) return -1;
   *list = h;
   return 0;
-}
-
-static int has_prefix(const char *s, const char *p) {
-  return strncmp(s, p, strlen(p)) == 0;
-}
-
-static void read_options(lua_State *L, int idx, options *o) {
-  o->timeout_ms = DEFAULT_TIMEOUT_MS;
-  o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
-  o->proxy = o->cainfo = NULL;
-  o->user_agent = DEFAULT_USER_AGENT;
-  o->ssl_verify = 1;
-  o->max_body = DEFAULT_MAX_BODY;
-  o->concurrency = DEFAULT_CONCURRENCY;
-  if (lua_isnoneornil(L, idx)) return;
-  if (lua_type(L, idx) != LUA_TTABLE)
-    luaL_error(L, "smm.core.new: options must be a table, got %s", luaL_typename(L, idx));
-
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    int i;
-    if (lua_type(L, -2) != LUA_TSTRING)
-      luaL_error(L, "smm.core.new: option names must be strings, got %s", luaL_typename(L, -2));
-    for (i = 0; option_names[i]; i++)
-      if (strcmp(lua_tostring(L, -2), option_names[i]) == 0) break;
-    if (option_names[i] == NULL)
-      luaL_error(L, "smm.core.new: unknown option '%s'", lua_tostring(L, -2));
-    lua_pop(L, 1);
-  }
-
-  if (opt_field(L, idx, "timeout"))
-    o->timeout_ms = (long)opt_number(L, "timeout", 2147483647.0,
-                                     "a non-negative number of milliseconds");
-  if (opt_field(L, idx, "connect_timeout"))
-    o->connect_timeout_ms = (long)opt_number(L, "connect_timeout", 2147483647.0,
-                                             "a non-negative number of milliseconds");
-  if (opt_field(L, idx, "proxy")) {
-    const char *what = "a string starting with http://, https://, socks5:// or socks5h://";
-    o->proxy = opt_string(L, "proxy", what);
-    if (!has_prefix(o->proxy, "http://") && !has_prefix(o->proxy, "https://") &&
-        !has_prefix(o->proxy, "socks5://") && !has_prefix(o->proxy, "socks5h://"))
-      luaL_error(L, "smm.core.new: option 'proxy' must be %s", what);
-  }
-  if (opt_field(L, idx, "ssl_verify")) {
-    if (lua_type(L, -1) != LUA_TBOOLEAN)
-      luaL_error(L, "smm.core.new: option 'ssl_verify' must be a boolean");
-    o->ssl_verify = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
-  if (opt_field(L, idx, "cainfo")) o->cainfo = opt_string(L, "cainfo", "a file path string");
-  if (opt_field(L, idx, "user_agent")) {
-    o->user_agent = opt_string(L, "user_agent", "a string");
-    if (strpbrk(o->user_agent, "\r\n") != NULL) /* it would start another header line */
-      luaL_error(L, "smm.core.new: option 'user_agent' must not contain CR or LF");
-  }
-  if (opt_field(L, idx, "max_body")) {
-    lua_Number x = opt_number(L, "max_body", 4503599627370496.0, "a positive number of bytes");
-    if (x < 1 || (double)(size_t)x != (double)x)
-      luaL_error(L, "smm.core.new: option 'max_body' must be a positive number of bytes");
-    o->max_body = (size_t)x;
-  }
-  if (opt_field(L, idx, "concurrency")) {
-    lua_Number x = opt_number(L, "concurrency", SMM_MAX_CONCURRENCY,
-                              "an integer from 1 to 256");
-    if (x < 1 || (lua_Number)(int)x != x)
-      luaL_error(L, "smm.core.new: option 'concurrency' must be an integer from 1 to 256");
-    o->concurrency = (int)x;
-  }
 }
 
 static char *dup_string(lua_State *L, const char *s) {
@@ -526,11 +260,11 @@ static char *dup_string(lua_State *L, const char *s) {
 }
 
 int smm_client_new(lua_State *L) {
-  options o;
+  smm_options o;
   smm_client *c;
   char *ua_line = NULL;
   int i, failed = 0;
-  read_options(L, 1, &o); /* raises on bad options: nothing allocated yet */
+  smm_options_read(L, 1, &o); /* raises on bad options: nothing allocated yet */
   lua_settop(L, 1);
 
   /* The userdata and its __gc come first: from here on, whatever fails, close frees it. */
@@ -597,7 +331,7 @@ int smm_client_new(lua_State *L) {
 
   c->multi = curl_multi_init();
   if (c->multi == NULL) luaL_error(L, "smm.core: curl_multi_init failed");
-  smm_client_ensure_pool(L, c, 1);
+  ensure_pool(L, c, 1);
   c->closed = 0;
   return 1;
 }
@@ -634,7 +368,7 @@ static int guarded_call(lua_State *L, smm_client *c) {
   status = lua_pcall(L, lua_gettop(L) - 1, 1, 0);
   c->busy = 0;
   if (status != 0) {
-    smm_client_abort_inflight(c);
+    smm_multi_abort_inflight(c);
     smm_buffer_reset(&c->form);
   }
   if (c->close_pending) client_free(c);
@@ -721,8 +455,8 @@ static void run(lua_State *L, smm_client *c, int n, smm_request_opts *o) {
   lua_rawgeti(L, -1, 1);
   lua_replace(L, -2); /* 7 = decode */
   if (o->concurrency > n) o->concurrency = n;
-  smm_client_abort_inflight(c);
-  smm_client_ensure_pool(L, c, o->concurrency);
+  smm_multi_abort_inflight(c);
+  ensure_pool(L, c, o->concurrency);
   if (o->schemas || o->schema) {
     lua_getfield(L, 4, o->schemas ? "schemas" : "schema"); /* 8 */
     smm_multi_run(L, c, lua_tostring(L, 2), 5, n, o, 6, 7, 8);
@@ -810,12 +544,11 @@ static int client_tostring(lua_State *L) {
   return 1;
 }
 
-int smm_client_open(lua_State *L) {
-  /* request, request_many, sleep, now and close: a handle is smm.transport.curl itself. */
+void smm_client_open(lua_State *L, const luaL_Reg *extra) {
+  /* request, request_many, close, and sleep and now from core.c (extra): a handle is
+   * smm.transport.curl itself. */
   static const luaL_Reg methods[] = {{"request", client_request},
                                      {"request_many", client_request_many},
-                                     {"sleep", smm_handle_sleep},
-                                     {"now", smm_now},
                                      {"close", client_close},
                                      {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", client_close},
@@ -827,11 +560,11 @@ int smm_client_open(lua_State *L) {
   luaL_newmetatable(L, SMM_HANDLE_MT);
   luaL_setfuncs(L, meta, 0);
   luaL_newlib(L, methods);
+  if (extra != NULL) luaL_setfuncs(L, extra, 0);
   lua_pushliteral(L, "curl");
   lua_setfield(L, -2, "name"); /* the transport's name, for tostring(client) */
   lua_setfield(L, -2, "__index");
   lua_pushliteral(L, SMM_HANDLE_MT);
   lua_setfield(L, -2, "__name");
   lua_pop(L, 1);
-  return 0;
 }

@@ -1,7 +1,8 @@
 /*
  * core.c: the module "smm.core". luaopen_smm_core opens the other parts (the handle type in
  * client.c) and owns the small module-level functions: _VERSION, sleep, now (also the
- * handle's sleep and now methods), and registers catch_interrupts/interrupts (interrupt.c).
+ * handle's sleep and now methods), and registers catch_interrupts/interrupts (interrupt.c) and
+ * DEFAULTS (core.new's defaults, options.c).
  * The module keeps no C globals but the signal count of interrupt.c (signals are per process):
  * every other piece of state lives in a handle userdata.
  */
@@ -9,7 +10,11 @@
 #include <errno.h>
 #include <time.h>
 
+#include <curl/curl.h>
+
 #include "client.h"
+#include "interrupt.h"
+#include "options.h"
 
 /* The milliseconds at idx: nanosleep, resumed after EINTR with the remaining time; no busy
  * wait. Once core.catch_interrupts has counted a signal it returns at once: a signal ends the
@@ -35,12 +40,12 @@ static int sleep_ms(lua_State *L, int idx) {
 static int core_sleep(lua_State *L) { return sleep_ms(L, 1); }
 
 /* handle:sleep(ms) */
-int smm_handle_sleep(lua_State *L) { return sleep_ms(L, 2); }
+static int handle_sleep(lua_State *L) { return sleep_ms(L, 2); }
 
 /* core.now() and handle:now(): a monotonic clock in milliseconds (a number with
  * sub-millisecond precision), for rate limiting and backoff; only differences between two
  * calls mean anything. */
-int smm_now(lua_State *L) {
+static int now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   lua_pushnumber(L, (lua_Number)ts.tv_sec * 1000.0 + (lua_Number)ts.tv_nsec / 1e6);
@@ -52,18 +57,21 @@ SMM_EXPORT int luaopen_smm_core(lua_State *L);
 int luaopen_smm_core(lua_State *L) {
   static const luaL_Reg funcs[] = {{"new", smm_client_new},
                                    {"sleep", core_sleep},
-                                   {"now", smm_now},
+                                   {"now", now},
                                    {NULL, NULL}};
+  static const luaL_Reg handle_methods[] = {{"sleep", handle_sleep}, {"now", now}, {NULL, NULL}};
   /* curl_global_init is not thread-safe before 7.84 but is reference counted: calling it on
    * every load is fine (the matching cleanup would only be needed to unload libcurl, which a
    * Lua C module cannot know is safe, so we never call it). Since 7.84 it is thread-safe. */
   CURLcode r = curl_global_init(CURL_GLOBAL_DEFAULT);
   if (r != CURLE_OK) return luaL_error(L, "smm.core: curl_global_init failed: %s",
                                        curl_easy_strerror(r));
-  smm_client_open(L);
+  smm_client_open(L, handle_methods);
   luaL_newlib(L, funcs);
   lua_pushliteral(L, SMM_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  smm_options_push_defaults(L);
+  lua_setfield(L, -2, "DEFAULTS");
   smm_interrupt_register(L);
   return 1;
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "form.h"
 
 /* A field: its name and value, both anchored by the fields table while encoding runs (it is
  * not changed meanwhile). A number value is kept as a number and formatted when written. */

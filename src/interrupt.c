@@ -23,7 +23,7 @@
 #include <signal.h>
 #include <string.h>
 
-#include "client.h"
+#include "interrupt.h"
 
 static volatile sig_atomic_t interrupt_count = 0;
 static volatile sig_atomic_t interrupt_abort_at = 0; /* 0: not catching */

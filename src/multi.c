@@ -29,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "interrupt.h"
+#include "multi.h"
+#include "result.h"
 
 /* Points the easy handle at url, doing nothing when it is the URL it already has. A URL
  * string makes libcurl parse it and rebuild it (curl_url_get, through its slow printf) for
@@ -114,6 +116,19 @@ static CURLcode start(smm_client *c, smm_transfer *t, const char *url, const cha
   return CURLE_OK;
 }
 
+/* Takes every transfer out of the multi handle. A transfer can be left in it only when a Lua
+ * error (out of memory while building a result) escaped smm_multi_run. */
+void smm_multi_abort_inflight(smm_client *c) {
+  int i;
+  for (i = 0; i < c->pool_len; i++) {
+    smm_transfer *t = c->pool[i];
+    if (t->in_multi) {
+      curl_multi_remove_handle(c->multi, t->easy);
+      t->in_multi = 0;
+    }
+  }
+}
+
 #define SLICE_MS 100
 
 /* 1 when bytes (or an end of stream) wait unread on one of the handle's sockets. */
@@ -134,7 +149,8 @@ static int unread_bytes(smm_client *c) {
   return 0;
 }
 
-void smm_client_reset_connections(smm_client *c) {
+/* Drops every cached connection (a new multi handle), nothing being in flight. */
+static void reset_connections(smm_client *c) {
   CURLM *m = curl_multi_init();
   if (m == NULL) return; /* out of memory: kept, every transfer of this run is fresh anyway */
   curl_multi_cleanup(c->multi); /* closes its connections */
@@ -147,7 +163,7 @@ void smm_client_reset_connections(smm_client *c) {
  * (an answer arriving makes its socket readable): no check, see the header comment. */
 static int avoid_reuse(smm_client *c, int active) {
   if (active > 0 || c->sockets_len == 0 || !unread_bytes(c)) return 0;
-  smm_client_reset_connections(c);
+  reset_connections(c);
   return c->sockets_len > 0;
 }
 
@@ -273,6 +289,6 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
   return;
 
 fatal:
-  smm_client_abort_inflight(c);
+  smm_multi_abort_inflight(c);
   luaL_error(L, "smm.core: curl multi error: %s", curl_multi_strerror(mc));
 }

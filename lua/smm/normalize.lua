@@ -224,8 +224,10 @@ end
 local DECIMAL = "^%d+%.?%d*$"
 
 -- The field types of a service entry, as a schema a transport may apply while it decodes (the
--- curl transport's C core does: see smm.core's request option `schema`). A transport that did
--- marks its result normalized = true, and M.services(list, true) then has nothing left to do.
+-- curl transport's C core does: see smm.core's request option `schema`; src/schema.c is the C
+-- twin of integer(), money(), boolean() and text(): change a rule here, change it there). A
+-- transport that did marks its result normalized = true, and M.services(list, true) then has
+-- nothing left to do.
 -- Read-only: it is shared by every request.
 M.SERVICE_SCHEMA = {
   service = "integer", rate = "money", min = "integer", max = "integer",
