@@ -507,25 +507,20 @@ static int request_many_body(lua_State *L) {
   return 1;
 }
 
-/* handle:request(url, fields, ropts): the arguments are checked here, with their positions
- * in the messages, the rest runs guarded. */
-static int client_request(lua_State *L) {
+/* handle:request(url, fields, ropts) and handle:request_many(url, items, ropts): the
+ * arguments are checked here, with their positions in the messages, the rest runs guarded. */
+static int start_request(lua_State *L, lua_CFunction body) {
   smm_client *c = check_idle(L);
   luaL_checkstring(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 4);
-  lua_pushcfunction(L, request_body);
+  lua_pushcfunction(L, body);
   return guarded_call(L, c);
 }
 
-static int client_request_many(lua_State *L) {
-  smm_client *c = check_idle(L);
-  luaL_checkstring(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  lua_settop(L, 4);
-  lua_pushcfunction(L, request_many_body);
-  return guarded_call(L, c);
-}
+static int client_request(lua_State *L) { return start_request(L, request_body); }
+
+static int client_request_many(lua_State *L) { return start_request(L, request_many_body); }
 
 static int client_close(lua_State *L) {
   smm_client *c = (smm_client *)luaL_checkudata(L, 1, SMM_HANDLE_MT);
