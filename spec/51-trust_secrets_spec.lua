@@ -16,28 +16,7 @@ local function raw(status, ctype, body)
     #body, body)
 end
 
--- Every string in a value (an error: its fields and tostring), searched for each needle.
-local function find_any(v, needles, seen)
-  seen = seen or {}
-  if type(v) == "string" then
-    for _, n in ipairs(needles) do
-      if v:find(n, 1, true) then return n end
-    end
-    return nil
-  end
-  if type(v) ~= "table" or seen[v] then return nil end
-  seen[v] = true
-  local mt = getmetatable(v)
-  if mt and mt.__tostring then
-    local hit = find_any(tostring(v), needles, seen)
-    if hit then return hit end
-  end
-  for k, x in pairs(v) do
-    local hit = find_any(k, needles, seen) or find_any(x, needles, seen)
-    if hit then return hit end
-  end
-  return nil
-end
+local find_any = env.find_any
 
 -- Servers are stopped after each test however it ends: one left running would keep busted
 -- waiting on its pipe at exit.

@@ -6,28 +6,7 @@ local env = require "helpers.env"
 local cli = require "helpers.cli"
 local smm = require "smm"
 
--- The first needle found in any string inside v (keys, values, tostring), or nil.
-local function find_any(v, needles, seen)
-  seen = seen or {}
-  if type(v) == "string" then
-    for _, n in ipairs(needles) do
-      if v:find(n, 1, true) then return n end
-    end
-    return nil
-  end
-  if type(v) ~= "table" or seen[v] then return nil end
-  seen[v] = true
-  local mt = getmetatable(v)
-  if mt and mt.__tostring then
-    local hit = find_any(tostring(v), needles, seen)
-    if hit then return hit end
-  end
-  for k, x in pairs(v) do
-    local hit = find_any(k, needles, seen) or find_any(x, needles, seen)
-    if hit then return hit end
-  end
-  return nil
-end
+local find_any = env.find_any
 
 describe("trust: proxy credentials over libcurl", function()
   it("libcurl's 'Unsupported proxy syntax' message and the client table hold no password", function()

@@ -16,16 +16,16 @@
 -- of a request that carried "Expect: V" has the content type "text/plain; expect=V".
 local M = {}
 
-local function urldecode(s)
+function M.urldecode(s)
   s = s:gsub("+", " ")
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
-local function parse_form(body)
+function M.parse_form(body)
   local f = {}
   for pair in body:gmatch("[^&]+") do
     local k, v = pair:match("^([^=]*)=(.*)$")
-    if k then f[urldecode(k)] = urldecode(v) end
+    if k then f[M.urldecode(k)] = M.urldecode(v) end
   end
   return f
 end
@@ -60,7 +60,7 @@ function M.serve(mode)
         local body = ""
         local len = tonumber(headers["content-length"] or "0")
         if len and len > 0 then body = c:receive(len) or "" end
-        local f = parse_form(body)
+        local f = M.parse_form(body)
         -- a client that asked for 100-continue is told so in the answer's content type
         local status, ctype, out = 200, "text/plain", body
         if headers.expect then ctype = ctype .. "; expect=" .. headers.expect end

@@ -51,4 +51,28 @@ end
 M.closed_port = sandbox.closed_port
 M.hanging_port = sandbox.hanging_port
 
+-- The first of `needles` found in any string inside v (keys, values, and tostring of values
+-- that have a __tostring, such as errors), or nil.
+function M.find_any(v, needles, seen)
+  seen = seen or {}
+  if type(v) == "string" then
+    for _, n in ipairs(needles) do
+      if v:find(n, 1, true) then return n end
+    end
+    return nil
+  end
+  if type(v) ~= "table" or seen[v] then return nil end
+  seen[v] = true
+  local mt = getmetatable(v)
+  if mt and mt.__tostring then
+    local hit = M.find_any(tostring(v), needles, seen)
+    if hit then return hit end
+  end
+  for k, x in pairs(v) do
+    local hit = M.find_any(k, needles, seen) or M.find_any(x, needles, seen)
+    if hit then return hit end
+  end
+  return nil
+end
+
 return M

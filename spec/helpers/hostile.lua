@@ -28,19 +28,8 @@
 -- The server serves one connection at a time; the request count is kept across connections.
 local M = {}
 
-local function urldecode(s)
-  s = s:gsub("+", " ")
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
-local function parse_form(body)
-  local f = {}
-  for pair in body:gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=(.*)$")
-    if k then f[urldecode(k)] = urldecode(v) end
-  end
-  return f
-end
+-- (the echo server's form parser: the same bytes, read the same way)
+local parse_form = require("helpers.echo").parse_form
 
 -- A 200 JSON answer with a correct Content-Length (headers: extra raw header lines).
 function M.json(body, status, headers)
