@@ -43,6 +43,7 @@ function M.new(opts)
     transport = transport,
     policy = retry.policy(o.public),
     concurrency = o.public.concurrency,
+    book = o.public.book,
   }, Client)
   secrets[client] = o.key
   real_urls[client] = o.url
@@ -209,6 +210,8 @@ local BATCHABLE = { services = true, balance = true, add = true, status = true, 
 -- The operation of one call. An `add` checked against its service (validate = true, max_cost)
 -- asks for the service first: the list is fetched (or taken from the cache) here, as a step of
 -- its own, and the operation built again with the service at hand. Building never sends.
+local claimed_in_book, recorded_in_book, recorded_change
+
 local function build(client, name, a, b)
   local actx = builders[client]
   local op = actions[name](actx, a, b)
@@ -218,6 +221,68 @@ local function build(client, name, a, b)
     op = actions[name](actx, a, b, s)
   end
   return op
+end
+
+-- A ref names one order for good: printable, short enough for any index.
+local MAX_REF = 200
+
+local function random_hex(bytes)
+  local f = io.open("/dev/urandom", "rb")
+  local raw = f and f:read(bytes)
+  if f then f:close() end
+  if not raw or #raw < bytes then
+    raw = tostring({}) .. os.clock() .. os.time() .. math.random()
+    return (raw:gsub("[^%w]", "")):sub(-bytes * 2)
+  end
+  return (raw:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- The ref of an add through a book: the caller's, checked, or a new one (an order placed
+-- without a ref is recorded all the same).
+local function ref_of(opts)
+  local ref = type(opts) == "table" and opts.ref or nil
+  if ref == nil then return "auto-" .. os.date("!%Y%m%dT%H%M%SZ") .. "-" .. random_hex(8) end
+  if type(ref) ~= "string" or ref == "" or #ref > MAX_REF or ref:find("%c") then
+    return nil, errors.invalid("ref", "must be a non-empty string of at most " .. MAX_REF ..
+      " bytes without control characters, got " .. validate.shown(ref), "add")
+  end
+  return ref
+end
+
+-- The order's price when the service list is already at hand (nothing is fetched for it).
+local function known_quote(client, fields)
+  local actx = builders[client]
+  local s = actx.catalog:get() and actx.catalog:lookup(fields.service)
+  if not s then return nil end
+  local total = actions.price(actx, s, fields, "add")
+  return total
+end
+
+-- client:batch's adds through the book: every intent is committed before any request leaves
+-- (claimed_in_book), each outcome recorded after (recorded_in_book).
+function claimed_in_book(client, op, opts)
+  local ref, err = ref_of(opts)
+  if not ref then return { err = err } end
+  local fields = {}
+  for name, value in pairs(op.requests[1]) do fields[name] = value end
+  local intent = { panel = client.url, ref = ref, fields = fields, quote = known_quote(client, fields) }
+  local claim
+  claim, err = client.book:intent(intent)
+  if not claim then return { err = err } end
+  if claim.recorded then return { value = claim.recorded } end
+  op.intent = intent
+  return op
+end
+
+function recorded_in_book(client, intent, res, err)
+  local _, berr = client.book:outcome(intent, res, err)
+  if res then
+    res.ref = intent.ref
+    if berr then res.book_error = berr end
+  elseif berr then
+    err.book_error = berr
+  end
+  return res, err
 end
 
 -- syntax: results = client:batch{ { "balance" }, { "status", { 1, 2 } }, { "add", order }, ... }
@@ -233,6 +298,9 @@ function Client:batch(calls)
         "services, balance, add, status, refill, refill_status, cancel, call", 2)
     end
     local op = build(self, name, call[2], call[3])
+    if name == "add" and self.book and not op.err and op.value == nil then
+      op = claimed_in_book(self, op, call[3])
+    end
     ops[i] = op
     if not op.err and op.value == nil then
       owner[i] = {}
@@ -254,6 +322,7 @@ function Client:batch(calls)
       local mine = {}
       for j, index in ipairs(owner[i]) do mine[j] = outcomes[index] end
       value, err = op.finish(mine)
+      if op.intent then value, err = recorded_in_book(self, op.intent, value, err) end
     end
     results[i] = { value = value, err = err }
   end
@@ -264,20 +333,55 @@ end
 -- The list is cached for `services_ttl` ms; refresh = true fetches it anew.
 function Client:services(opts) return self:run(actions.services(builders[self], opts)) end
 
--- syntax: res, err = client:add(order [, { max_cost = "5.00", validate = true }])
-function Client:add(order, opts) return self:run(build(self, "add", order, opts)) end
+-- Refills and cancels through a client with a book: what each id ended in, recorded on its
+-- order (a refill id is then followed by book:sync). The call's own result is returned as is.
+function recorded_change(client, kind, ids, value, err)
+  if not client.book or (err and err.kind == "invalid") then return value, err end
+  local by_id = {}
+  local normalize = require "smm.normalize"
+  if type(ids) == "table" then
+    for id, entry in pairs(type(value) == "table" and value or {}) do by_id[id] = entry end
+    if not value then
+      for _, id in ipairs(ids) do
+        by_id[normalize.id(id) or id] = { error = tostring(err), ambiguous = err and err.ambiguous }
+      end
+    end
+  else
+    by_id[normalize.id(ids) or ids] = value or { error = tostring(err), ambiguous = err and err.ambiguous }
+  end
+  local _, berr = client.book:record(kind, client.url, by_id, err)
+  if berr then
+    if value then value.book_error = berr elseif err then err.book_error = berr end
+  end
+  return value, err
+end
+
+-- syntax: res, err = client:add(order [, { max_cost = "5.00", validate = true, ref = "shop-1234" }])
+-- ref: through a client made with a book, the order's idempotency key (see smm.book).
+function Client:add(order, opts)
+  if type(opts) == "table" and opts.ref ~= nil and not self.book then
+    error("smm: client:add(order, opts): option 'ref' needs a client made with an order book " ..
+      "(smm.new{ ..., book = smm.book.open(url) })", 2)
+  end
+  local op = build(self, "add", order, opts)
+  if not self.book or op.err or op.value ~= nil then return self:run(op) end
+  op = claimed_in_book(self, op, opts)
+  if not op.intent then return self:run(op) end
+  local res, err = self:run(op)
+  return recorded_in_book(self, op.intent, res, err)
+end
 
 -- syntax: entry, err = client:status(id)   |   by_id, err = client:status{ id, ... }
 function Client:status(ids) return self:run(actions.status(builders[self], ids)) end
 
 -- syntax: res, err = client:refill(id)   |   by_id, err = client:refill{ id, ... }
-function Client:refill(ids) return self:run(actions.refill(builders[self], ids)) end
+function Client:refill(ids) return recorded_change(self, "refill", ids, self:run(actions.refill(builders[self], ids))) end
 
 -- syntax: res, err = client:refill_status(refill_id)   |   by_id, err = client:refill_status{ ... }
 function Client:refill_status(ids) return self:run(actions.refill_status(builders[self], ids)) end
 
 -- syntax: by_id, err = client:cancel{ id, ... }   |   res, err = client:cancel(id)
-function Client:cancel(ids) return self:run(actions.cancel(builders[self], ids)) end
+function Client:cancel(ids) return recorded_change(self, "cancel", ids, self:run(actions.cancel(builders[self], ids))) end
 
 -- syntax: b, err = client:balance()
 function Client:balance() return self:run(actions.balance(builders[self])) end

@@ -2,7 +2,8 @@
 -- them can carry the API key.
 --
 -- An error is a table:
---   kind        "invalid" | "network" | "timeout" | "http" | "decode" | "api"
+--   kind        "invalid" | "network" | "timeout" | "http" | "decode" | "api" | "book" (the
+--               order book: see smm.book; `book` names it, never with its password)
 --   message     one readable sentence
 --   action      the API action the call was for, when there was one
 --   field       the offending input field ("invalid" errors)
@@ -20,7 +21,8 @@ local Error = {}
 Error.__index = Error
 M.Error = Error
 
-local KINDS = { invalid = true, network = true, timeout = true, http = true, decode = true, api = true }
+local KINDS = { invalid = true, network = true, timeout = true, http = true, decode = true, api = true,
+                book = true }
 
 function Error:__tostring()
   local where = self.action and (" (" .. self.action .. ")") or ""
@@ -250,7 +252,7 @@ M.scrub = scrub
 -- The fixed vocabulary that retries, wait, the CLI's exit codes and callers compare against: never
 -- scrubbed, so that a very short key (one character is a valid key) cannot turn "network" into
 -- "n***twork". None of them carries text from the panel or the URL.
-local FIXED = { kind = true, code = true, action = true, field = true }
+local FIXED = { kind = true, code = true, action = true, field = true, state = true }
 
 -- fields: kind and message required, the rest as listed above. secrets: what must not survive
 -- into the error (a string or a list, see scrub); every free-text field is scrubbed of it.

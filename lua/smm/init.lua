@@ -34,4 +34,12 @@ M.is_final = normalize.is_final
 -- syntax: bool = smm.is_refill_final(status)
 M.is_refill_final = normalize.is_refill_final
 
-return M
+-- syntax: book, err = smm.book.open("sqlite:/path/orders.db" | "postgresql://user:pw@host/db")
+-- The order book (smm.book), loaded when first used: plain clients never load LuaDBI.
+return setmetatable(M, { __index = function(t, name)
+  if name == "book" then
+    local book = require "smm.book"
+    rawset(t, "book", book)
+    return book
+  end
+end })

@@ -41,6 +41,16 @@ local function transport(_, v)
   end
 end
 
+-- An order book (smm.book.open), or anything offering its client side: intent and outcome.
+local function book(_, v)
+  local mt = type(v) == "table" and getmetatable(v)
+  local has = function(name) return type(v[name]) == "function" or (mt and type(mt.__index) == "table"
+    and type(mt.__index[name]) == "function") end
+  if type(v) ~= "table" or not has("intent") or not has("outcome") then
+    return "must be an order book (smm.book.open(url)), got " .. type(v)
+  end
+end
+
 local CHECKS = {
   url = of_type("string"), key = of_type("string"),
   timeout = ms, connect_timeout = ms, proxy = of_type("string"), ssl_verify = of_type("boolean"),
@@ -49,6 +59,7 @@ local CHECKS = {
   retries = non_negative_int, retry_base = ms, retry_max = ms,
   services_ttl = ms, rate_limit = rate_limit, validate = of_type("boolean"),
   shared_dict = of_type("string"), random = of_type("function"), on_retry = of_type("function"),
+  book = book,
 }
 
 M.DEFAULTS = {

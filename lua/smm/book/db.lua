@@ -1,0 +1,186 @@
+-- The book's one way to its database: LuaDBI (Debian's lua-dbi-sqlite3, lua-dbi-postgresql),
+-- prepared statements only, the same SQL for both engines except the few statements that differ
+-- (smm.book.dialects). Everything above this file sees rows as Lua tables with integers for
+-- ids, counts and times, strings for money.
+--
+-- Two facts of LuaDBI 0.7 shape this file. Its SQLite driver reads and binds integers through
+-- 32-bit calls (sqlite3_column_int): 2^53 - 1 comes back as -1. So numbers are bound as their
+-- decimal text (SQLite's INTEGER affinity stores them as integers, PostgreSQL casts them), and
+-- the integer columns are selected as text on SQLite (dialect.int) and turned back here. And a
+-- failed statement raises nothing: each call is checked, and a failure raises a book error that
+-- the public methods (smm.book) return as nil, err.
+local errors = require "smm.errors"
+local dialects = require "smm.book.dialects"
+
+local M = {}
+
+local DB = {}
+DB.__index = DB
+
+-- Columns holding integers, in every table: turned back into Lua integers after a SELECT.
+local INTEGER = {}
+for name in ([[id order_id service quantity remains start_count attempts created_at sent_at
+    updated_at final_at next_check lease_until checks refill_id version n event_id delivered_at
+    next_attempt at runs interval]]):gmatch("%S+") do INTEGER[name] = true end
+M.INTEGER = INTEGER
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+local to_integer = math.tointeger or function(v) return v end
+
+local function integer(v)
+  if type(v) == "string" then v = tonumber(v) end
+  if type(v) == "number" then return to_integer(v) or v end
+  return v
+end
+
+-- A number as the decimal text bound for it. Integers exactly (%d would round above 2^53 on
+-- 5.1, so %.0f there); anything else is a mistake of the caller.
+local function bound(v)
+  if type(v) ~= "number" then return v end
+  if math.type then
+    if math.type(v) == "integer" then return string.format("%d", v) end
+    local i = math.tointeger(v)
+    if i then return string.format("%d", i) end
+  elseif v == math.floor(v) and v > -2^63 and v < 2^63 then
+    return string.format("%.0f", v)
+  end
+  error("smm.book: a non-integer number bound to SQL: " .. tostring(v))
+end
+
+local loaded_dbi
+local function dbi()
+  if loaded_dbi == nil then
+    local ok, mod = pcall(require, "DBI")
+    loaded_dbi = ok and mod or false
+  end
+  return loaded_dbi
+end
+
+local function fail(db, message, code)
+  local err = errors.new({ kind = "book", code = code or "book_failed", book = db.name,
+    message = db.name .. ": " .. message }, db.secrets)
+  error(err, 0)
+end
+M.fail = fail
+
+-- -> db or nil, err. target: smm.book.target's table; secrets: what no message may hold.
+function M.connect(target, secrets)
+  local DBI = dbi()
+  if not DBI then
+    return nil, errors.new({ kind = "book", code = "book_unavailable", book = target.name,
+      message = target.name .. ": LuaDBI is not installed (Debian: apt-get install lua-dbi-sqlite3" ..
+        " lua-dbi-postgresql)" })
+  end
+  local db = setmetatable({ name = target.name, driver = target.driver, secrets = secrets,
+    dialect = dialects[target.driver], statements = {} }, DB)
+  local ok, conn, why
+  if target.driver == "sqlite" then
+    ok, conn, why = pcall(DBI.Connect, "SQLite3", target.path)
+  else
+    ok, conn, why = pcall(DBI.Connect, "PostgreSQL", target.database, target.user, target.password,
+      target.host, target.port)
+  end
+  if not ok or not conn then
+    why = tostring(not ok and conn or why or "no reason given")
+    return nil, errors.new({ kind = "book", code = "book_unavailable", book = target.name,
+      message = target.name .. ": cannot open the book: " .. why }, secrets)
+  end
+  db.conn = conn
+  conn:autocommit(true) -- transactions are explicit (DB:transaction)
+  return db
+end
+
+function DB:close()
+  if self.conn then
+    for _, st in pairs(self.statements) do pcall(st.close, st) end
+    self.statements = {}
+    pcall(self.conn.close, self.conn)
+    self.conn = nil
+  end
+end
+
+local function prepared(db, sql)
+  local st = db.statements[sql]
+  if st then return st end
+  if not db.conn then fail(db, "the book is closed", "book_closed") end
+  local ok, st_or_err, why = pcall(db.conn.prepare, db.conn, sql)
+  if not ok or not st_or_err then
+    fail(db, "cannot prepare a statement: " .. tostring(not ok and st_or_err or why))
+  end
+  db.statements[sql] = st_or_err
+  return st_or_err
+end
+
+-- Runs one statement; returns the statement (for rows) and how many rows it changed.
+function DB:run(sql, ...)
+  local st = prepared(self, sql)
+  local n = select("#", ...)
+  local args = { ... }
+  for i = 1, n do args[i] = bound(args[i]) end
+  local ok, done, why = pcall(st.execute, st, (table.unpack or unpack)(args, 1, n))
+  if not ok or not done then
+    why = tostring(not ok and done or why or "")
+    -- a statement that failed may hold its connection in a bad state: prepare it anew next time
+    self.statements[sql] = nil
+    pcall(st.close, st)
+    local code = "book_failed"
+    local low = why:lower()
+    if low:find("readonly", 1, true) or low:find("read%-only") then code = "book_read_only"
+    elseif low:find("disk is full", 1, true) or low:find("no space", 1, true) then code = "book_full"
+    elseif low:find("locked", 1, true) or low:find("busy", 1, true) then code = "book_busy" end
+    fail(self, "a statement failed: " .. why, code)
+  end
+  return st, st:affected()
+end
+
+-- Rows of a SELECT, as tables by column name, integer columns turned into integers.
+function DB:rows(sql, ...)
+  local st = self:run(sql, ...)
+  local out = {}
+  for row in st:rows(true) do
+    local copy = {}
+    for name, value in pairs(row) do
+      copy[name] = INTEGER[name] and integer(value) or value
+    end
+    out[#out + 1] = copy
+  end
+  return out
+end
+
+function DB:row(sql, ...)
+  return self:rows(sql, ...)[1]
+end
+
+function DB:changes(sql, ...)
+  local _, n = self:run(sql, ...)
+  return n
+end
+
+-- fn() inside one transaction (a write one: on SQLite it takes the write lock at once, so two
+-- writers wait for each other instead of failing); committed when fn returns, rolled back when
+-- it raises, and the error raised again.
+function DB:transaction(fn, ...)
+  if self.depth and self.depth > 0 then return fn(...) end
+  self:run(self.dialect.begin)
+  self.depth = 1
+  local results = pack(pcall(fn, ...))
+  self.depth = 0
+  if not results[1] then
+    pcall(self.run, self, "ROLLBACK")
+    error(results[2], 0)
+  end
+  self:run("COMMIT")
+  return (table.unpack or unpack)(results, 2, results.n)
+end
+
+-- A column list for SELECT with the integer columns as this engine must read them.
+function DB:columns(list)
+  local out = {}
+  for name in list:gmatch("[%w_]+") do
+    out[#out + 1] = INTEGER[name] and self.dialect.int(name) or name
+  end
+  return table.concat(out, ", ")
+end
+
+return M

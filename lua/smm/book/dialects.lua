@@ -1,0 +1,35 @@
+-- What differs between the book's engines, and nothing else: every other statement is the same
+-- text on both (ON CONFLICT ... DO NOTHING is both SQLite's and PostgreSQL's).
+--   begin      a transaction that writes: SQLite's IMMEDIATE takes the write lock at once, so
+--              two writers queue (busy_timeout) instead of one failing at its first write
+--   serial     the type of a table's own row id
+--   int(col)   how an integer column is selected (LuaDBI's SQLite driver reads 32 bits: as text)
+--   skip_locked  appended to the claim's inner SELECT: PostgreSQL's row locks let several
+--              workers claim at once, each skipping the rows another holds; SQLite has one
+--              writer at a time, so its claim needs none
+--   greatest / least   of two values (SQLite's max/min of several arguments)
+--   open       statements run once on each connection
+--   lock_migrations / unlock_migrations   around migrating: two processes opening a new
+--              PostgreSQL book at once would both create its tables (SQLite's write lock
+--              already orders them)
+return {
+  sqlite = {
+    begin = "BEGIN IMMEDIATE",
+    serial = "INTEGER PRIMARY KEY AUTOINCREMENT",
+    int = function(col) return "CAST(" .. col .. " AS TEXT) AS " .. col end,
+    skip_locked = "",
+    greatest = "max", least = "min",
+    open = { "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 30000",
+             "PRAGMA foreign_keys = ON" },
+  },
+  postgresql = {
+    begin = "BEGIN",
+    serial = "BIGSERIAL PRIMARY KEY",
+    int = function(col) return col end,
+    skip_locked = " FOR UPDATE SKIP LOCKED",
+    greatest = "GREATEST", least = "LEAST",
+    open = { "SET TIME ZONE 'UTC'", "SET lock_timeout = '30s'" },
+    lock_migrations = "SELECT pg_advisory_lock(7270001)",
+    unlock_migrations = "SELECT pg_advisory_unlock(7270001)",
+  },
+}

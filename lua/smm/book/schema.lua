@@ -1,0 +1,125 @@
+-- The book's tables, as numbered migrations applied in order on open. A migration is never
+-- edited once released: a change is a new one. {serial} is the dialect's row id type.
+--
+-- Every time is UTC, in whole seconds since the epoch (integers sort and compare the same on
+-- both engines; the CLI and events show them as ISO 8601). Money is exact decimal text. The
+-- panel is its URL without credentials; no key or password is ever stored.
+local M = {}
+
+M.MIGRATIONS = {
+  { version = 1, statements = {
+    [[CREATE TABLE orders (
+        id {serial},
+        ref TEXT NOT NULL UNIQUE,      -- the caller's reference: the idempotency key
+        panel TEXT NOT NULL,
+        state TEXT NOT NULL,           -- sending | placed | in_doubt | failed | final | stale
+        order_id BIGINT,
+        service BIGINT,
+        link TEXT,
+        quantity BIGINT,
+        fields TEXT NOT NULL,          -- the order's fields as sent (JSON, never the key)
+        quote TEXT,
+        status TEXT,
+        remains BIGINT,
+        charge TEXT,
+        start_count BIGINT,
+        currency TEXT,
+        error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at BIGINT NOT NULL,
+        sent_at BIGINT,
+        updated_at BIGINT NOT NULL,
+        final_at BIGINT,
+        next_check BIGINT,
+        checks INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_until BIGINT
+      )]],
+    "CREATE UNIQUE INDEX orders_panel_order ON orders (panel, order_id)",
+    "CREATE INDEX orders_due ON orders (panel, state, next_check)",
+    "CREATE INDEX orders_created ON orders (created_at)",
+    [[CREATE TABLE history (
+        id {serial},
+        ref TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        what TEXT NOT NULL,            -- placed | status | in_doubt | failed | resolved | cancel | refill | stale
+        status TEXT,
+        remains BIGINT,
+        charge TEXT,
+        start_count BIGINT,
+        detail TEXT
+      )]],
+    "CREATE INDEX history_ref ON history (ref)",
+    [[CREATE TABLE refills (
+        id {serial},
+        ref TEXT NOT NULL,             -- the order's ref
+        panel TEXT NOT NULL,
+        order_id BIGINT NOT NULL,
+        refill_id BIGINT,
+        state TEXT NOT NULL,           -- sending | open | in_doubt | failed | final
+        status TEXT,
+        error TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        next_check BIGINT,
+        checks INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_until BIGINT
+      )]],
+    "CREATE INDEX refills_due ON refills (panel, state, next_check)",
+    "CREATE INDEX refills_ref ON refills (ref)",
+    [[CREATE TABLE events (
+        id {serial},
+        type TEXT NOT NULL,
+        ref TEXT,
+        panel TEXT,
+        data TEXT NOT NULL,            -- the event as delivered (JSON)
+        created_at BIGINT NOT NULL,
+        delivered_at BIGINT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT
+      )]],
+    "CREATE INDEX events_pending ON events (delivered_at, next_attempt)",
+  } },
+}
+
+M.LATEST = M.MIGRATIONS[#M.MIGRATIONS].version
+
+-- Applies what is missing, each migration in its own transaction. Two processes opening a new
+-- book at once: the second waits for the first's transaction (a write lock) and then finds the
+-- version already there.
+function M.migrate(db)
+  if db.dialect.lock_migrations then db:rows(db.dialect.lock_migrations) end
+  local ok, err = pcall(M.apply, db)
+  if db.dialect.unlock_migrations then pcall(db.rows, db, db.dialect.unlock_migrations) end
+  if not ok then error(err, 0) end
+end
+
+function M.apply(db)
+  db:run([[CREATE TABLE IF NOT EXISTS smm_schema (version INTEGER NOT NULL)]])
+  local function current()
+    local row = db:row("SELECT " .. db.dialect.int("version") .. " FROM smm_schema")
+    return row and row.version or 0
+  end
+  if current() > M.LATEST then
+    require("smm.book.db").fail(db, "the book's schema is version " .. current() ..
+      ", newer than this lua-smm knows (" .. M.LATEST .. "): upgrade lua-smm", "book_newer")
+  end
+  for _, m in ipairs(M.MIGRATIONS) do
+    db:transaction(function()
+      local have = current()
+      if have >= m.version then return end
+      for _, sql in ipairs(m.statements) do
+        db:run((sql:gsub("{serial}", db.dialect.serial)))
+      end
+      if have == 0 then
+        db:run("INSERT INTO smm_schema (version) VALUES (?)", m.version)
+      else
+        db:run("UPDATE smm_schema SET version = ?", m.version)
+      end
+    end)
+  end
+end
+
+return M
