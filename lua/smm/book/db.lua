@@ -3,10 +3,11 @@
 -- (smm.book.dialects). Everything above this file sees rows as Lua tables with integers for
 -- ids, counts and times, strings for money.
 --
--- Two facts of LuaDBI 0.7 shape this file. Its SQLite driver reads and binds integers through
--- 32-bit calls (sqlite3_column_int): 2^53 - 1 comes back as -1. So numbers are bound as their
+-- Two facts of LuaDBI 0.7 shape this file. Both its drivers read integers into 32 bits
+-- (2^53 - 1 comes back as -1, on SQLite and PostgreSQL alike), and on 5.1 and LuaJIT it sends
+-- numbers as %.14g (2^53 - 1 becomes 9.007199254741e+15). So numbers are bound as their
 -- decimal text (SQLite's INTEGER affinity stores them as integers, PostgreSQL casts them), and
--- the integer columns are selected as text on SQLite (dialect.int) and turned back here. And a
+-- integer columns are selected as text (DB:int) and turned back into integers here. And a
 -- failed statement raises nothing: each call is checked, and a failure raises a book error that
 -- the public methods (smm.book) return as nil, err.
 local errors = require "smm.errors"
@@ -174,11 +175,14 @@ function DB:transaction(fn, ...)
   return (table.unpack or unpack)(results, 2, results.n)
 end
 
--- A column list for SELECT with the integer columns as this engine must read them.
+-- An integer column as it must be selected (see the top of this file).
+function DB.int(_, col) return "CAST(" .. col .. " AS TEXT) AS " .. col end
+
+-- A column list for SELECT with the integer columns selected as text.
 function DB:columns(list)
   local out = {}
   for name in list:gmatch("[%w_]+") do
-    out[#out + 1] = INTEGER[name] and self.dialect.int(name) or name
+    out[#out + 1] = INTEGER[name] and self:int(name) or name
   end
   return table.concat(out, ", ")
 end

@@ -3,7 +3,6 @@
 --   begin      a transaction that writes: SQLite's IMMEDIATE takes the write lock at once, so
 --              two writers queue (busy_timeout) instead of one failing at its first write
 --   serial     the type of a table's own row id
---   int(col)   how an integer column is selected (LuaDBI's SQLite driver reads 32 bits: as text)
 --   skip_locked  appended to the claim's inner SELECT: PostgreSQL's row locks let several
 --              workers claim at once, each skipping the rows another holds; SQLite has one
 --              writer at a time, so its claim needs none
@@ -16,7 +15,6 @@ return {
   sqlite = {
     begin = "BEGIN IMMEDIATE",
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT",
-    int = function(col) return "CAST(" .. col .. " AS TEXT) AS " .. col end,
     skip_locked = "",
     greatest = "max", least = "min",
     open = { "PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA busy_timeout = 30000",
@@ -25,7 +23,6 @@ return {
   postgresql = {
     begin = "BEGIN",
     serial = "BIGSERIAL PRIMARY KEY",
-    int = function(col) return col end,
     skip_locked = " FOR UPDATE SKIP LOCKED",
     greatest = "GREATEST", least = "LEAST",
     open = { "SET TIME ZONE 'UTC'", "SET lock_timeout = '30s'" },

@@ -321,12 +321,12 @@ end
 function Book:counts()
   return guarded(self, function(db)
     local out = { placed = 0, final = 0, in_doubt = 0, sending = 0, failed = 0, stale = 0 }
-    for _, row in ipairs(db:rows("SELECT state, " .. db.dialect.int("n") ..
+    for _, row in ipairs(db:rows("SELECT state, " .. db:int("n") ..
         " FROM (SELECT state, count(*) AS n FROM orders GROUP BY state) AS c")) do
       out[row.state] = row.n
     end
     out.open = out.placed
-    local pending = db:row("SELECT " .. db.dialect.int("n") ..
+    local pending = db:row("SELECT " .. db:int("n") ..
       " FROM (SELECT count(*) AS n FROM events WHERE delivered_at IS NULL) AS c")
     out.events_pending = pending and pending.n or 0
     return out

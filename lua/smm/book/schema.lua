@@ -99,7 +99,7 @@ end
 function M.apply(db)
   db:run([[CREATE TABLE IF NOT EXISTS smm_schema (version INTEGER NOT NULL)]])
   local function current()
-    local row = db:row("SELECT " .. db.dialect.int("version") .. " FROM smm_schema")
+    local row = db:row("SELECT " .. db:int("version") .. " FROM smm_schema")
     return row and row.version or 0
   end
   if current() > M.LATEST then
