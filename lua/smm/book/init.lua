@@ -108,13 +108,24 @@ local function select_order(db, where_sql, ...)
   return db:row("SELECT " .. db:columns(ORDER_COLUMNS) .. " FROM orders WHERE " .. where_sql, ...)
 end
 
+-- cjson reads every number as a float (100.0 on Lua 5.3+): whole ones (service, quantity)
+-- are integers again, as they were sent.
+local to_integer = math.tointeger or function(v) return v end
+local function whole_numbers(t)
+  for k, v in pairs(t) do
+    if type(v) == "number" then t[k] = to_integer(v) or v
+    elseif type(v) == "table" then whole_numbers(v) end
+  end
+  return t
+end
+
 -- A row as callers see it: the order's fields decoded, times as they are (UTC seconds).
 local function public_order(row)
   if not row then return nil end
   local ok, cjson = pcall(require, "cjson.safe")
   if ok and type(row.fields) == "string" then
     local fields = cjson.decode(row.fields)
-    if type(fields) == "table" then row.fields = fields end
+    if type(fields) == "table" then row.fields = whole_numbers(fields) end
   end
   return row
 end
@@ -159,6 +170,13 @@ function Book:intent(intent)
       if row.fields ~= text then
         return nil, book_error(self, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
           " was used for a different order (" .. row.fields .. "): nothing was sent; a ref names one order",
+          { ref = intent.ref, field = "ref" })
+      end
+      -- a service id means another service on another panel: the same ref and fields sent
+      -- elsewhere are another order (unless the first was provably never placed)
+      if row.panel ~= intent.panel and row.state ~= "failed" then
+        return nil, book_error(self, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
+          " was used for an order on " .. row.panel .. ": nothing was sent; a ref names one order",
           { ref = intent.ref, field = "ref" })
       end
       if row.state == "failed" then
@@ -402,8 +420,19 @@ function Book:report(opts)
         g.charge, all.charge = money.add(g.charge, row.charge), money.add(all.charge, row.charge)
       end
     end
-    table.sort(list, function(a, b) return a.key < b.key end)
+    if by == "service" then -- by number: service 9 before service 10
+      table.sort(list, function(a, b) return (tonumber(a.key) or 0) < (tonumber(b.key) or 0) end)
+    else
+      table.sort(list, function(a, b) return a.key < b.key end)
+    end
     list.all = all
+    -- sums as exact decimal strings at the scale of their terms ("0.1" x 3 = "0.3")
+    local function exact(d)
+      if type(d) == "string" then d = money.parse(d) end
+      return money.format(d, d.scale)
+    end
+    for _, g in ipairs(list) do g.charge = exact(g.charge) end
+    all.charge = exact(all.charge)
     return list
   end)
 end
