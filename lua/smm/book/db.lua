@@ -84,6 +84,9 @@ function M.connect(target, secrets)
   end
   if not ok or not conn then
     why = tostring(not ok and conn or why or "no reason given")
+    if target.driver == "sqlite" then
+      why = why .. " (the path must name a file, in a folder that exists and may be written)"
+    end
     return nil, errors.new({ kind = "book", code = "book_unavailable", book = target.name,
       message = target.name .. ": cannot open the book: " .. why }, secrets)
   end

@@ -42,7 +42,8 @@ M.MIGRATIONS = {
         id {serial},
         ref TEXT NOT NULL,
         at BIGINT NOT NULL,
-        what TEXT NOT NULL,            -- placed | status | in_doubt | failed | resolved | cancel | refill | stale
+        what TEXT NOT NULL,            -- placed | status | in_doubt | failed | resolved | cancel | refill
+                                       -- | stale
         status TEXT,
         remains BIGINT,
         charge TEXT,
