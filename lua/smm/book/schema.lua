@@ -83,6 +83,12 @@ M.MIGRATIONS = {
       )]],
     "CREATE INDEX events_pending ON events (delivered_at, next_attempt)",
   } },
+  -- Events claimed with a lease by their deliverer (smm.book.hooks), so that two deliverers on
+  -- one book do not send the same event at the same time.
+  { version = 2, statements = {
+    "ALTER TABLE events ADD COLUMN lease_owner TEXT",
+    "ALTER TABLE events ADD COLUMN lease_until BIGINT",
+  } },
 }
 
 M.LATEST = M.MIGRATIONS[#M.MIGRATIONS].version
