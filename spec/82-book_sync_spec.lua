@@ -363,8 +363,10 @@ for _, engine in ipairs({ "sqlite", "postgresql" }) do
         assert.is_nil(rb.error)
         local p = polls(slow)
         assert.equal(5000, p.distinct)
-        assert.is_true(p.max <= 2) -- at most the killed worker's last page asked twice
-        assert.is_true(p.total - 5000 <= 100)
+        -- asked twice at most: the killed worker's page in flight and the one before it, whose
+        -- answers it had not written yet (they are written while the next page travels)
+        assert.is_true(p.max <= 2)
+        assert.is_true(p.total - 5000 <= 200)
         for id = first, last do assert.truthy(p.by_id[string.format("%d", id)]) end
         local left = db:row("SELECT " .. db:int("n") .. " FROM (SELECT count(*) AS n FROM orders " ..
           "WHERE lease_owner IS NOT NULL OR checks = 0 OR next_check <= CAST(? AS BIGINT)) AS c", os.time() - 5)

@@ -399,6 +399,7 @@ static int check_schema(lua_State *L, int idx) {
 }
 
 /* ropts at idx: { idempotent = boolean, concurrency = n (request_many only), gzip = boolean,
+ * idle = function (request_many only: see smm_multi_run),
  * schema = { field = "integer" | "money" | "boolean" | "text" } (see smm_decode_body),
  * schemas = { schema or false, ... } (request_many only: item i's answer gets schemas[i]) } */
 static void read_ropts(lua_State *L, int idx, int many, smm_request_opts *o) {
@@ -434,6 +435,9 @@ static void read_ropts(lua_State *L, int idx, int many, smm_request_opts *o) {
       if (!ok)
         luaL_error(L, "smm.core: request option 'schemas' must be a list of schemas or false");
       o->schemas = 1;
+    } else if (name && many && strcmp(name, "idle") == 0) {
+      if (lua_type(L, -1) != LUA_TFUNCTION)
+        luaL_error(L, "smm.core: request option 'idle' must be a function");
     } else if (name && strcmp(name, "gzip") == 0) {
       if (lua_type(L, -1) != LUA_TBOOLEAN)
         luaL_error(L, "smm.core: request option 'gzip' must be a boolean");
@@ -459,17 +463,22 @@ static void run(lua_State *L, smm_client *c, int n, smm_request_opts *o) {
   ensure_pool(L, c, o->concurrency);
   if (o->schemas || o->schema) {
     lua_getfield(L, 4, o->schemas ? "schemas" : "schema"); /* 8 */
-    smm_multi_run(L, c, lua_tostring(L, 2), 5, n, o, 6, 7, 8);
-    lua_pop(L, 2);
   } else {
-    smm_multi_run(L, c, lua_tostring(L, 2), 5, n, o, 6, 7, 0);
-    lua_pop(L, 1);
+    lua_pushnil(L); /* 8: no schema */
   }
+  if (lua_istable(L, 4)) {
+    lua_getfield(L, 4, "idle"); /* 9: checked by read_ropts (request_many only) */
+    if (lua_isfunction(L, -1)) o->idle_idx = lua_gettop(L);
+  } else {
+    lua_pushnil(L);
+  }
+  smm_multi_run(L, c, lua_tostring(L, 2), 5, n, o, 6, 7, o->schemas || o->schema ? 8 : 0);
+  lua_pop(L, 3);
 }
 
 static int request_body(lua_State *L) {
   smm_client *c = (smm_client *)lua_touserdata(L, 1);
-  smm_request_opts o = {1, 1, 0, 0, 0};
+  smm_request_opts o = {1, 1, 0, 0, 0, 0};
   read_ropts(L, 4, 0, &o);
   lua_settop(L, 4);
   smm_form_encode(L, 3, &c->form, 0); /* the body: nothing else writes c->form until done */
@@ -483,7 +492,7 @@ static int request_body(lua_State *L) {
 
 static int request_many_body(lua_State *L) {
   smm_client *c = (smm_client *)lua_touserdata(L, 1);
-  smm_request_opts o = {1, 0, 0, 0, 0};
+  smm_request_opts o = {1, 0, 0, 0, 0, 0};
   int n, i;
   o.concurrency = c->concurrency;
   read_ropts(L, 4, 1, &o);

@@ -5,8 +5,10 @@
  * finished one frees its easy handle for the next body in the list.
  *
  * No Lua is called while curl runs except to build the result table of a transfer that has
- * already finished and been removed from the multi handle. If that raises (out of memory),
- * the transfers still added are removed at the start of the next run or by close/__gc.
+ * already finished and been removed from the multi handle, and the caller's idle function
+ * (ropts.idle, under lua_pcall: nothing it raises can cross this loop). If building a result
+ * raises (out of memory), the transfers still added are removed at the start of the next run
+ * or by close/__gc.
  *
  * A connection with unread bytes is never reused. A panel or proxy can leave a second answer
  * nobody asked for on a keep-alive connection; when it arrives after libcurl has read the
@@ -206,6 +208,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
   /* nil at bodies_idx: a single request, whose body is c->form and whose result replaces the
    * value at results_idx (no strings or tables to allocate for every request). */
   int single = lua_isnil(L, bodies_idx);
+  int idle = o->idle_idx; /* 0 once the idle function is done (or failed) */
   CURLMcode mc = CURLM_OK;
   while (next < n || active > 0) {
     CURLMsg *msg;
@@ -282,7 +285,16 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
     /* A slot just freed is refilled at once: polling first would leave it idle until some
      * other transfer makes network progress. */
     if (active > 0 && running > 0 && !(finished && next < n)) {
-      mc = curl_multi_poll(c->multi, NULL, 0, smm_catching_interrupts() ? SLICE_MS : 1000, NULL);
+      int wait_ms = smm_catching_interrupts() ? SLICE_MS : 1000;
+      if (idle) {
+        lua_pushvalue(L, idle);
+        if (lua_pcall(L, 0, 1, 0) != 0 || !lua_toboolean(L, -1))
+          idle = 0; /* done, or failed: its error is dropped (see multi.h) */
+        else
+          wait_ms = 0; /* more to do: only look at the network */
+        lua_pop(L, 1);
+      }
+      mc = curl_multi_poll(c->multi, NULL, 0, wait_ms, NULL);
       if (mc != CURLM_OK) goto fatal;
     }
   }

@@ -31,6 +31,10 @@ local contexts = setmetatable({}, { __mode = "k" })
 -- service list, what errors are scrubbed of, its options. Kept off the client table: the
 -- scrub list holds the key.
 local builders = setmetatable({}, { __mode = "k" })
+local function pack(...) return { n = select("#", ...), ... } end
+
+-- What a client does while its requests wait (Client:while_waiting), by client.
+local idle_work = setmetatable({}, { __mode = "k" })
 
 function M.new(opts)
   local o = options.check(opts)
@@ -133,7 +137,7 @@ local function attempt_round(attempt, client, items, round)
     sub[i], schemas[i] = items[index].fields, items[index].schema or false
   end
   local ropts = { idempotent = round.idempotent, concurrency = client.concurrency, schemas = schemas,
-                  gzip = round.gzip }
+                  gzip = round.gzip, idle = idle_work[client] }
   if client.limiter then client.limiter:take(#sub) end
   local results = client.transport:request_many(real_urls[client], sub, ropts)
   local again, last_err = {}, nil
@@ -180,6 +184,21 @@ function Client:exchange(items)
     self.policy:run(self, attempt_round, self, items, round)
   end
   return outcomes
+end
+
+-- syntax: ... = client:while_waiting(idle, fn, ...)
+-- Calls fn(...) with idle() called whenever its parallel requests wait for the network (the curl
+-- transport; inside nginx the requests wait in light threads of their own and idle is not
+-- called). idle returns true while it has more to do; it must not raise (what it raises is
+-- dropped) and must not use this client. smm.book's sync writes one page there while the next
+-- page's statuses travel.
+function Client:while_waiting(idle, fn, ...)
+  local before = idle_work[self]
+  idle_work[self] = idle
+  local results = pack(pcall(fn, ...))
+  idle_work[self] = before
+  if not results[1] then error(results[2], 0) end
+  return (table.unpack or unpack)(results, 2, results.n)
 end
 
 -- Runs an operation built by smm.actions: one request through `send`, several in parallel.

@@ -7,6 +7,12 @@
 --              workers claim at once, each skipping the rows another holds; SQLite has one
 --              writer at a time, so its claim needs none
 --   greatest / least   of two values (SQLite's max/min of several arguments)
+--   in_ids(subquery)   "id IN (subquery)"'s right side: PostgreSQL plans IN (SELECT ... LIMIT n)
+--              as a join that reads the whole table; = ANY(ARRAY(...)) runs the subquery once
+--              and looks each id up by its key
+--   tune       run by a migration: PostgreSQL leaves room in each page of the tables a sync
+--              round rewrites, so that a row's new version stays in its page (a HOT update,
+--              no index touched) when no indexed column changes
 --   relaxed / strict   around a sync round: its writes (statuses that the next round would
 --              ask again) need not wait for the disk at each commit, unlike an intent; a
 --              crash loses at most the last pages' records, never the database
@@ -21,6 +27,8 @@ return {
     serial = "INTEGER PRIMARY KEY AUTOINCREMENT",
     skip_locked = "",
     greatest = "max", least = "min",
+    in_ids = function(subquery) return "IN (" .. subquery .. ")" end,
+    tune = {},
     relaxed = "PRAGMA synchronous = NORMAL", strict = "PRAGMA synchronous = FULL",
     -- busy_timeout first: switching a new file to WAL takes a lock that another process
     -- opening the same new book may hold, and without it that is "database is locked" at once
@@ -32,6 +40,8 @@ return {
     serial = "BIGSERIAL PRIMARY KEY",
     skip_locked = " FOR UPDATE SKIP LOCKED",
     greatest = "GREATEST", least = "LEAST",
+    in_ids = function(subquery) return "= ANY(ARRAY(" .. subquery .. "))" end,
+    tune = { "ALTER TABLE orders SET (fillfactor = 70)", "ALTER TABLE refills SET (fillfactor = 70)" },
     relaxed = "SET synchronous_commit = off", strict = "SET synchronous_commit = on",
     open = { "SET TIME ZONE 'UTC'", "SET lock_timeout = '30s'", "SET client_min_messages = warning" },
     lock_migrations = "SELECT pg_advisory_lock(7270001)",

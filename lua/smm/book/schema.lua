@@ -95,6 +95,16 @@ M.MIGRATIONS = {
     "CREATE INDEX orders_leased ON orders (lease_owner) WHERE lease_owner IS NOT NULL",
     "CREATE INDEX refills_leased ON refills (lease_owner) WHERE lease_owner IS NOT NULL",
   } },
+  -- A sync round finds its pages through (panel, state, id) and by RETURNING, not by next_check
+  -- or the lease: with neither of those indexed, rescheduling a row changes no index (on
+  -- PostgreSQL, with room left in its page, a HOT update), which is most of a round's writes.
+  { version = 4, statements = {
+    "DROP INDEX orders_due", "DROP INDEX orders_leased",
+    "DROP INDEX refills_due", "DROP INDEX refills_leased",
+    "CREATE INDEX orders_open ON orders (panel, state, id)",
+    "CREATE INDEX refills_open ON refills (panel, state, id)",
+    "{tune}",
+  } },
 }
 
 M.LATEST = M.MIGRATIONS[#M.MIGRATIONS].version
@@ -124,7 +134,11 @@ function M.apply(db)
       local have = current()
       if have >= m.version then return end
       for _, sql in ipairs(m.statements) do
-        db:run((sql:gsub("{serial}", db.dialect.serial)))
+        if sql == "{tune}" then
+          for _, tune in ipairs(db.dialect.tune) do db:run(tune) end
+        else
+          db:run((sql:gsub("{serial}", db.dialect.serial)))
+        end
       end
       if have == 0 then
         db:run("INSERT INTO smm_schema (version) VALUES (?)", m.version)

@@ -102,34 +102,42 @@ local function sql_for(db)
     "(CAST(? AS BIGINT), (CAST(? AS BIGINT) - created_at) / " .. BACKOFF_DIVISOR .. "))"
   local free = "(lease_until IS NULL OR lease_until < CAST(? AS BIGINT))"
   s = {}
-  local open_rows = { { "orders", "state = 'placed'" },
-                      { "refills", "state = 'open' AND refill_id IS NOT NULL" } }
+  local open_rows = {
+    { "orders", "state = 'placed'", "CAST(id AS TEXT), ref, CAST(order_id AS TEXT), status, " ..
+      "CAST(remains AS TEXT), charge, CAST(start_count AS TEXT), currency" },
+    { "refills", "state = 'open' AND refill_id IS NOT NULL", "CAST(id AS TEXT), ref, " ..
+      "CAST(order_id AS TEXT), CAST(refill_id AS TEXT), status" } }
+  -- A page is the due rows after the round's cursor, in id order, so the round reads the open
+  -- rows once (through the (panel, state, id) index) and a page's rows lie between its first
+  -- and last id: every later statement about the page finds them through the same index.
+  local page_rows = " WHERE panel = ? AND %s AND id BETWEEN CAST(? AS BIGINT) AND CAST(? AS BIGINT)" ..
+    " AND lease_owner = ?"
   for _, t in ipairs(open_rows) do
-    local tbl, open = t[1], t[2]
+    local tbl, open, columns = t[1], t[2], t[3]
+    local mine = page_rows:format(open)
     s[tbl] = {
-      claim = "UPDATE " .. tbl .. " SET lease_owner = ?, lease_until = CAST(? AS BIGINT) WHERE id IN " ..
-        "(SELECT id FROM " .. tbl .. " WHERE panel = ? AND " .. open ..
-        " AND next_check <= CAST(? AS BIGINT) AND " .. free ..
-        " ORDER BY next_check LIMIT CAST(? AS INTEGER)" .. d.skip_locked .. ")",
+      claim = "UPDATE " .. tbl .. " SET lease_owner = ?, lease_until = CAST(? AS BIGINT) WHERE id " ..
+        d.in_ids("SELECT id FROM " .. tbl .. " WHERE panel = ? AND " .. open ..
+          " AND id > CAST(? AS BIGINT) AND next_check <= CAST(? AS BIGINT) AND " .. free ..
+          " ORDER BY id LIMIT CAST(? AS INTEGER)" .. d.skip_locked) ..
+        " RETURNING " .. columns,
       reschedule = "UPDATE " .. tbl .. " SET checks = checks + 1, next_check = " .. backoff ..
-        ", lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+        ", lease_owner = NULL, lease_until = NULL" .. mine,
       hold = "UPDATE " .. tbl .. " SET lease_owner = ? WHERE id = CAST(? AS BIGINT) AND lease_owner = ?",
-      hold_all = "UPDATE " .. tbl .. " SET lease_owner = ? WHERE lease_owner = ?",
-      release = "UPDATE " .. tbl .. " SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+      hold_all = "UPDATE " .. tbl .. " SET lease_owner = ?" .. mine,
+      release = "UPDATE " .. tbl .. " SET lease_owner = NULL, lease_until = NULL" .. mine,
+      release_held = "UPDATE " .. tbl .. " SET lease_owner = NULL, lease_until = NULL WHERE panel = ? AND " ..
+        open .. " AND lease_owner = ?",
       next_due = "SELECT CAST(n AS TEXT) AS n FROM (SELECT MIN(next_check) AS n FROM " .. tbl ..
         " WHERE panel = ? AND " .. open .. ") AS m",
     }
   end
-  s.orders.leased = "SELECT CAST(id AS TEXT), ref, CAST(order_id AS TEXT), status, " ..
-    "CAST(remains AS TEXT), charge, CAST(start_count AS TEXT), currency FROM orders WHERE lease_owner = ?"
   s.orders.changed = "UPDATE orders SET status = ?, remains = CAST(? AS BIGINT), charge = ?, " ..
     "start_count = CAST(? AS BIGINT), currency = ?, state = ?, final_at = CAST(? AS BIGINT), " ..
     "updated_at = CAST(? AS BIGINT), checks = checks + 1, next_check = CAST(? AS BIGINT), " ..
     "lease_owner = NULL, lease_until = NULL WHERE id = CAST(? AS BIGINT) AND lease_owner = ?"
   s.orders.history = "INSERT INTO history (ref, at, what, status, remains, charge, start_count) " ..
     "VALUES (?, CAST(? AS BIGINT), 'status', ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))"
-  s.refills.leased = "SELECT CAST(id AS TEXT), ref, CAST(order_id AS TEXT), CAST(refill_id AS TEXT), " ..
-    "status FROM refills WHERE lease_owner = ?"
   s.refills.changed = "UPDATE refills SET status = ?, state = ?, updated_at = CAST(? AS BIGINT), " ..
     "checks = checks + 1, next_check = CAST(? AS BIGINT), lease_owner = NULL, lease_until = NULL " ..
     "WHERE id = CAST(? AS BIGINT) AND lease_owner = ?"
@@ -203,8 +211,9 @@ end
 
 -- One page's answers for orders. rows[i] = { id, ref, order_id, status, remains, charge,
 -- start_count, currency } (the row as it was); res: client:status's entries by order id.
-local function write_orders(db, s, panel, now, o, token, hold, rows, res, summary)
+local function write_orders(db, s, panel, now, o, page, hold, summary)
   local t = s.orders
+  local token, rows, res = page.token, page.rows, page.res
   local back = now + o.min_interval
   for i = 1, #rows do
     local row = rows[i]
@@ -213,6 +222,7 @@ local function write_orders(db, s, panel, now, o, token, hold, rows, res, summar
       -- the chunk failed (the network, the panel): asked again next round, as due as before
       summary.errors = summary.errors + 1
       db:run(t.hold, hold, row[1], token)
+      summary.held = true
     elseif entry.error then
       summary.errors = summary.errors + 1 -- the panel's word on this id: backed off as unchanged
     else
@@ -240,12 +250,13 @@ local function write_orders(db, s, panel, now, o, token, hold, rows, res, summar
       end
     end
   end
-  db:run(t.reschedule, now, o.min_interval, o.max_interval, now, token)
+  db:run(t.reschedule, now, o.min_interval, o.max_interval, now, panel, page.first, page.last, token)
 end
 
 -- rows[i] = { id, ref, order_id, refill_id, status }; res: refill_status's entries by refill id.
-local function write_refills(db, s, panel, now, o, token, hold, rows, res, summary)
+local function write_refills(db, s, panel, now, o, page, hold, summary)
   local t = s.refills
+  local token, rows, res = page.token, page.rows, page.res
   local back = now + o.min_interval
   for i = 1, #rows do
     local row = rows[i]
@@ -253,6 +264,7 @@ local function write_refills(db, s, panel, now, o, token, hold, rows, res, summa
     if not entry or entry.kind then
       summary.errors = summary.errors + 1
       db:run(t.hold, hold, row[1], token)
+      summary.held = true
     elseif entry.error then
       summary.errors = summary.errors + 1
     else
@@ -270,51 +282,110 @@ local function write_refills(db, s, panel, now, o, token, hold, rows, res, summa
       end
     end
   end
-  db:run(t.reschedule, now, o.min_interval, o.max_interval, now, token)
+  db:run(t.reschedule, now, o.min_interval, o.max_interval, now, panel, page.first, page.last, token)
 end
 
 -- Pages of one table until nothing is due, the limit is reached or stop() says so.
 -- Returns the error that ended it early, if any.
-local function follow(c, s, tbl, panel, o, round_token, hold, summary, ask, write)
+--
+-- The book's work is done while the panel's answers travel: as page k's statuses are asked
+-- (client:while_waiting), page k-1's answers are written and page k+1 is claimed, a statement
+-- at a time, whenever the requests wait for the network. So a round costs the status requests
+-- and little more (make bench). Only the statements run then, never the client, and each
+-- transaction runs whole inside one step: nothing yields inside a pcall (Lua 5.1 cannot).
+local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, ask, write)
   local db = c.db
   local t = s[tbl]
   local width = tbl == "orders" and 8 or 5
-  local done, pageno = 0, 0
-  while true do
-    if o.stop and o.stop() then return nil, true end
+  local key = tbl == "orders" and 3 or 4
+  local claimed, pageno, cursor = 0, 0, 0
+
+  local function claim()
     local want = o.page
     if tbl == "orders" and o.limit then
-      want = math.min(want, o.limit - done)
+      want = math.min(want, o.limit - claimed)
       if want <= 0 then return nil end
     end
     pageno = pageno + 1
-    local token = round_token .. ":" .. tbl .. ":" .. pageno
+    local page = { token = round_token .. ":" .. tbl .. ":" .. pageno, rows = {}, ids = {} }
     local now = c.clock()
-    local rows, ids = {}, {}
+    local first, last
     db:transaction(function()
-      if db:changes(t.claim, token, now + o.lease, panel, now, now, want) == 0 then return end
-      local key = tbl == "orders" and 3 or 4
-      for row in each_row(db, t.leased, token) do
+      for row in each_row(db, t.claim, page.token, now + o.lease, panel, cursor, now, now, want) do
         local r = {}
         for k = 1, width do r[k] = row[k] end
-        rows[#rows + 1] = r
-        local id = tonumber(r[key])
-        ids[#ids + 1] = id
-        r[key] = id
+        local id, rowid = tonumber(r[key]), tonumber(r[1])
+        r[key], r[1] = id, rowid
+        page.rows[#page.rows + 1] = r
+        page.ids[#page.ids + 1] = id
+        if not first or rowid < first then first = rowid end
+        if not last or rowid > last then last = rowid end
       end
     end)
-    if #rows == 0 then return nil end
-    done = done + #rows
-    local res, err = ask(ids)
-    now = c.clock()
+    if #page.rows == 0 then return nil end
+    page.first, page.last, cursor = first, last, last
+    claimed = claimed + #page.rows
+    return page
+  end
+
+  local function written(page)
+    db:transaction(write, db, s, panel, c.clock(), o, page, hold, summary)
+  end
+
+  local function release(page)
+    if page then
+      db:transaction(function() db:run(t.release, panel, page.first, page.last, page.token) end)
+    end
+  end
+
+  local current = claim()
+  local last -- the page asked before `current`, its answers not written yet
+  while current do
+    if o.stop and o.stop() then
+      if last then written(last) end
+      release(current)
+      return nil, true
+    end
+    local upcoming, failure
+    local work = coroutine.create(function()
+      if last then written(last) end
+      coroutine.yield(true)
+      upcoming = claim()
+    end)
+    local function step()
+      if failure or coroutine.status(work) == "dead" then return false end
+      local ok, more = coroutine.resume(work)
+      if not ok then failure = more return false end
+      return more == true and coroutine.status(work) ~= "dead"
+    end
+    local res, err
+    if client.while_waiting then
+      res, err = client:while_waiting(step, ask, current.ids)
+    else
+      res, err = ask(current.ids)
+    end
+    while step() do end -- what the wait left (all of it, on a transport that never waits idle)
+    if failure then
+      release(current)
+      release(upcoming)
+      error(failure, 0)
+    end
+    last = nil
     if not res then
       -- nothing answered (the panel or the network is down): keep them for the next round
-      db:transaction(function() db:run(t.hold_all, hold, token) end)
-      summary.errors = summary.errors + #rows
+      db:transaction(function()
+        db:run(t.hold_all, hold, panel, current.first, current.last, current.token)
+      end)
+      summary.held = true
+      summary.errors = summary.errors + #current.rows
+      release(upcoming)
       return err
     end
-    db:transaction(write, db, s, panel, now, o, token, hold, rows, res, summary)
+    current.res = res
+    last, current = current, upcoming
   end
+  if last then written(last) end
+  return nil
 end
 
 function M.round(book, client, opts)
@@ -333,12 +404,12 @@ function M.round(book, client, opts)
     db:run(db.dialect.relaxed)
     local ok, failure = pcall(function()
       housekeeping(db, s, panel, now, o, summary)
-      local err, stopped = follow(c, s, "orders", panel, o, round_token, hold, summary, function(ids)
+      local err, stopped = follow(c, client, s, "orders", panel, o, round_token, hold, summary, function(ids)
         return client:status(ids)
       end, write_orders)
       stopped_err = err
       if not stopped and type(client.refill_status) == "function" then
-        local rerr = follow(c, s, "refills", panel, { page = o.page, lease = o.lease, stop = o.stop,
+        local rerr = follow(c, client, s, "refills", panel, { page = o.page, lease = o.lease, stop = o.stop,
           min_interval = o.min_interval, max_interval = o.max_interval }, round_token, hold, summary,
           function(ids) return client:refill_status(ids) end, write_refills)
         stopped_err = stopped_err or rerr
@@ -346,8 +417,11 @@ function M.round(book, client, opts)
     end)
     -- what a failed chunk kept leased goes back now (leases expire anyway, should this fail)
     pcall(db.transaction, db, function()
-      db:run(s.orders.release, hold)
-      db:run(s.refills.release, hold)
+      if summary.held then
+        db:run(s.orders.release_held, panel, hold)
+        db:run(s.refills.release_held, panel, hold)
+      end
+      summary.held = nil
     end)
     db:run(db.dialect.strict)
     if not ok then error(failure, 0) end
