@@ -48,5 +48,28 @@ for _, engine in ipairs(books.ENGINES) do
       client:close()
       book:close()
     end)
+
+    it("ends a sync round that outlasts min_interval without asking about an order twice", function()
+      local t = 2000000000
+      local book, client = fresh(function() return t end)
+      for i = 1, 6 do assert(client:add(order("r" .. i), { ref = "round-" .. i })) end
+      sb:admin("polls", {}) -- clears the counts
+      t = t + 120
+      local clock_reads = 0
+      -- every page takes 100 s of the book's clock: longer than min_interval (60 s)
+      local summary = assert(book:sync(client, { page = 2, stop = function()
+        clock_reads = clock_reads + 1
+        t = t + 100
+        return clock_reads > 50 -- a round that would never end is stopped here, and fails below
+      end }))
+      assert.is_true(clock_reads <= 50, "the round did not end on its own")
+      assert.equal(6, summary.checked)
+      local polls = sb:admin("polls")
+      assert.equal(1, polls.max)
+      -- and a round with no pause between checks is refused rather than left to spin
+      assert.has_error(function() book:sync(client, { min_interval = 0 }) end)
+      client:close()
+      book:close()
+    end)
   end)
 end
