@@ -71,5 +71,21 @@ for _, engine in ipairs(books.ENGINES) do
       client:close()
       book:close()
     end)
+
+    it("keeps an exec hook's environment assignments (tokens) out of the events' last_error", function()
+      local book, client = fresh()
+      assert(client:add(order("hook"), { ref = "hook-1" }))
+      local token = "hunter2-SENTINEL-7d1e"
+      local summary = assert(book:deliver({ { exec = "TOKEN=" .. token .. " API=x false" } }, { limit = 5 }))
+      assert.is_true(summary.failed >= 1)
+      local shown = false
+      for _, cell in ipairs(books.texts(book)) do
+        assert.is_nil(cell.value:find(token, 1, true), cell.table .. "." .. cell.column .. ": " .. cell.value)
+        if cell.column == "last_error" and cell.value:find("(exec false)", 1, true) then shown = true end
+      end
+      assert.is_true(shown, "last_error names the command it ran")
+      client:close()
+      book:close()
+    end)
   end)
 end
