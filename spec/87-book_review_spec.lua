@@ -4,7 +4,6 @@
 -- report that adds dollars to euros), kept so that it stays fixed.
 local env = require "helpers.env"
 local books = require "helpers.book"
-local smm = require "smm"
 
 local function order(n) return { service = 1, link = "https://x.test/" .. n, quantity = 100 } end
 
@@ -84,6 +83,30 @@ for _, engine in ipairs(books.ENGINES) do
         if cell.column == "last_error" and cell.value:find("(exec false)", 1, true) then shown = true end
       end
       assert.is_true(shown, "last_error names the command it ran")
+      client:close()
+      book:close()
+    end)
+
+    it("reports charges in different currencies apart, never summed into one figure", function()
+      local book, client = fresh()
+      for i = 1, 3 do assert(client:add(order("cur" .. i), { ref = "cur-" .. i })) end
+      local db = books.db(book)
+      db:run("UPDATE orders SET charge = '1.50', currency = 'USD' WHERE ref = 'cur-1'")
+      db:run("UPDATE orders SET charge = '2.25', currency = 'USD' WHERE ref = 'cur-2'")
+      db:run("UPDATE orders SET charge = '100', currency = 'EUR' WHERE ref = 'cur-3'")
+      local report = assert(book:report{ by = "panel" })
+      assert.equal(1, #report)
+      assert.same({ USD = "3.75", EUR = "100" }, report[1].charges)
+      assert.is_nil(report[1].charge) -- no single figure for two currencies
+      assert.same({ USD = "3.75", EUR = "100" }, report.all.charges)
+      assert.is_nil(report.all.charge)
+      assert.equal(3, report.all.orders)
+      -- one currency: one figure, and which currency it is
+      db:run("UPDATE orders SET currency = 'USD' WHERE ref = 'cur-3'")
+      report = assert(book:report{ by = "panel" })
+      assert.equal("103.75", report.all.charge)
+      assert.equal("USD", report.all.currency)
+      assert.same({ USD = "103.75" }, report.all.charges)
       client:close()
       book:close()
     end)

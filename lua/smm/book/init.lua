@@ -392,8 +392,11 @@ function Book:record(kind, panel, by_id, err)
 end
 
 -- syntax: totals, err = book:report{ [since = utc_seconds], [by = "day" | "service" | "panel"] }
--- What was charged, summed exactly: { { key = "2026-12-01", orders = n, charge = "12.3400" }, ... },
--- plus totals.all. Orders without a charge yet count in orders, not in charge.
+-- What was charged, summed exactly, per currency: { { key = "2026-12-01", orders = n,
+-- charges = { USD = "12.34", EUR = "5.00" } }, ... }, plus totals.all. Amounts in different
+-- currencies are never added together: `charge` (and `currency`) are there only when a group's
+-- charges are all in one currency (a charge whose panel named no currency is under "unknown").
+-- Orders without a charge yet count in orders, not in charge.
 function Book:report(opts)
   opts = opts or {}
   for name in pairs(opts) do
@@ -413,7 +416,7 @@ function Book:report(opts)
   end
   local money = require "smm.money"
   return guarded(self, function(db)
-    local sql = "SELECT " .. db:columns("created_at service panel charge quote") ..
+    local sql = "SELECT " .. db:columns("created_at service panel charge currency") ..
       " FROM orders WHERE order_id IS NOT NULL AND created_at >= ?"
     local rows
     if opts.panel then
@@ -422,7 +425,7 @@ function Book:report(opts)
       rows = db:rows(sql, opts.since or 0)
     end
     local groups, list = {}, {}
-    local all = { key = "all", orders = 0, charge = "0" }
+    local all = { key = "all", orders = 0, charges = {} }
     for _, row in ipairs(rows) do
       local key
       if by == "day" then key = os.date("!%Y-%m-%d", row.created_at)
@@ -430,12 +433,14 @@ function Book:report(opts)
       else key = row.panel end
       local g = groups[key]
       if not g then
-        g = { key = key, orders = 0, charge = "0" }
+        g = { key = key, orders = 0, charges = {} }
         groups[key], list[#list + 1] = g, g
       end
       g.orders, all.orders = g.orders + 1, all.orders + 1
       if row.charge and money.is_decimal(row.charge) then
-        g.charge, all.charge = money.add(g.charge, row.charge), money.add(all.charge, row.charge)
+        local currency = row.currency or "unknown"
+        g.charges[currency] = money.add(g.charges[currency] or "0", row.charge)
+        all.charges[currency] = money.add(all.charges[currency] or "0", row.charge)
       end
     end
     if by == "service" then -- by number: service 9 before service 10
@@ -449,8 +454,20 @@ function Book:report(opts)
       if type(d) == "string" then d = money.parse(d) end
       return money.format(d, d.scale)
     end
-    for _, g in ipairs(list) do g.charge = exact(g.charge) end
-    all.charge = exact(all.charge)
+    local function settle(g)
+      local n, only = 0, nil
+      for currency, sum in pairs(g.charges) do
+        g.charges[currency] = exact(sum)
+        n, only = n + 1, currency
+      end
+      if n == 0 then g.charge = "0" end
+      if n == 1 then
+        g.charge = g.charges[only]
+        if only ~= "unknown" then g.currency = only end
+      end
+    end
+    for _, g in ipairs(list) do settle(g) end
+    settle(all)
     return list
   end)
 end
