@@ -342,8 +342,9 @@ function M.round(book, client, opts)
       end, write_orders)
       stopped_err = err
       if not stopped and type(client.refill_status) == "function" then
-        local rerr = follow(c, s, "refills", panel, { page = o.page, lease = o.lease, stop = o.stop, due = o.due,
-          min_interval = o.min_interval, max_interval = o.max_interval }, round_token, hold, summary,
+        local rerr = follow(c, s, "refills", panel, { page = o.page, lease = o.lease, stop = o.stop,
+          due = o.due, min_interval = o.min_interval, max_interval = o.max_interval }, round_token, hold,
+          summary,
           function(ids) return client:refill_status(ids) end, write_refills)
         stopped_err = stopped_err or rerr
       end
