@@ -4,6 +4,7 @@
 -- report that adds dollars to euros), kept so that it stays fixed.
 local env = require "helpers.env"
 local books = require "helpers.book"
+local errors = require "smm.errors"
 
 local function order(n) return { service = 1, link = "https://x.test/" .. n, quantity = 100 } end
 
@@ -107,6 +108,43 @@ for _, engine in ipairs(books.ENGINES) do
       assert.equal("103.75", report.all.charge)
       assert.equal("USD", report.all.currency)
       assert.same({ USD = "103.75" }, report.all.charges)
+      client:close()
+      book:close()
+    end)
+
+    it("never lets a late answer of an earlier attempt overwrite the order a later attempt placed", function()
+      local book, client = fresh()
+      local fields = order("late")
+      fields.key, fields.action = env.KEY, "add"
+      -- attempt 1 claims the ref; its sender stalls (its answer comes much later)
+      local first = { panel = client.url, ref = "late-1", fields = fields }
+      assert.is_true(assert(book:intent(first)).claimed)
+      -- the operator settles it as not placed, and the ref is sent again and placed
+      assert(book:resolve("late-1", false))
+      local placed = assert(client:add(order("late"), { ref = "late-1" }))
+      -- attempt 1's answer arrives: another order on the panel, not the ref's
+      local late_id = placed.order + 1000
+      local ok, err = book:outcome(first, { order = late_id })
+      assert.is_nil(ok)
+      assert.equal("ref_conflict", err.code)
+      assert.matches(tostring(late_id), err.message)
+      local row = assert(book:get("late-1"))
+      assert.equal("placed", row.state)
+      assert.equal(placed.order, row.order_id) -- the ref's order is not forgotten
+      local told = false -- nor is the other one: its id is in the ref's history
+      for _, h in ipairs(assert(book:history("late-1"))) do
+        if (h.detail or ""):find(tostring(late_id), 1, true) then told = true end
+      end
+      assert.is_true(told)
+      -- a late failure of attempt 1 does not mark the placed order failed (re-sendable) either
+      book:outcome(first, nil, errors.new{ kind = "network", message = "refused" })
+      assert.equal("placed", assert(book:get("late-1")).state)
+      -- nor does a late ambiguous one put it in doubt (it is written into the history instead)
+      ok, err = book:outcome(first, nil, errors.new{ kind = "timeout", message = "timed out", ambiguous = true })
+      assert.is_nil(ok)
+      assert.equal("ref_conflict", err.code)
+      assert.equal("placed", assert(book:get("late-1")).state)
+      assert.equal(placed.order, assert(book:get("late-1")).order_id)
       client:close()
       book:close()
     end)
