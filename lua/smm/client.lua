@@ -320,11 +320,16 @@ function Client:batch(calls)
       error("smm: client:batch: call " .. i .. ": option 'ref' needs a client made with an order book " ..
         "(smm.new{ ..., book = smm.book.open(url) })", 2)
     end
-    local op = build(self, name, call[2], call[3])
-    if name == "add" and self.book and not op.err and op.value == nil then
+    ops[i] = build(self, name, call[2], call[3])
+  end
+  -- claimed only once every call is built: a later call refused as misuse (raised) must not
+  -- leave an earlier ref claimed and never sent (in doubt for good, refused when run again)
+  for i, call in ipairs(calls) do
+    local op = ops[i]
+    if call[1] == "add" and self.book and not op.err and op.value == nil then
       op = claimed_in_book(self, op, call[3])
+      ops[i] = op
     end
-    ops[i] = op
     if not op.err and op.value == nil then
       owner[i] = {}
       for _, fields in ipairs(op.requests) do

@@ -79,6 +79,15 @@ local function shown_url(url)
   return scheme:lower() .. "://" .. authority .. path
 end
 
+-- The program a command runs, as messages (and last_error, a row) show it: never the
+-- assignments before it (TOKEN=... notify.sh) nor its arguments, where secrets are passed.
+local function command_word(command)
+  for word in command:gmatch("%S+") do
+    if not word:find("^[%a_][%w_]*=") then return (word:gsub("^.*/", "")):sub(1, 40) end
+  end
+  return "(a command)"
+end
+
 local function check_hooks(hooks, timeout)
   if type(hooks) ~= "table" then usage("hooks must be a list of hooks, got " .. type(hooks)) end
   if #hooks == 0 then usage("hooks is empty: give at least one { fn = }, { exec = } or { webhook = }") end
@@ -107,7 +116,7 @@ local function check_hooks(hooks, timeout)
     elseif kind == "exec" then
       if hook.exec:find("^%s*$") then usage(where .. ".exec is an empty command") end
       entry.command = hook.exec
-      entry.name = "hook " .. i .. " (exec " .. (hook.exec:match("^%s*(%S+)"):sub(1, 40)) .. ")"
+      entry.name = "hook " .. i .. " (exec " .. command_word(hook.exec) .. ")"
     else
       local scheme = hook.webhook:match("^(%a[%w+.-]*)://[^/?#]")
       scheme = scheme and scheme:lower()

@@ -156,6 +156,8 @@ end
 -- intent = { panel =, ref =, fields = <the request's fields>, quote = "1.25" | nil }.
 -- Returns { claimed = true } (send it now), { recorded = <the earlier result> } (sent before:
 -- send nothing), or nil, err (in doubt, a ref used for another order, the book failing).
+-- A claim sets intent.attempt: book:outcome records only the answer of the attempt that holds
+-- the ref (see there).
 function Book:intent(intent)
   local text = recorded_fields(intent.fields)
   local f = intent.fields
@@ -165,7 +167,10 @@ function Book:intent(intent)
           quote, attempts, created_at, sent_at, updated_at)
         VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (ref) DO NOTHING]],
         intent.ref, intent.panel, f.service, f.link, f.quantity, text, intent.quote, now, now, now)
-      if n == 1 then return { claimed = true } end
+      if n == 1 then
+        intent.attempt = 1
+        return { claimed = true }
+      end
       local row = select_order(db, "ref = ?", intent.ref)
       if row.fields ~= text then
         return nil, book_error(self, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
@@ -184,8 +189,11 @@ function Book:intent(intent)
         n = db:changes([[UPDATE orders SET state = 'sending', panel = ?, quote = ?, error = NULL,
             attempts = attempts + 1, sent_at = ?, updated_at = ? WHERE ref = ? AND state = 'failed']],
           intent.panel, intent.quote, now, now, intent.ref)
-        if n == 1 then return { claimed = true } end
         row = select_order(db, "ref = ?", intent.ref)
+        if n == 1 then
+          intent.attempt = row.attempts
+          return { claimed = true }
+        end
       end
       local recorded, err = refusal_for(self, row, intent.ref)
       if not recorded then return nil, err end
@@ -203,27 +211,65 @@ end
 -- Step two: what the request ended in. res: add's result ({ order = id, ... }) or nil and err.
 -- Returns true or nil, err (the order may be placed and not recorded: the row stays `sending`,
 -- which every later call treats as in doubt).
+--
+-- Only the attempt that holds the ref is recorded on it (the row still sending or in doubt, its
+-- attempt number unchanged). An answer that comes after the ref was settled otherwise (resolved,
+-- sent again and placed: a sender stalled for longer than sync's in_doubt_after) must not take
+-- the ref's order away; an order it placed is written into the ref's history and returned as a
+-- ref_conflict error, so that it is neither forgotten nor taken for the ref's.
+local HOLDING = " AND state IN ('sending', 'in_doubt')"
+
+-- Runs an outcome's UPDATE on the row only while `intent`'s attempt holds it; -> rows changed.
+local function held(db, intent, sql, ...)
+  local args = pack(...)
+  if intent.attempt == nil then return db:changes(sql .. HOLDING, ...) end -- a caller's own intent
+  args.n = args.n + 1
+  args[args.n] = intent.attempt
+  return db:changes(sql .. HOLDING .. " AND attempts = ?", (table.unpack or unpack)(args, 1, args.n))
+end
+
+local function late_outcome(book, db, now, intent, res, err)
+  local attempt = intent.attempt
+  local row = select_order(db, "ref = ?", intent.ref)
+  if res and row and row.order_id == res.order then return true end -- settled as this very order
+  if not res and not err.ambiguous then return true end -- provably not placed: nothing to keep
+  local what = res and ("placed order " .. tostring(res.order)) or
+    ("ended in doubt (it may have placed an order): " .. tostring(err))
+  local detail = "attempt " .. tostring(attempt) .. ", answered after the ref was settled otherwise, " ..
+    what .. ": not the ref's order; check it on the panel (cancel or refund it)"
+  db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, ?, ?)", intent.ref, now,
+    res and "placed" or "in_doubt", detail)
+  return nil, book_error(book, "ref_conflict", "order " .. string.format("%q", intent.ref) .. ": " ..
+    detail, { ref = intent.ref, order = res and res.order or nil })
+end
+
 function Book:outcome(intent, res, err)
   local ref, panel = intent.ref, intent.panel
   return guarded(self, function(db, now)
     return db:transaction(function()
       if res then
-        db:run([[UPDATE orders SET state = 'placed', order_id = ?, error = NULL, updated_at = ?,
-            next_check = ? WHERE ref = ?]], res.order, now, now + 60, ref)
+        if held(db, intent, [[UPDATE orders SET state = 'placed', order_id = ?, error = NULL, updated_at = ?,
+            next_check = ? WHERE ref = ?]], res.order, now, now + 60, ref) == 0 then
+          return late_outcome(self, db, now, intent, res, err)
+        end
         db:run("INSERT INTO history (ref, at, what, status) VALUES (?, ?, 'placed', NULL)", ref, now)
         local data = entry_of(res)
         data.service, data.quote = intent.fields.service, intent.quote
         data.link, data.quantity = intent.fields.link, intent.fields.quantity
         events.emit(db, now, "order.placed", ref, panel, data)
       elseif err.ambiguous then
-        db:run("UPDATE orders SET state = 'in_doubt', error = ?, updated_at = ? WHERE ref = ?",
-          tostring(err), now, ref)
+        if held(db, intent, "UPDATE orders SET state = 'in_doubt', error = ?, updated_at = ? WHERE ref = ?",
+            tostring(err), now, ref) == 0 then
+          return late_outcome(self, db, now, intent, res, err)
+        end
         db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'in_doubt', ?)", ref, now,
           tostring(err))
         events.emit(db, now, "order.in_doubt", ref, panel, { error = tostring(err) })
       else
-        db:run("UPDATE orders SET state = 'failed', error = ?, updated_at = ? WHERE ref = ?",
-          tostring(err), now, ref)
+        if held(db, intent, "UPDATE orders SET state = 'failed', error = ?, updated_at = ? WHERE ref = ?",
+            tostring(err), now, ref) == 0 then
+          return late_outcome(self, db, now, intent, res, err)
+        end
         db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'failed', ?)", ref, now,
           tostring(err))
         events.emit(db, now, "order.failed", ref, panel, { error = tostring(err), code = err.code })
@@ -392,8 +438,11 @@ function Book:record(kind, panel, by_id, err)
 end
 
 -- syntax: totals, err = book:report{ [since = utc_seconds], [by = "day" | "service" | "panel"] }
--- What was charged, summed exactly: { { key = "2026-12-01", orders = n, charge = "12.3400" }, ... },
--- plus totals.all. Orders without a charge yet count in orders, not in charge.
+-- What was charged, summed exactly, per currency: { { key = "2026-12-01", orders = n,
+-- charges = { USD = "12.34", EUR = "5.00" } }, ... }, plus totals.all. Amounts in different
+-- currencies are never added together: `charge` (and `currency`) are there only when a group's
+-- charges are all in one currency (a charge whose panel named no currency is under "unknown").
+-- Orders without a charge yet count in orders, not in charge.
 function Book:report(opts)
   opts = opts or {}
   for name in pairs(opts) do
@@ -413,7 +462,7 @@ function Book:report(opts)
   end
   local money = require "smm.money"
   return guarded(self, function(db)
-    local sql = "SELECT " .. db:columns("created_at service panel charge quote") ..
+    local sql = "SELECT " .. db:columns("created_at service panel charge currency") ..
       " FROM orders WHERE order_id IS NOT NULL AND created_at >= ?"
     local rows
     if opts.panel then
@@ -422,7 +471,7 @@ function Book:report(opts)
       rows = db:rows(sql, opts.since or 0)
     end
     local groups, list = {}, {}
-    local all = { key = "all", orders = 0, charge = "0" }
+    local all = { key = "all", orders = 0, charges = {} }
     for _, row in ipairs(rows) do
       local key
       if by == "day" then key = os.date("!%Y-%m-%d", row.created_at)
@@ -430,12 +479,14 @@ function Book:report(opts)
       else key = row.panel end
       local g = groups[key]
       if not g then
-        g = { key = key, orders = 0, charge = "0" }
+        g = { key = key, orders = 0, charges = {} }
         groups[key], list[#list + 1] = g, g
       end
       g.orders, all.orders = g.orders + 1, all.orders + 1
       if row.charge and money.is_decimal(row.charge) then
-        g.charge, all.charge = money.add(g.charge, row.charge), money.add(all.charge, row.charge)
+        local currency = row.currency or "unknown"
+        g.charges[currency] = money.add(g.charges[currency] or "0", row.charge)
+        all.charges[currency] = money.add(all.charges[currency] or "0", row.charge)
       end
     end
     if by == "service" then -- by number: service 9 before service 10
@@ -449,8 +500,20 @@ function Book:report(opts)
       if type(d) == "string" then d = money.parse(d) end
       return money.format(d, d.scale)
     end
-    for _, g in ipairs(list) do g.charge = exact(g.charge) end
-    all.charge = exact(all.charge)
+    local function settle(g)
+      local n, only = 0, nil
+      for currency, sum in pairs(g.charges) do
+        g.charges[currency] = exact(sum)
+        n, only = n + 1, currency
+      end
+      if n == 0 then g.charge = "0" end
+      if n == 1 then
+        g.charge = g.charges[only]
+        if only ~= "unknown" then g.currency = only end
+      end
+    end
+    for _, g in ipairs(list) do settle(g) end
+    settle(all)
     return list
   end)
 end

@@ -26,7 +26,7 @@ local BACKOFF_DIVISOR = 168
 
 local OPTIONS = {
   max_age = { "number", 1, 30 * 86400 }, lease = { "number", 1, 120 },
-  worker = { "string" }, min_interval = { "number", 0, 60 }, max_interval = { "number", 0, 3600 },
+  worker = { "string" }, min_interval = { "number", 1, 60 }, max_interval = { "number", 0, 3600 },
   page = { "number", 1 }, limit = { "number", 0 }, stop = { "function" },
   in_doubt_after = { "number", 0, 600 },
 }
@@ -311,7 +311,10 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
     local now = c.clock()
     local first, last
     db:transaction(function()
-      for row in each_row(db, t.claim, page.token, now + o.lease, panel, cursor, now, now, want) do
+      -- due by the round's start, not by now: an order checked earlier in a round that outlasts
+      -- min_interval is due again, and would be asked about twice in the round (which, on a book
+      -- larger than the panel can answer in min_interval, would never end)
+      for row in each_row(db, t.claim, page.token, now + o.lease, panel, cursor, o.due, now, want) do
         local r = {}
         for k = 1, width do r[k] = row[k] end
         local id, rowid = tonumber(r[key]), tonumber(r[1])
@@ -401,6 +404,7 @@ function M.round(book, client, opts)
   local stopped_err
   local result = { bookmod.guarded(book, function(db, now)
     local s = sql_for(db)
+    o.due = now
     db:run(db.dialect.relaxed)
     local ok, failure = pcall(function()
       housekeeping(db, s, panel, now, o, summary)
@@ -410,7 +414,8 @@ function M.round(book, client, opts)
       stopped_err = err
       if not stopped and type(client.refill_status) == "function" then
         local rerr = follow(c, client, s, "refills", panel, { page = o.page, lease = o.lease, stop = o.stop,
-          min_interval = o.min_interval, max_interval = o.max_interval }, round_token, hold, summary,
+          due = o.due, min_interval = o.min_interval, max_interval = o.max_interval }, round_token, hold,
+          summary,
           function(ids) return client:refill_status(ids) end, write_refills)
         stopped_err = stopped_err or rerr
       end
