@@ -200,13 +200,12 @@ local function refuse_rows(path, problems)
 end
 
 -- One bad row and nothing is sent: every row and its price is checked before anything else;
--- the book is opened (and proved writable) before the panel is asked anything.
+-- then the book is opened (and proved writable).
 local function read_and_check(ctx, run)
   local text, err = read_file(run.path)
   if not text then return ctx:usage("cannot read " .. tostring(err)) end
   local rows, problems = M.rows(text)
   if not rows then return refuse_rows(run.path, problems) end
-  run.book = ctx:book(true)
   run.rows, run.client = rows, ctx:client()
   local absolute = cli_book.absolute_path(run.path)
   run.by_line = {}
@@ -227,6 +226,8 @@ local function read_and_check(ctx, run)
     end
   end
   if #problems > 0 then return refuse_rows(run.path, problems) end
+  run.book = ctx:book(true)
+  run.client = ctx:client()
 end
 
 -- A batch journaled by an older smm (FILE.csv.journal) is imported into the book, then resumed.

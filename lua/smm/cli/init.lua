@@ -179,6 +179,8 @@ function Ctx:book(writing)
     error({ failure = berr, advice = "nothing was sent" }, 0)
   end
   self.the_book, self.book_url = book, book.name
+  -- a client made before the book (to check rows) is made again, with the book
+  if self.the_client then self.the_client:close() self.the_client = nil end
   return book
 end
 
