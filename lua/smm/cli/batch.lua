@@ -166,8 +166,8 @@ end
 
 -- Every flag problem is a usage error before the CSV is read or the panel is asked.
 local function settings(ctx)
-  local ok, problem = args.check(ctx, "batch", { "dry-run", "force", "wait", "result", "concurrency", "book" },
-    args.WAIT)
+  local ok, problem = args.check(ctx, "batch",
+    { "dry-run", "force", "wait", "result", "concurrency", "book" }, args.WAIT)
   if not ok then return nil, ctx:usage(problem) end
   if #ctx.args ~= 1 then
     return nil, ctx:usage("usage: smm batch FILE.csv [--dry-run] [--yes] [--wait] [--concurrency N]")
@@ -243,7 +243,8 @@ local function import_old_journal(ctx, run)
   if not journal then return ctx:usage("cannot read the old journal " .. tostring(err)) end
   local panel = config.printable_url(ctx.url)
   if journal.open and journal.open.panel and journal.open.panel ~= panel then
-    output.error(path .. " (an older smm's journal) was written for the panel " .. tostring(journal.open.panel) ..
+    output.error(path .. " (an older smm's journal) was written for the panel " ..
+      tostring(journal.open.panel) ..
       ", not " .. panel .. ": nothing was sent; run it against that panel, or move the journal away")
     return EXIT.error
   end
@@ -255,7 +256,8 @@ local function import_old_journal(ctx, run)
   if #changed > 0 then
     table.sort(changed)
     for _, line in ipairs(changed) do
-      output.error(run.path .. ":" .. line .. ": the row changed since the old journal " .. path .. " recorded it")
+      output.error(run.path .. ":" .. line .. ": the row changed since the old journal " .. path ..
+        " recorded it")
     end
     output.error("refusing to import the old journal: restore the CSV as it was journaled; nothing was sent")
     return EXIT.error
@@ -293,7 +295,8 @@ local function plan(ctx, run)
   if #changed > 0 then
     for _, c in ipairs(changed) do
       output.error(string.format("%s:%d: the row changed since the book recorded it as %s (%s)", run.path,
-        c.row.line, c.row.ref, c.rec.order_id and ("order " .. string.format("%d", c.rec.order_id)) or c.rec.state))
+        c.row.line, c.row.ref,
+        c.rec.order_id and ("order " .. string.format("%d", c.rec.order_id)) or c.rec.state))
     end
     output.error("refusing to send: the CSV changed under refs the book already has; restore those rows, " ..
       "or put new orders in new rows or a new file; nothing was sent")
@@ -365,7 +368,8 @@ local function record_outcome(run, row, res, add_err)
   if add_err.kind == "book" and add_err.code == "in_doubt" then
     row.state, row.error = "in doubt", add_err.message
     run.new_doubt[#run.new_doubt + 1] = row
-    return string.format("line %d: in doubt (another run is sending it, or stopped before its answer)", row.line)
+    return string.format("line %d: in doubt (another run is sending it, or stopped before its answer)",
+      row.line)
   elseif add_err.kind == "book" then
     -- the intent could not be committed: this row was not sent, and neither is any after it
     row.state, row.error = "not sent", add_err.message

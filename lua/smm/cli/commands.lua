@@ -161,7 +161,7 @@ end
 -- again (from this machine or another sharing the book) sends nothing.
 
 -- An order the book already has under this ref: placed (said, exit 0) or in doubt (exit 6).
-local function already_recorded(ctx, ref, row)
+local function already_recorded(ref, row)
   if cli_book.IN_DOUBT[row.state] then
     output.error("ref " .. ref .. " is in doubt (" .. (row.state == "sending" and
       "its add was sent and no answer was recorded" or tostring(row.error or "its answer was lost")) ..
@@ -197,7 +197,7 @@ function M.add(ctx)
         "): nothing was sent; a ref names one order", { kind = "book", code = "ref_conflict" })
       return M.EXIT.error
     end
-    if row and row.state ~= "failed" then return already_recorded(ctx, ref, row) end
+    if row and row.state ~= "failed" then return already_recorded(ref, row) end
   end
   if not output.json_mode() or not ctx.flags.yes then
     output.note(describe_order(clean, service, price))
@@ -219,7 +219,7 @@ function M.add(ctx)
   if res.recorded then
     -- another run placed it between the look-up above and this add: the book decided
     local row = book:get(res.ref) or { order_id = res.order, state = res.state, status = res.status }
-    return already_recorded(ctx, res.ref, row)
+    return already_recorded(res.ref, row)
   end
   if res.book_error then
     output.error(string.format("order %d was placed (%s), but the book could not record it: %s; " ..

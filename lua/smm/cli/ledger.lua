@@ -109,18 +109,19 @@ function M.doubt(ctx)
       { title = "SENT", get = function(row) return cli_book.iso(row.sent_at) end, drop = 1 },
       { title = "PANEL", key = "panel", shrink = 10, drop = 3 },
     }, list, { width = output.terminal_size() })
-    output.note(#list .. " order" .. (#list == 1 and "" or "s") .. " in doubt: the add was sent and no answer " ..
+    output.note(#list .. " order" .. (#list == 1 and "" or "s") ..
+      " in doubt: the add was sent and no answer " ..
       "was recorded. Check the panel's order list, then settle each: smm doubt REF ORDER_ID (it was " ..
       "placed) or smm doubt REF --not-placed (it may be sent again)")
     return 0
   end
-  local ref, id = words[1], nil
+  local ref, id = words[1], false
   if ctx.flags["not-placed"] then
     if #words ~= 1 then return ctx:usage("usage: smm doubt REF --not-placed (no order id with it)") end
-    id = false
   else
     if #words ~= 2 then
-      return ctx:usage("usage: smm doubt REF ORDER_ID (it was placed as that order) or smm doubt REF --not-placed")
+      return ctx:usage("usage: smm doubt REF ORDER_ID (it was placed as that order) or " ..
+        "smm doubt REF --not-placed")
     end
     id = words[2]:match("^%d+$") and args.tointeger(tonumber(words[2]))
     if not id or id < 1 then return ctx:usage("'" .. words[2] .. "' is not an order id") end

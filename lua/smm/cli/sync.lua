@@ -79,7 +79,9 @@ local function settings(ctx)
   if ctx.flags.every then
     every, problem = args.number(ctx.flags.every, "every", true)
     if not every then return nil, problem end
-    if every <= 0 then return nil, "option --every must be above 0 seconds, got '" .. ctx.flags.every .. "'" end
+    if every <= 0 then
+      return nil, "option --every must be above 0 seconds, got '" .. ctx.flags.every .. "'"
+    end
   end
   local hooks
   hooks, problem = hooks_from(ctx)
@@ -101,8 +103,8 @@ local function log_line(round, s, d, counts)
       n(d.failed), n(d.pending))
   end
   if counts then
-    parts[#parts + 1] = string.format("; book: %d open, %d final, %d in doubt", n(counts.open), n(counts.final),
-      n(counts.in_doubt) + n(counts.sending))
+    parts[#parts + 1] = string.format("; book: %d open, %d final, %d in doubt", n(counts.open),
+      n(counts.final), n(counts.in_doubt) + n(counts.sending))
   end
   return table.concat(parts)
 end
@@ -116,7 +118,8 @@ local function view(state)
       n(c.in_doubt) + n(c.sending), n(c.events_pending)),
   }
   if s then
-    lines[#lines + 1] = string.format("round %d at %s: checked %d, changed %d, final %d, stale %d, errors %d%s",
+    lines[#lines + 1] = string.format(
+      "round %d at %s: checked %d, changed %d, final %d, stale %d, errors %d%s",
       state.round, state.at, n(s.checked), n(s.changed), n(s.final), n(s.stale), n(s.errors),
       d and string.format("; delivered %d, failed %d", n(d.delivered), n(d.failed)) or "")
   end
@@ -134,7 +137,7 @@ function M.run(ctx)
   local function stop() return ctx.interrupts() > 0 end
   local live = output.isatty(1) and not output.json_mode() and not run.once
   local board, state = {}, { book = book.name, panel = client.url, round = 0 }
-  local failed_code = 0
+  local failed_code
   while true do
     state.round, state.at, state.next, state.error = state.round + 1, cli_book.iso(os.time()), nil, nil
     if live then output.redraw(board, view(state)) end
