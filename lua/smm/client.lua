@@ -297,6 +297,10 @@ function Client:batch(calls)
       error("smm: client:batch: call " .. i .. " must be { name, args... } with name one of " ..
         "services, balance, add, status, refill, refill_status, cancel, call", 2)
     end
+    if name == "add" and not self.book and type(call[3]) == "table" and call[3].ref ~= nil then
+      error("smm: client:batch: call " .. i .. ": option 'ref' needs a client made with an order book " ..
+        "(smm.new{ ..., book = smm.book.open(url) })", 2)
+    end
     local op = build(self, name, call[2], call[3])
     if name == "add" and self.book and not op.err and op.value == nil then
       op = claimed_in_book(self, op, call[3])
@@ -375,13 +379,17 @@ end
 function Client:status(ids) return self:run(actions.status(builders[self], ids)) end
 
 -- syntax: res, err = client:refill(id)   |   by_id, err = client:refill{ id, ... }
-function Client:refill(ids) return recorded_change(self, "refill", ids, self:run(actions.refill(builders[self], ids))) end
+function Client:refill(ids)
+  return recorded_change(self, "refill", ids, self:run(actions.refill(builders[self], ids)))
+end
 
 -- syntax: res, err = client:refill_status(refill_id)   |   by_id, err = client:refill_status{ ... }
 function Client:refill_status(ids) return self:run(actions.refill_status(builders[self], ids)) end
 
 -- syntax: by_id, err = client:cancel{ id, ... }   |   res, err = client:cancel(id)
-function Client:cancel(ids) return recorded_change(self, "cancel", ids, self:run(actions.cancel(builders[self], ids))) end
+function Client:cancel(ids)
+  return recorded_change(self, "cancel", ids, self:run(actions.cancel(builders[self], ids)))
+end
 
 -- syntax: b, err = client:balance()
 function Client:balance() return self:run(actions.balance(builders[self])) end

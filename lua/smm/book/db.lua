@@ -65,6 +65,34 @@ local function fail(db, message, code)
 end
 M.fail = fail
 
+local targets = setmetatable({}, { __mode = "k" })
+
+local function open_connection(DBI, target)
+  if target.driver == "sqlite" then
+    return pcall(DBI.Connect, "SQLite3", target.path)
+  end
+  return pcall(DBI.Connect, "PostgreSQL", target.database, target.user, target.password,
+    target.host, target.port)
+end
+
+-- A PostgreSQL server restarted (or a connection cut) under a long-lived process (smm sync):
+-- the connection is made anew once, between transactions only, and the statement run again.
+-- Inside a transaction nothing is retried: what it wrote is gone with the old connection.
+local function reconnected(db)
+  if db.driver ~= "postgresql" or (db.depth or 0) > 0 or not db.conn then return false end
+  local alive = pcall(function() assert(db.conn:ping()) end)
+  if alive then return false end
+  for _, st in pairs(db.statements) do pcall(st.close, st) end
+  db.statements = {}
+  pcall(db.conn.close, db.conn)
+  local ok, conn = open_connection(dbi(), targets[db])
+  if not ok or not conn then return false end
+  conn:autocommit(true)
+  db.conn = conn
+  for _, sql in ipairs(db.dialect.open) do pcall(db.rows, db, sql) end
+  return true
+end
+
 -- -> db or nil, err. target: smm.book.target's table; secrets: what no message may hold.
 function M.connect(target, secrets)
   local DBI = dbi()
@@ -75,15 +103,14 @@ function M.connect(target, secrets)
   end
   local db = setmetatable({ name = target.name, driver = target.driver, secrets = secrets,
     dialect = dialects[target.driver], statements = {} }, DB)
-  local ok, conn, why
-  if target.driver == "sqlite" then
-    ok, conn, why = pcall(DBI.Connect, "SQLite3", target.path)
-  else
-    ok, conn, why = pcall(DBI.Connect, "PostgreSQL", target.database, target.user, target.password,
-      target.host, target.port)
-  end
+  -- kept for reconnecting (DB:run), off any table a caller can reach (see smm.book)
+  targets[db] = target
+  local ok, conn, why = open_connection(DBI, target)
   if not ok or not conn then
     why = tostring(not ok and conn or why or "no reason given")
+    if target.driver == "sqlite" then
+      why = why .. " (the path must name a file, in a folder that exists and may be written)"
+    end
     return nil, errors.new({ kind = "book", code = "book_unavailable", book = target.name,
       message = target.name .. ": cannot open the book: " .. why }, secrets)
   end
@@ -115,6 +142,17 @@ end
 
 -- Runs one statement; returns the statement (for rows) and how many rows it changed.
 function DB:run(sql, ...)
+  local ok, st, n = pcall(self.run_once, self, sql, ...)
+  if ok then return st, n end
+  if reconnected(self) then return self:run_once(sql, ...) end
+  if errors.is(st) and self.driver == "postgresql" and self.conn and
+      not pcall(function() assert(self.conn:ping()) end) then
+    st.code = "book_unavailable"
+  end
+  error(st, 0)
+end
+
+function DB:run_once(sql, ...)
   local st = prepared(self, sql)
   local n = select("#", ...)
   local args = { ... }
@@ -166,12 +204,18 @@ function DB:transaction(fn, ...)
   self:run(self.dialect.begin)
   self.depth = 1
   local results = pack(pcall(fn, ...))
-  self.depth = 0
+  if results[1] then
+    -- still inside: a COMMIT that fails must never be "retried" on a new connection, where it
+    -- would succeed at committing nothing
+    local committed, err = pcall(self.run, self, "COMMIT")
+    if not committed then results = { false, err } end
+  end
   if not results[1] then
     pcall(self.run, self, "ROLLBACK")
+    self.depth = 0
     error(results[2], 0)
   end
-  self:run("COMMIT")
+  self.depth = 0
   return (table.unpack or unpack)(results, 2, results.n)
 end
 

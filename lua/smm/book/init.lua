@@ -108,13 +108,24 @@ local function select_order(db, where_sql, ...)
   return db:row("SELECT " .. db:columns(ORDER_COLUMNS) .. " FROM orders WHERE " .. where_sql, ...)
 end
 
+-- cjson reads every number as a float (100.0 on Lua 5.3+): whole ones (service, quantity)
+-- are integers again, as they were sent.
+local to_integer = math.tointeger or function(v) return v end
+local function whole_numbers(t)
+  for k, v in pairs(t) do
+    if type(v) == "number" then t[k] = to_integer(v) or v
+    elseif type(v) == "table" then whole_numbers(v) end
+  end
+  return t
+end
+
 -- A row as callers see it: the order's fields decoded, times as they are (UTC seconds).
 local function public_order(row)
   if not row then return nil end
   local ok, cjson = pcall(require, "cjson.safe")
   if ok and type(row.fields) == "string" then
     local fields = cjson.decode(row.fields)
-    if type(fields) == "table" then row.fields = fields end
+    if type(fields) == "table" then row.fields = whole_numbers(fields) end
   end
   return row
 end
@@ -161,6 +172,13 @@ function Book:intent(intent)
           " was used for a different order (" .. row.fields .. "): nothing was sent; a ref names one order",
           { ref = intent.ref, field = "ref" })
       end
+      -- a service id means another service on another panel: the same ref and fields sent
+      -- elsewhere are another order (unless the first was provably never placed)
+      if row.panel ~= intent.panel and row.state ~= "failed" then
+        return nil, book_error(self, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
+          " was used for an order on " .. row.panel .. ": nothing was sent; a ref names one order",
+          { ref = intent.ref, field = "ref" })
+      end
       if row.state == "failed" then
         -- not placed before (provably): this attempt takes it back, and only one can
         n = db:changes([[UPDATE orders SET state = 'sending', panel = ?, quote = ?, error = NULL,
@@ -176,7 +194,7 @@ function Book:intent(intent)
   end)
 end
 
-local function entry_of(ref, res)
+local function entry_of(res)
   local data = { order = res.order }
   for _, name in ipairs({ "charge", "currency", "status" }) do data[name] = res[name] end
   return data
@@ -193,19 +211,21 @@ function Book:outcome(intent, res, err)
         db:run([[UPDATE orders SET state = 'placed', order_id = ?, error = NULL, updated_at = ?,
             next_check = ? WHERE ref = ?]], res.order, now, now + 60, ref)
         db:run("INSERT INTO history (ref, at, what, status) VALUES (?, ?, 'placed', NULL)", ref, now)
-        local data = entry_of(ref, res)
+        local data = entry_of(res)
         data.service, data.quote = intent.fields.service, intent.quote
         data.link, data.quantity = intent.fields.link, intent.fields.quantity
         events.emit(db, now, "order.placed", ref, panel, data)
       elseif err.ambiguous then
         db:run("UPDATE orders SET state = 'in_doubt', error = ?, updated_at = ? WHERE ref = ?",
           tostring(err), now, ref)
-        db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'in_doubt', ?)", ref, now, tostring(err))
+        db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'in_doubt', ?)", ref, now,
+          tostring(err))
         events.emit(db, now, "order.in_doubt", ref, panel, { error = tostring(err) })
       else
         db:run("UPDATE orders SET state = 'failed', error = ?, updated_at = ? WHERE ref = ?",
           tostring(err), now, ref)
-        db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'failed', ?)", ref, now, tostring(err))
+        db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'failed', ?)", ref, now,
+          tostring(err))
         events.emit(db, now, "order.failed", ref, panel, { error = tostring(err), code = err.code })
       end
       return true
@@ -229,7 +249,10 @@ function Book:resolve(ref, order_id)
   return guarded(self, function(db, now)
     return db:transaction(function()
       local row = select_order(db, "ref = ?", ref)
-      if not row then return nil, book_error(self, "not_found", "no order with ref " .. string.format("%q", ref), { ref = ref }) end
+      if not row then
+        return nil, book_error(self, "not_found", "no order with ref " .. string.format("%q", ref),
+          { ref = ref })
+      end
       if row.state ~= "in_doubt" and row.state ~= "sending" then
         return nil, book_error(self, "not_in_doubt", "order " .. string.format("%q", ref) .. " is " ..
           row.state .. ", not in doubt: nothing changed", { ref = ref, state = row.state })
@@ -247,7 +270,8 @@ function Book:resolve(ref, order_id)
       end
       db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'resolved', ?)", ref, now,
         id and ("placed as " .. id) or "not placed")
-      events.emit(db, now, "order.resolved", ref, row.panel, { order = id or nil, placed = id and true or false })
+      events.emit(db, now, "order.resolved", ref, row.panel,
+        { order = id or nil, placed = id and true or false })
       if id then
         events.emit(db, now, "order.placed", ref, row.panel, { order = id, service = row.service,
           link = row.link, quantity = row.quantity, quote = row.quote })
@@ -284,14 +308,18 @@ function Book:orders(filter)
       usage("orders(filter): '" .. name .. "' must be a " .. ORDERS_FILTERS[name])
     end
   end
+  local limit = filter.limit
+  if limit and (limit < 1 or limit ~= math.floor(limit) or limit == math.huge) then
+    usage("orders(filter): 'limit' must be a whole number from 1, got " .. tostring(filter.limit))
+  end
   if filter.state then where[#where + 1], args[#args + 1] = "state = ?", filter.state end
   if filter.status then where[#where + 1], args[#args + 1] = "status = ?", filter.status end
   if filter.ref then where[#where + 1], args[#args + 1] = "ref = ?", filter.ref end
   if filter.panel then where[#where + 1], args[#args + 1] = "panel = ?", filter.panel end
   if filter.since then where[#where + 1], args[#args + 1] = "created_at >= ?", filter.since end
   if filter.open then where[#where + 1] = "state = 'placed'" end
-  local sql = "SELECT " .. "%s FROM orders" .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") ..
-    " ORDER BY created_at DESC, id DESC" .. (filter.limit and (" LIMIT " .. math.floor(filter.limit)) or "")
+  local sql = "SELECT %s FROM orders" .. (#where > 0 and (" WHERE " .. table.concat(where, " AND ")) or "") ..
+    " ORDER BY created_at DESC, id DESC" .. (limit and (" LIMIT " .. string.format("%.0f", limit)) or "")
   return guarded(self, function(db)
     local rows = db:rows(sql:format(db:columns(ORDER_COLUMNS)), (table.unpack or unpack)(args))
     for i, row in ipairs(rows) do rows[i] = public_order(row) end
@@ -348,11 +376,13 @@ function Book:record(kind, panel, by_id, err)
           db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, ?, ?)", ref, now, kind, detail)
           if kind == "refill" and entry.refill then
             db:run([[INSERT INTO refills (ref, panel, order_id, refill_id, state, created_at, updated_at,
-                next_check) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)]], ref, panel, order_id, entry.refill, now, now, now + 60)
+                next_check) VALUES (?, ?, ?, ?, 'open', ?, ?, ?)]], ref, panel, order_id, entry.refill,
+              now, now, now + 60)
             events.emit(db, now, "refill.placed", ref, panel, { order = order_id, refill = entry.refill })
           elseif kind == "refill" and entry.ambiguous then
             db:run([[INSERT INTO refills (ref, panel, order_id, state, error, created_at, updated_at)
-                VALUES (?, ?, ?, 'in_doubt', ?, ?, ?)]], ref, panel, order_id, tostring(entry.error), now, now)
+                VALUES (?, ?, ?, 'in_doubt', ?, ?, ?)]], ref, panel, order_id, tostring(entry.error), now,
+              now)
           end
         end
       end
@@ -370,6 +400,12 @@ function Book:report(opts)
     if name ~= "since" and name ~= "by" and name ~= "panel" then
       usage("report(opts): unknown option '" .. tostring(name) .. "'")
     end
+  end
+  if opts.since ~= nil and type(opts.since) ~= "number" then
+    usage("report(opts): 'since' must be UTC seconds (a number), got " .. type(opts.since))
+  end
+  if opts.panel ~= nil and type(opts.panel) ~= "string" then
+    usage("report(opts): 'panel' must be a string, got " .. type(opts.panel))
   end
   local by = opts.by or "day"
   if by ~= "day" and by ~= "service" and by ~= "panel" then
@@ -402,8 +438,19 @@ function Book:report(opts)
         g.charge, all.charge = money.add(g.charge, row.charge), money.add(all.charge, row.charge)
       end
     end
-    table.sort(list, function(a, b) return a.key < b.key end)
+    if by == "service" then -- by number: service 9 before service 10
+      table.sort(list, function(a, b) return (tonumber(a.key) or 0) < (tonumber(b.key) or 0) end)
+    else
+      table.sort(list, function(a, b) return a.key < b.key end)
+    end
     list.all = all
+    -- sums as exact decimal strings at the scale of their terms ("0.1" x 3 = "0.3")
+    local function exact(d)
+      if type(d) == "string" then d = money.parse(d) end
+      return money.format(d, d.scale)
+    end
+    for _, g in ipairs(list) do g.charge = exact(g.charge) end
+    all.charge = exact(all.charge)
     return list
   end)
 end

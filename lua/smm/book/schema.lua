@@ -42,7 +42,8 @@ M.MIGRATIONS = {
         id {serial},
         ref TEXT NOT NULL,
         at BIGINT NOT NULL,
-        what TEXT NOT NULL,            -- placed | status | in_doubt | failed | resolved | cancel | refill | stale
+        what TEXT NOT NULL,            -- placed | status | in_doubt | failed | resolved | cancel | refill
+                                       -- | stale
         status TEXT,
         remains BIGINT,
         charge TEXT,
@@ -81,6 +82,18 @@ M.MIGRATIONS = {
         last_error TEXT
       )]],
     "CREATE INDEX events_pending ON events (delivered_at, next_attempt)",
+  } },
+  -- Events claimed with a lease by their deliverer (smm.book.hooks), so that two deliverers on
+  -- one book do not send the same event at the same time.
+  { version = 2, statements = {
+    "ALTER TABLE events ADD COLUMN lease_owner TEXT",
+    "ALTER TABLE events ADD COLUMN lease_until BIGINT",
+  } },
+  -- sync finds a page's rows by their lease token: without an index every page scans every
+  -- order. Partial, so only the rows leased right now are in it (a few pages' worth).
+  { version = 3, statements = {
+    "CREATE INDEX orders_leased ON orders (lease_owner) WHERE lease_owner IS NOT NULL",
+    "CREATE INDEX refills_leased ON refills (lease_owner) WHERE lease_owner IS NOT NULL",
   } },
 }
 

@@ -45,11 +45,16 @@ function M.parse(url)
         "host:5432/db); the URL is not shown: it may hold a password")
     end
     if query ~= "" then
-      return refuse("the postgresql URL takes no ?options (" .. query:gsub("password=[^&]*", "password=***") ..
+      -- only the options' names: any value may be a password (password=, sslpassword=, ...)
+      local names = {}
+      for name in query:gmatch("([^&=]+)=?[^&]*") do names[#names + 1] = name:match("^[%w_]+$") or "?" end
+      return refuse("the postgresql URL takes no ?options (got " .. table.concat(names, ", ") ..
         "): give user, password, host, port and database in the URL itself")
     end
     database = unescape(database)
-    if database == "" then return refuse("the postgresql URL names no database (postgresql://user@host/db)") end
+    if database == "" then
+      return refuse("the postgresql URL names no database (postgresql://user@host/db)")
+    end
     port = tonumber(port ~= "" and port or "5432")
     if port < 1 or port > 65535 then return refuse("the postgresql URL's port is out of range: " .. port) end
     if host == "" then host = "localhost" end

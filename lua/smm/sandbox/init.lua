@@ -22,6 +22,10 @@
 --                   invisible_calls, dup_link, echo_key, latency, steps, clock, tick,
 --                   services_count, content_type, key, rates_for
 --   POST advance   steps=N: advance every order and refill N steps
+--   GET  polls     status requests per order id asked: {total, distinct, max,
+--                   by_id = {["ID"] = n}}; POST polls clears the counts
+--   POST bulk      count=N + an add's fields (service, link, quantity, ...): places N such
+--                   orders at once, as N adds would; {ok, first, last} (ids first..last)
 --   POST reset     initial balance; no orders, refills, counters, faults or overrides
 --   POST shutdown  answer, then stop the server
 -- Per-account prices, as real panels have: rates_for = "KEY=FACTOR[,KEY=FACTOR]" (or
@@ -285,6 +289,17 @@ function Server:admin(name, req)
   elseif name == "reset" then
     self:reset()
     return answer({ ok = true, balance = decimal.format(self.panel.balance) })
+  elseif name == "polls" then
+    if req.method == "POST" then self.panel:clear_polls() end
+    return answer(self.panel:polls_view())
+  elseif name == "bulk" then
+    local count = math.tointeger(tonumber(f.count or "")) or 0
+    if count < 1 then return answer({ ok = false, error = "count: a whole number >= 1" }) end
+    local fields = {}
+    for k, v in pairs(f) do if k ~= "count" then fields[k] = v end end
+    local first, last = self.panel:bulk(fields, count)
+    if not first then return answer({ ok = false, error = last }) end
+    return answer({ ok = true, first = first, last = last })
   elseif name == "advance" then
     local steps = math.tointeger(tonumber(f.steps or "1")) or 1
     self.panel:advance(steps)

@@ -62,6 +62,8 @@ function M.new(cfg)
   self.refills, self.refill_list = {}, {}
   self.next_order, self.next_refill, self.next_child = 1, 1, CHILD_BASE + 1
   self.placed = 0
+  -- status requests per order id asked (any id, known or not): for "no order polled twice"
+  self.polls, self.poll_total = {}, 0
   self:set_services(cfg.services_count)
   return self
 end
@@ -470,6 +472,12 @@ function Panel:child_status(c)
     "remains", self:S(remains), "currency", "USD")
 end
 
+function Panel:count_poll(text)
+  local id = posint(text) or text
+  self.polls[id] = (self.polls[id] or 0) + 1
+  self.poll_total = self.poll_total + 1
+end
+
 function Panel:status(f)
   if f.orders then
     local ids = id_list(f.orders)
@@ -478,6 +486,7 @@ function Panel:status(f)
     for _, t in ipairs(ids) do
       if not seen[t] then
         seen[t] = true
+        self:count_poll(t)
         local ans, e = self:status_of(t, true)
         kv[#kv + 1] = t
         kv[#kv + 1] = ans or object("error", e)
@@ -485,6 +494,7 @@ function Panel:status(f)
     end
     return encode(object(table.unpack(kv))), false
   elseif f.order then
+    self:count_poll(f.order)
     local ans, e = self:status_of(f.order, true)
     if not ans then return err(e) end
     return encode(ans), false
@@ -611,6 +621,34 @@ end
 
 ------------------------------------------------------------------------------------------
 -- admin views
+
+-- Status requests per id since the last reset (or clear): { total, distinct, max, by_id }.
+function Panel:polls_view()
+  local by_id, distinct, max = {}, 0, 0
+  for id, n in pairs(self.polls) do
+    by_id[tostring(id)] = n
+    distinct = distinct + 1
+    if n > max then max = n end
+  end
+  return { total = self.poll_total, distinct = distinct, max = max,
+    by_id = distinct > 0 and by_id or json.object() }
+end
+
+function Panel:clear_polls() self.polls, self.poll_total = {}, 0 end
+
+-- Places `count` copies of one order at once (a bench or a spec needing thousands of orders
+-- the panel knows, without thousands of requests). Returns the first and last ids, or nil +
+-- the first order's error.
+function Panel:bulk(f, count)
+  local first, last
+  for _ = 1, count do
+    local body, is_err = self:add(f)
+    if is_err then return nil, body end
+    last = self.next_order - 1
+    first = first or last
+  end
+  return first, last
+end
 
 function Panel:dump_orders()
   local out = {}
