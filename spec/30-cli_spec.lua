@@ -31,8 +31,12 @@ describe("smm (command line)", function()
     os.execute("rm -rf " .. cli.quote(dir))
   end)
 
+  local books = 0
   before_each(function()
     sb:reset()
+    -- a new sandbox, a new order book: the panel's order ids start again at 1
+    books = books + 1
+    vars.XDG_DATA_HOME = dir .. "/data" .. books
   end)
 
   describe("help and usage", function()

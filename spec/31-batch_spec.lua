@@ -1,8 +1,9 @@
 -- `smm batch FILE.csv` against the sandbox: rows checked before anything is sent, exact totals,
--- a journal that survives kill -9 with zero duplicate and zero lost orders, rows in doubt
+-- an order book that survives kill -9 with zero duplicate and zero lost orders, rows in doubt
 -- never re-sent silently, result CSV, and the key in no file and no output.
 local env = require "helpers.env"
 local cli = require "helpers.cli"
+local smm_lib = require "smm"
 
 describe("smm batch", function()
   local sb, vars, root, dir, n
@@ -54,6 +55,7 @@ describe("smm batch", function()
     n = n + 1
     dir = root .. "/t" .. n
     os.execute("mkdir -p " .. cli.quote(dir))
+    vars.XDG_DATA_HOME = dir .. "/data" -- a new sandbox, a new order book
   end)
 
   it("checks every row, prices the total exactly, --dry-run sends nothing", function()
@@ -89,9 +91,9 @@ describe("smm batch", function()
     assert.equal("86.205", sb:stats().balance)
 
     local result = cli.read_file(dir .. "/orders.result.csv")
-    assert.truthy(result:find("^line,service,link,order,price,status,error\r\n"))
+    assert.truthy(result:find("^line,service,link,order,price,status,error,ref\r\n"))
     assert.truthy(result:find("\r\n5,2,https://x.example/d," .. string.format("%d", orders[4].id) ..
-      ",0.08,placed,\r\n", 1, true))
+      ",0.08,placed,,csv:", 1, true))
     assert.truthy(result:find("@bob", 1, true))
 
     -- the same command again: everything is done, nothing is sent
@@ -133,7 +135,7 @@ describe("smm batch", function()
     assert.equal(1, r.code)
     assert.truthy(r.err:find("smm: quote.csv:3: text after a closing quote", 1, true), r.err)
     assert.equal(0, adds())
-    assert.is_nil(io.open(dir .. "/bad.csv.journal"))
+    assert.is_nil(io.open(vars.XDG_DATA_HOME .. "/smm/orders.db")) -- refused before the book was opened
   end)
 
   it("refuses when the balance is short, unless --force; refuses without --yes off a terminal", function()
@@ -163,20 +165,21 @@ describe("smm batch", function()
     local rows = 8
     cli.write_file(dir .. "/orders.csv", default_csv(rows, "k"))
     sb:config{ latency = 200 }
-    local pid = cli.spawn("batch orders.csv --yes", { cwd = dir, env = vars })
-    -- kill when at least two rows are done and the next add is inside the panel
-    local killed_in_flight = false
-    for _ = 1, 500 do
+    local url = "sqlite:" .. dir .. "/book.db"
+    local pid = cli.spawn("batch orders.csv --yes --book " .. url, { cwd = dir, env = vars })
+    -- kill when at least two rows are placed and the next add is inside the panel
+    local killed_in_flight, book = false, nil
+    for _ = 1, 1000 do
       cli.sleep(0.01)
-      local journal = cli.read_file(dir .. "/orders.csv.journal") or ""
-      local _, dones = journal:gsub('"t":"done"', "")
-      local _, intents = journal:gsub('"t":"intent"', "")
-      if dones >= 2 and intents > dones and sb:stats().in_flight >= 1 then
+      book = book or (io.open(dir .. "/book.db") and smm_lib.book.open(url))
+      local counts = book and book:counts()
+      if counts and counts.placed >= 2 and counts.sending == 1 and sb:stats().in_flight >= 1 then
         os.execute("kill -9 " .. pid)
         killed_in_flight = true
         break
       end
     end
+    if book then book:close() end
     assert.is_true(killed_in_flight, "the kill did not land mid-send")
     while cli.alive(pid) do cli.sleep(0.01) end
     sb:config{ latency = 0 }
@@ -185,15 +188,16 @@ describe("smm batch", function()
     assert.is_true(placed_before >= 3 and placed_before < rows)
 
     -- resume: the row whose add was in flight is in doubt, listed, and not sent again
-    local r = smm("batch orders.csv --yes")
+    local r = smm("batch orders.csv --yes --book " .. url)
     assert.equal(4, r.code, r.err)
-    local doubt_line = tonumber(r.err:match("in doubt %(the add may have been placed%): line (%d+)"))
+    local doubt_line, ref = r.err:match("in doubt %(the add may have been placed%): line (%d+) %((csv:%x+:%d+)%)")
+    doubt_line = tonumber(doubt_line)
     assert.is_number(doubt_line, r.err)
     local count = links_placed()
     for link, c in pairs(count) do assert.equal(1, c, link .. " placed twice") end
     assert.equal(rows, sb:stats().orders) -- every row placed once, the doubtful one included
     -- the same command again sends nothing and still lists the row
-    r = smm("batch orders.csv --yes")
+    r = smm("batch orders.csv --yes --book " .. url)
     assert.equal(4, r.code)
     assert.equal(rows, sb:stats().orders)
     local result = cli.read_file(dir .. "/orders.result.csv")
@@ -204,16 +208,16 @@ describe("smm batch", function()
     local id
     for _, o in ipairs(sb:orders()) do if o.link == link then id = tonumber(string.format("%d", o.id)) end end
     assert.is_number(id)
-    r = smm("batch orders.csv --yes --mark-placed " .. doubt_line .. "=" .. id)
+    r = smm("doubt " .. ref .. " " .. id .. " --book " .. url)
+    assert.equal(0, r.code, r.err)
+    r = smm("batch orders.csv --yes --book " .. url)
     assert.equal(0, r.code, r.err)
     assert.equal(rows, sb:stats().orders)
     result = cli.read_file(dir .. "/orders.result.csv")
     assert.truthy(result:find("\r\n" .. doubt_line .. ",1," .. link .. "," .. id .. ",0.09,placed,", 1, true))
-    assert.is_nil(io.open(dir ..
-      "/orders.csv.journal.lock/pid")) -- the stale lock was taken over and released
   end)
 
-  it("an ambiguous add stops the run; the row is re-sent only with --resend-ambiguous", function()
+  it("an ambiguous add stops the run; the row is re-sent only once smm doubt says it was not placed", function()
     cli.write_file(dir .. "/orders.csv", default_csv(4, "a"))
     sb:fault("reset_before_read", { action = "add" }) -- the panel never acted on it
     local r = smm("batch orders.csv --yes")
@@ -225,17 +229,21 @@ describe("smm batch", function()
     assert.equal(4, r.code)
     assert.equal(3, sb:stats().orders)
     assert.is_nil(links_placed()["https://x.example/a1"])
-    r = smm("batch orders.csv --yes --resend-ambiguous 3")
+    local ref = r.err:match("line 2 %((csv:%x+:2)%)")
+    assert.truthy(ref, r.err)
+    r = smm("doubt " .. ref:gsub(":2$", ":3") .. " --not-placed")
     assert.equal(1, r.code)
     assert.truthy(r.err:find("not in doubt", 1, true))
-    r = smm("batch orders.csv --yes --resend-ambiguous 2 --json")
+    r = smm("doubt " .. ref .. " --not-placed")
+    assert.equal(0, r.code, r.err)
+    r = smm("batch orders.csv --yes --json")
     assert.equal(0, r.code, r.err)
     assert.equal(1, cli.json(r.out).placed)
     assert.equal(4, sb:stats().orders)
     for _, c in pairs(links_placed()) do assert.equal(1, c) end
   end)
 
-  it("refuses to resume when the CSV changed under the journal", function()
+  it("refuses to resume when the CSV changed under the refs the book has", function()
     cli.write_file(dir .. "/orders.csv", default_csv(3))
     assert.equal(0, smm("batch orders.csv --yes").code)
     cli.write_file(dir .. "/orders.csv", default_csv(3):gsub("r2,100", "r2,200"))

@@ -1,6 +1,6 @@
--- Issue 10, the command line's share: a batch lock taken before the journal is read (no stale
--- plan sent twice), CSV columns that are not fields refused, an order placed on a full disk
--- still reported, --timeout on every command with retries announced, and a key never paired
+-- Issue 10, the command line's share: two runs of one batch never place a row twice (issue 12:
+-- the order book decides, where a lock did), CSV columns that are not fields refused, an order
+-- placed on a full disk still reported, --timeout on every command with retries announced, and a key never paired
 -- with another source's URL. Real `smm` processes against the sandbox (or a hostile panel).
 local env = require "helpers.env"
 local cli = require "helpers.cli"
@@ -63,10 +63,12 @@ describe("trust: command line safety", function()
     n = n + 1
     dir = root .. "/t" .. n
     os.execute("mkdir -p " .. cli.quote(dir))
+    vars.XDG_DATA_HOME = dir .. "/data" -- a new sandbox, a new order book
   end)
 
-  describe("smm batch takes its lock before it reads the journal", function()
-    it("a run held at its prompt keeps a second run out; 5 rows place exactly 5 orders", function()
+  describe("two runs of one batch", function()
+    it("a run held at its prompt while a second one places the rows: 5 rows place exactly 5 orders",
+      function()
       cli.write_file(dir .. "/orders.csv", default_csv(5))
       local fifo = dir .. "/stdin"
       assert.is_true(sh("mkfifo " .. cli.quote(fifo)))
@@ -83,32 +85,32 @@ describe("trust: command line safety", function()
         return (cli.read_file(dir .. "/first.err") or ""):find("[y/N]", 1, true) ~= nil
       end, 20), "the first run never asked: " .. tostring(cli.read_file(dir .. "/first.err")))
 
+      -- the second run places the rows while the first waits at its question with a stale plan
       local second = smm("batch orders.csv --yes")
-      assert.equal(1, second.code, second.err)
-      assert.truthy(second.err:find("locked by smm batch PID " .. pid, 1, true), second.err)
-      assert.equal(0, env.count(sb, "add"))
+      assert.equal(0, second.code, second.err)
+      assert.equal(5, env.count(sb, "add"))
 
       answer:write("y\n")
       answer:close()
       assert.is_true(wait_for(function() return not cli.alive(pid) end, 30))
-      assert.truthy((cli.read_file(dir .. "/first.out") or ""):find("placed 5 orders", 1, true),
-        cli.read_file(dir .. "/first.err"))
+      local out = cli.read_file(dir .. "/first.out") or ""
+      assert.truthy(out:find("placed 0 orders for 0.00 USD this run (5 in all)", 1, true),
+        out .. tostring(cli.read_file(dir .. "/first.err")))
 
       local again = smm("batch orders.csv --yes")
       assert.equal(0, again.code, again.err)
       assert.equal(5, sb:stats().orders)
       assert.equal(5, env.count(sb, "add"))
-      assert.is_nil(io.open(dir .. "/orders.csv.journal.lock/pid", "r"))
     end)
 
-    it("a run that stops before sending (dry run, short balance) leaves no lock behind", function()
+    it("a run that stops before sending (dry run, short balance) records nothing in the book", function()
       cli.write_file(dir .. "/orders.csv", default_csv(2))
       assert.equal(0, smm("batch orders.csv --dry-run").code)
       sb:config{ balance = "0.01" }
       assert.equal(1, smm("batch orders.csv --yes").code)
-      local f = io.open(dir .. "/orders.csv.journal.lock/pid", "r")
-      if f then f:close() end
-      assert.is_nil(f)
+      local r = smm("orders --json")
+      assert.equal(0, r.code, r.err)
+      assert.equal(0, #cli.json(r.out))
     end)
   end)
 
@@ -145,7 +147,7 @@ describe("trust: command line safety", function()
     before_each(function()
       mnt = dir .. "/small"
       os.execute("mkdir -p " .. cli.quote(mnt))
-      assert.is_true(sh("mount -t tmpfs -o size=64k tmpfs " .. cli.quote(mnt)),
+      assert.is_true(sh("mount -t tmpfs -o size=1m tmpfs " .. cli.quote(mnt)),
         "this spec needs to mount a small tmpfs (root)")
     end)
 
@@ -153,30 +155,21 @@ describe("trust: command line safety", function()
       os.execute("umount " .. cli.quote(mnt) .. " 2>/dev/null")
     end)
 
-    it("prints the order id and the row on stderr and exits 4", function()
+    it("prints the order id and the row on stderr and exits 4; the row is never sent twice", function()
       cli.write_file(dir .. "/orders.csv", default_csv(1))
-      -- The journal's records fill whole pages of the tmpfs. Its last page is padded so that the
-      -- intent fits and the result does not: measured from the records of a run elsewhere.
-      local probe = smm("batch orders.csv --yes --journal probe.journal --result probe.csv")
-      assert.equal(0, probe.code, probe.err)
-      local records = {}
-      for line in cli.read_file(dir .. "/probe.journal"):gmatch("[^\n]*\n") do records[#records + 1] = line end
-      local open, intent = records[1], records[2]
-      assert.truthy(open:find('"open"', 1, true) and intent:find('"intent"', 1, true))
-      sb:reset()
-      local pad = 4096 - 8 - #open - #intent - #'{"t":"pad","x":""}\n'
-      local journal = mnt .. "/journal"
-      cli.write_file(journal, open .. '{"t":"pad","x":"' .. string.rep("x", pad) .. '"}\n')
-
+      local url = "sqlite:" .. mnt .. "/book.db"
+      assert.equal(0, smm("orders --book " .. url).code) -- the book made (and migrated) on the tmpfs
       sb:fault("slow", { action = "add", delay = 1500 })
-      local p = assert(io.popen(string.format("cd %s; (%s %s %s batch orders.csv --yes --journal %s " ..
+      local p = assert(io.popen(string.format("cd %s; (%s %s %s batch orders.csv --yes --book %s " ..
         "</dev/null >run.out 2>run.err; echo $? >run.code) >/dev/null 2>&1 &", cli.quote(dir),
-        cli.env_prefix(vars), cli.LUA, cli.quote(cli.SMM), cli.quote(journal))))
+        cli.env_prefix(vars), cli.LUA, cli.quote(cli.SMM), cli.quote(url))))
       p:close()
-      assert.is_true(wait_for(function()
-        return (cli.read_file(journal) or ""):find('"intent"', 1, true) ~= nil
-      end, 20), "no intent was journaled")
-      -- the add is inside the panel: the disk fills up
+      -- the intent is committed before the add leaves: the add is inside the panel
+      assert.is_true(wait_for(function() return sb:stats().in_flight >= 1 end, 20), "no add was sent")
+      local book = assert(smm_lib.book.open(url))
+      assert.equal(1, book:counts().sending)
+      book:close()
+      -- the disk fills up before the answer comes back
       os.execute("dd if=/dev/zero of=" .. cli.quote(mnt .. "/fill") .. " bs=4k 2>/dev/null")
       assert.is_true(wait_for(function() return cli.read_file(dir .. "/run.code") ~= nil end, 30))
       local err = cli.read_file(dir .. "/run.err")
@@ -185,18 +178,32 @@ describe("trust: command line safety", function()
       assert.equal(1, #orders)
       local id = string.format("%d", orders[1].id)
       assert.falsy(err:find("internal error", 1, true), err)
-      assert.truthy(err:find("line 2 (service 1, https://x.example/r1): order " .. id .. " was placed",
-        1, true), err)
-      assert.truthy(err:find("--mark-placed 2=" .. id, 1, true), err)
+      local ref = err:match("line 2 %(ref (csv:%x+:2), service 1, https://x.example/r1%): order " .. id ..
+        " was placed")
+      assert.truthy(ref, err)
+      assert.truthy(err:find("smm doubt " .. ref .. " " .. id, 1, true), err)
       assert.equal("4\n", cli.read_file(dir .. "/run.code"), err)
 
       -- room again: the row is in doubt, never sent twice, and settled as the message says
       os.remove(mnt .. "/fill")
-      local r = smm("batch orders.csv --yes --journal " .. cli.quote(journal))
+      local r = smm("batch orders.csv --yes --book " .. url)
       assert.equal(4, r.code, r.err)
-      r = smm("batch orders.csv --yes --journal " .. cli.quote(journal) .. " --mark-placed 2=" .. id)
+      r = smm("doubt " .. ref .. " " .. id .. " --book " .. url)
+      assert.equal(0, r.code, r.err)
+      r = smm("batch orders.csv --yes --book " .. url)
       assert.equal(0, r.code, r.err)
       assert.equal(1, env.count(sb, "add"))
+    end)
+
+    it("a disk full before the intent: nothing is sent", function()
+      cli.write_file(dir .. "/orders.csv", default_csv(1))
+      local url = "sqlite:" .. mnt .. "/book.db"
+      assert.equal(0, smm("orders --book " .. url).code)
+      os.execute("dd if=/dev/zero of=" .. cli.quote(mnt .. "/fill") .. " bs=4k 2>/dev/null")
+      local r = smm("batch orders.csv --yes --book " .. url)
+      assert.equal(5, r.code, r.err)
+      assert.truthy(r.err:find(url, 1, true), r.err)
+      assert.equal(0, env.count(sb, "add"))
     end)
   end)
 

@@ -101,8 +101,12 @@ describe("smm command line presentation (issue 10)", function()
     os.execute("rm -rf " .. cli.quote(dir))
   end)
 
+  local books = 0
   before_each(function()
     sb:reset()
+    -- a new sandbox, a new order book: the panel's order ids start again at 1
+    books = books + 1
+    vars.XDG_DATA_HOME = dir .. "/data" .. books
   end)
 
   local function place(n)
@@ -254,12 +258,11 @@ describe("smm command line presentation (issue 10)", function()
       local rows = { "service,link,quantity" }
       for i = 1, 6 do rows[#rows + 1] = "1,https://x.example/b" .. i .. ",100" end
       cli.write_file(dir .. "/bar.csv", table.concat(rows, "\n") .. "\n")
-      os.remove(dir .. "/bar.csv.journal")
       local out, code = in_pty("batch bar.csv --yes", 100, 45)
       assert.equal(0, code, out)
       assert.truthy(out:find("%[#+%-+%] 2/6 33%% ETA %d+:%d%d"), out)
       assert.truthy(out:find("%[#+%] 6/6 100%%"), out)
-      local r = smm("batch bar.csv --yes --journal " .. cli.quote(dir .. "/other.journal"), { cwd = dir })
+      local r = smm("batch bar.csv --yes --book " .. cli.quote("sqlite:" .. dir .. "/other.db"), { cwd = dir })
       assert.equal(0, r.code, r.err)
       assert.is_nil((r.out .. r.err):find("\27", 1, true))
       assert.is_nil((r.out .. r.err):find("ETA", 1, true))

@@ -43,8 +43,19 @@ function M.tmpdir()
   return dir
 end
 
+-- The default order book of a run lives under XDG_DATA_HOME: never the user's own. A spec that
+-- sets XDG_CONFIG_HOME (inside its temporary folder) gets XDG_CONFIG_HOME/data, removed with it;
+-- otherwise one temporary folder for this process.
+local fallback_data
+local function data_home(vars)
+  if vars and vars.XDG_DATA_HOME ~= nil then return nil end
+  if vars and vars.XDG_CONFIG_HOME then return vars.XDG_CONFIG_HOME .. "/data" end
+  if not fallback_data then fallback_data = M.tmpdir() end
+  return fallback_data
+end
+
 -- The environment a run gets: the sandbox's URL and key, no colours forced, a private config
--- directory. vars: extra NAME = value (false to unset).
+-- directory, a private order book. vars: extra NAME = value (false to unset).
 function M.env_prefix(vars)
   local parts = { "env", "-u", "SMM_PROFILE", "-u", "SMM_CONFIG", "-u", "NO_COLOR",
                   "-u", "SMM_FORCE_TTY", "-u", "SMM_API_URL", "-u", "SMM_API_KEY" }
@@ -56,6 +67,8 @@ function M.env_prefix(vars)
       set[#set + 1] = name .. "=" .. q(value)
     end
   end
+  local data = data_home(vars)
+  if data then set[#set + 1] = "XDG_DATA_HOME=" .. q(data) end
   for _, assignment in ipairs(set) do parts[#parts + 1] = assignment end
   return table.concat(parts, " ")
 end

@@ -44,10 +44,23 @@ M.FLAGS = {
   field = { value = true, multi = true },
   -- wait
   every = { value = true }, timeout = { value = true }, grace = { value = true },
+  -- the order book (add, batch, sync, orders, doubt, report)
+  book = { value = true }, ref = { value = true }, status = { value = true },
+  since = { value = true }, by = { value = true }, ["not-placed"] = {},
   -- batch
-  ["dry-run"] = {}, force = {}, wait = {}, journal = { value = true }, result = { value = true },
-  ["resend-ambiguous"] = { value = true, multi = true },
-  ["mark-placed"] = { value = true, multi = true },
+  ["dry-run"] = {}, force = {}, wait = {}, result = { value = true },
+  concurrency = { value = true },
+  -- sync
+  once = {}, exec = { value = true, multi = true }, webhook = { value = true, multi = true },
+  ["webhook-secret-env"] = { value = true },
+}
+
+-- Flags of older versions, refused with what replaced them (the batch journal became the book).
+M.REMOVED = {
+  journal = "smm batch keeps no journal any more: it places through the order book (--book URL)",
+  ["resend-ambiguous"] = "rows in doubt are settled with `smm doubt REF --not-placed`, then sent " ..
+    "by running the batch again",
+  ["mark-placed"] = "rows in doubt are settled with `smm doubt REF ORDER_ID`",
 }
 
 M.SHORT = { h = "help", y = "yes" }
@@ -121,6 +134,9 @@ function M.parse(argv)
       if not name then name = a:match("^%-%-(.+)$") end
       if not name and a:match("^%-(%a)$") then name = M.SHORT[a:sub(2)] end
       local spec = name and M.FLAGS[name]
+      if name and M.REMOVED[name] then
+        return nil, "option --" .. name .. " is gone: " .. M.REMOVED[name] .. " (see docs/cli.md)"
+      end
       if not name and a:match("^%-%d") then
         -- a negative number where a word was expected: positional
         if r.command == nil then r.command = a else r.args[#r.args + 1] = a end

@@ -1,17 +1,21 @@
--- smm batch FILE.csv: many orders from a CSV, crash-safe.
+-- smm batch FILE.csv: many orders from a CSV, through the order book.
 --
 -- 1. Every row is read and checked (CSV syntax, fields, the service's rules, the price) before
 --    anything is sent; one bad row and nothing is sent.
--- 2. The total (exact, smm.money) is set against the balance: --dry-run stops here; a short
+-- 2. Each row has a ref: its `ref` column, else one derived from the file and the line
+--    (smm.cli.book.row_ref). The book says what became of each ref in earlier runs: placed
+--    rows are skipped, rows in doubt are listed and never sent again until `smm doubt` settles
+--    them, a row changed since the book recorded it stops the run.
+-- 3. The total (exact, smm.money) is set against the balance: --dry-run stops here; a short
 --    balance stops here unless --force.
--- 3. Each row: its intent is journaled and synced, then `add` is sent, then its order id (or
---    failure) is journaled. Killed at any moment, the same command resumes: done rows are
---    skipped, rows in doubt (intent without answer, or an ambiguous failure) are listed and
---    never sent again unless named with --resend-ambiguous (or settled with --mark-placed).
--- 4. A result CSV (FILE.result.csv: line, service, link, order, price, error) and a summary;
---    --wait then follows every placed order to the end.
+-- 4. Rows go out N at a time (--concurrency N, default 1) through client:batch: every intent is
+--    committed to the book before the requests leave, each answer recorded after. Killed at any
+--    moment, the same command resumes; at most N rows are left in doubt.
+-- 5. A result CSV (FILE.result.csv) and a summary; --wait then follows every placed order.
+-- A journal of an older smm (FILE.csv.journal) is imported into the book first (legacy_journal).
 local csv = require "smm.cli.csv"
-local journal = require "smm.cli.journal"
+local cli_book = require "smm.cli.book"
+local legacy = require "smm.cli.legacy_journal"
 local order = require "smm.cli.order"
 local output = require "smm.cli.output"
 local args = require "smm.cli.args"
@@ -81,6 +85,10 @@ function M.rows(text)
     elseif not name:find("^[%a_][%w_]*$") then
       return nil, { { line = header.line, message = "column " .. i ..
         " '" .. raw .. "' is not a field name" } }
+    elseif name == "ref" and not extra then
+      if seen.ref then return nil, { { line = header.line, message = "column 'ref' appears twice" } } end
+      seen.ref = true
+      columns[i] = "ref"
     elseif name == "key" or name == "action" then
       return nil, { { line = header.line, message = "column '" .. name .. "' cannot be set from a CSV" } }
     elseif not extra and not validate.ADD_FIELDS[name] then
@@ -98,17 +106,19 @@ function M.rows(text)
   if not seen.service then
     return nil, { { line = header.line, message = "the header has no 'service' column" } }
   end
-  local rows, problems = {}, {}
+  local rows, problems, refs = {}, {}, {}
   for r = 2, #records do
     local rec = records[r]
     if #rec > #header then
       problems[#problems + 1] = { line = rec.line, message = #rec .. " fields, but the header has " ..
         #header }
     else
-      local o = {}
+      local o, ref = {}, nil
       for i, name in ipairs(columns) do
         local cell = rec[i]
-        if name and cell then
+        if name == "ref" then
+          ref = cell and cell:gsub("^%s+", ""):gsub("%s+$", "") or ""
+        elseif name and cell then
           if order.LINES[name] then
             local lines = order.split_lines(cell)
             if #lines > 0 then o[name] = table.concat(lines, "\n") end
@@ -119,13 +129,22 @@ function M.rows(text)
         end
       end
       if next(o) ~= nil then
-        rows[#rows + 1] = { line = rec.line, order = o, hash = order.hash(o) }
+        if seen.ref and (ref == "" or #ref > 200 or ref:find("%c")) then
+          problems[#problems + 1] = { line = rec.line, message = "the ref must be 1 to 200 characters " ..
+            "without control characters" }
+        elseif ref and refs[ref] then
+          problems[#problems + 1] = { line = rec.line, message = "the ref '" .. ref ..
+            "' is the ref of line " .. refs[ref] .. " too: a ref names one order" }
+        end
+        if ref then refs[ref] = refs[ref] or rec.line end
+        rows[#rows + 1] = { line = rec.line, order = o, hash = order.hash(o), ref = ref }
       end
     end
   end
   if #problems > 0 then return nil, problems end
   return rows
 end
+
 
 local function read_file(path)
   local f, err = io.open(path, "rb")
@@ -135,18 +154,6 @@ local function read_file(path)
   return text
 end
 
-local function line_list(text, flag)
-  local out = {}
-  for _, word in ipairs(text or {}) do
-    for part in word:gmatch("[^,%s]+") do
-      local n = args.tointeger(tonumber(part))
-      if not n or n < 1 then return nil, "--" .. flag .. " takes CSV line numbers, got '" .. part .. "'" end
-      out[#out + 1] = n
-    end
-  end
-  return out
-end
-
 local function progress(live, done, total, cost, failed)
   local text = string.format("[%d/%d] cost %s, %d failed", done, total, money.format(cost), failed)
   if live then output.progress(done, total, text) end
@@ -154,34 +161,33 @@ local function progress(live, done, total, cost, failed)
 end
 
 -- The steps of `smm batch`. They share one table, `run`: the settings from the command line,
--- then what each step learns (the rows, the journal's state, the plan, the outcomes). A step
--- that ends the command returns its exit code; one that lets it go on returns nil.
+-- then what each step learns (the rows, what the book knows of them, the plan, the outcomes). A
+-- step that ends the command returns its exit code; one that lets it go on returns nil.
 
 -- Every flag problem is a usage error before the CSV is read or the panel is asked.
 local function settings(ctx)
   local ok, problem = args.check(ctx, "batch",
-    { "dry-run", "force", "wait", "journal", "result", "resend-ambiguous", "mark-placed" }, args.WAIT)
+    { "dry-run", "force", "wait", "result", "concurrency", "book" }, args.WAIT)
   if not ok then return nil, ctx:usage(problem) end
-  if #ctx.args ~= 1 then return nil, ctx:usage("usage: smm batch FILE.csv [--dry-run] [--yes] [--wait]") end
+  if #ctx.args ~= 1 then
+    return nil, ctx:usage("usage: smm batch FILE.csv [--dry-run] [--yes] [--wait] [--concurrency N]")
+  end
   local path = ctx.args[1]
   local flags = ctx.flags
-  local run = { path = path, flags = flags, resend = {}, mark = {},
-    journal_path = flags.journal or (path .. ".journal"),
+  local run = { path = path, flags = flags, concurrency = 1,
     result_path = flags.result or (path:gsub("%.[Cc][Ss][Vv]$", "") .. ".result.csv") }
   if run.result_path == path then run.result_path = path .. ".result.csv" end
+  if flags.concurrency then
+    local n = args.tointeger(args.to_number(flags.concurrency))
+    if not n or n < 1 or n > 64 then
+      return nil, ctx:usage("option --concurrency must be a whole number from 1 to 64, got '" ..
+        tostring(flags.concurrency) .. "'")
+    end
+    run.concurrency = n
+    ctx.client_options = { concurrency = n }
+  end
   run.wait_opts, problem = commands.wait_options(flags)
   if not run.wait_opts then return nil, ctx:usage(problem) end
-  local list
-  list, problem = line_list(flags["resend-ambiguous"], "resend-ambiguous")
-  if not list then return nil, ctx:usage(problem) end
-  for _, n in ipairs(list) do run.resend[n] = true end
-  for _, pair in ipairs(flags["mark-placed"] or {}) do
-    for item in pair:gmatch("[^,%s]+") do
-      local l, id = item:match("^(%d+)=(%d+)$")
-      if not l then return nil, ctx:usage("--mark-placed takes LINE=ORDER_ID, got '" .. item .. "'") end
-      run.mark[args.tointeger(tonumber(l))] = args.tointeger(tonumber(id))
-    end
-  end
   return run
 end
 
@@ -193,13 +199,20 @@ local function refuse_rows(path, problems)
   return EXIT.error
 end
 
--- One bad row and nothing is sent: every row and its price is checked before anything else.
+-- One bad row and nothing is sent: every row and its price is checked before anything else;
+-- then the book is opened (and proved writable).
 local function read_and_check(ctx, run)
   local text, err = read_file(run.path)
   if not text then return ctx:usage("cannot read " .. tostring(err)) end
   local rows, problems = M.rows(text)
   if not rows then return refuse_rows(run.path, problems) end
   run.rows, run.client = rows, ctx:client()
+  local absolute = cli_book.absolute_path(run.path)
+  run.by_line = {}
+  for _, row in ipairs(rows) do
+    row.ref = row.ref or cli_book.row_ref(absolute, row.line)
+    run.by_line[row.line] = row
+  end
   local services
   services, err = run.client:services()
   if not services then return ctx:fail(err) end
@@ -213,68 +226,81 @@ local function read_and_check(ctx, run)
     end
   end
   if #problems > 0 then return refuse_rows(run.path, problems) end
+  run.book = ctx:book(true)
+  run.client = ctx:client()
 end
 
--- The usage error for a --resend-ambiguous or --mark-placed line that is not in doubt, or nil.
-local function not_in_doubt(ctx, run, lines, flag)
-  for line in pairs(lines) do
-    local row = run.by_line[line]
-    local s = row and row.journal and row.journal.state
-    if s ~= "intent" and s ~= "ambiguous" then
-      return ctx:usage("--" .. flag .. " " .. line .. ": that row is not in doubt")
-    end
-  end
-end
-
--- A resumed run must meet the journal it left (same panel, same rows); each row gets row.journal.
-local function match_journal(ctx, run)
-  local earlier, err = journal.read(run.journal_path)
-  if not earlier then return ctx:usage(err) end
-  run.earlier, run.panel = earlier, config.printable_url(ctx.url)
-  if earlier.open and earlier.open.panel and earlier.open.panel ~= run.panel then
-    return ctx:usage(run.journal_path .. " was written for the panel " ..
-      tostring(earlier.open.panel) .. ", not " .. run.panel .. ": use --journal FILE for a new run")
-  end
-  run.by_line = {}
-  for _, row in ipairs(run.rows) do run.by_line[row.line] = row end
-  local changed = {}
-  for line, j in pairs(earlier.rows) do
-    local row = run.by_line[line]
-    if not row then
-      changed[#changed + 1] = { line = line,
-        message = "the journal has this line but the CSV no longer does" }
-    elseif row.hash ~= j.hash then
-      changed[#changed + 1] = { line = line, message = "the row changed since " .. run.journal_path ..
-        " recorded it (" .. (j.state == "done" and ("order " .. tostring(j.order)) or j.state) .. ")" }
-    else
-      row.journal = j
-    end
-  end
-  if #changed > 0 then
-    table.sort(changed, function(a, b) return a.line < b.line end)
-    for _, p in ipairs(changed) do output.error(run.path .. ":" .. p.line .. ": " .. p.message) end
-    output.error("refusing to resume: the CSV changed under the journal; restore it, or start a " ..
-      "new run with --journal FILE")
+-- A batch journaled by an older smm (FILE.csv.journal) is imported into the book, then resumed.
+local function import_old_journal(ctx, run)
+  local path = legacy.path(run.path)
+  if not legacy.exists(path) then return end
+  if legacy.exists(path .. ".lock") then
+    output.error(path .. ".lock exists: an older smm batch may still be running on this file; " ..
+      "nothing was sent; run again once it has ended (remove the lock if none is running)")
     return EXIT.error
   end
-  return not_in_doubt(ctx, run, run.resend, "resend-ambiguous") or
-    not_in_doubt(ctx, run, run.mark, "mark-placed")
+  local journal, err = legacy.read(path)
+  if not journal then return ctx:usage("cannot read the old journal " .. tostring(err)) end
+  local panel = config.printable_url(ctx.url)
+  if journal.open and journal.open.panel and journal.open.panel ~= panel then
+    output.error(path .. " (an older smm's journal) was written for the panel " ..
+      tostring(journal.open.panel) ..
+      ", not " .. panel .. ": nothing was sent; run it against that panel, or move the journal away")
+    return EXIT.error
+  end
+  local changed = {}
+  for line, j in pairs(journal.rows) do
+    local row = run.by_line[line]
+    if not row or row.hash ~= j.hash then changed[#changed + 1] = line end
+  end
+  if #changed > 0 then
+    table.sort(changed)
+    for _, line in ipairs(changed) do
+      output.error(run.path .. ":" .. line .. ": the row changed since the old journal " .. path ..
+        " recorded it")
+    end
+    output.error("refusing to import the old journal: restore the CSV as it was journaled; nothing was sent")
+    return EXIT.error
+  end
+  local counts
+  counts, err = legacy.import(run.book, run.client.url, journal, run.by_line)
+  if not counts then return ctx:fail(err, "nothing was sent") end
+  local kept = path .. ".imported"
+  os.rename(path, kept)
+  output.note(string.format("imported the old journal %s into the book %s: %d placed, %d in doubt; " ..
+    "the journal is kept as %s", path, run.book.name, counts.placed, counts.doubt, kept))
 end
 
--- Rows done earlier are skipped, rows in doubt held back unless named; the rest and its total.
-local function plan(run)
+-- What the book knows of each row: placed earlier (skipped), in doubt (held back), failed
+-- (provably not placed: sent again) or nothing (sent). A row that changed under its ref stops all.
+local function plan(ctx, run)
   run.done, run.doubt, run.to_send = {}, {}, {}
-  local total = "0"
+  local total, changed = "0", {}
   for _, row in ipairs(run.rows) do
-    local s = row.journal and row.journal.state
-    if s == "done" then
+    local rec, err = run.book:get(row.ref)
+    if err then return ctx:fail(err, "nothing was sent") end
+    if rec and not cli_book.same_fields(rec.fields, row.clean) then
+      changed[#changed + 1] = { row = row, rec = rec }
+    elseif rec and cli_book.PLACED[rec.state] then
+      row.order_id, row.state = rec.order_id, "placed"
       run.done[#run.done + 1] = row
-    elseif (s == "intent" or s == "ambiguous") and not run.resend[row.line] and not run.mark[row.line] then
+    elseif rec and cli_book.IN_DOUBT[rec.state] then
+      row.state, row.error = "in doubt", rec.error
       run.doubt[#run.doubt + 1] = row
-    elseif not run.mark[row.line] then
+    else
       run.to_send[#run.to_send + 1] = row
       total = money.add(total, row.price)
     end
+  end
+  if #changed > 0 then
+    for _, c in ipairs(changed) do
+      output.error(string.format("%s:%d: the row changed since the book recorded it as %s (%s)", run.path,
+        c.row.line, c.row.ref,
+        c.rec.order_id and ("order " .. string.format("%d", c.rec.order_id)) or c.rec.state))
+    end
+    output.error("refusing to send: the CSV changed under refs the book already has; restore those rows, " ..
+      "or put new orders in new rows or a new file; nothing was sent")
+    return EXIT.error
   end
   run.total = money.format(total)
 end
@@ -289,15 +315,12 @@ local function confirm(ctx, run)
     "%s: %d row%s; %d placed earlier, %d in doubt, %d to send for %s%s; balance %s%s",
     run.path, #run.rows, #run.rows == 1 and "" or "s", #run.done, #run.doubt, #run.to_send, total,
     run.currency, tostring(balance.balance), run.currency))
-  if run.earlier.torn > 0 then
-    output.warn(run.journal_path .. ": ignored " .. run.earlier.torn .. " torn line(s)")
-  end
   local short = money.is_decimal(balance.balance) and money.compare(total, balance.balance) > 0
   if flags["dry-run"] then
     if output.json_mode() then
       output.json{ rows = #run.rows, done = #run.done, doubt = #run.doubt, to_send = #run.to_send,
         total = total, balance = balance.balance, currency = balance.currency, short = short,
-        dry_run = true }
+        dry_run = true, book = run.book.name }
     end
     if short then output.warn("the balance is short by " .. money.format(money.sub(total,
       balance.balance))) end
@@ -308,60 +331,64 @@ local function confirm(ctx, run)
       money.format(money.sub(total, balance.balance)) .. ": nothing was sent (--force to send anyway)")
     return EXIT.error
   end
-  if #run.to_send > 0 or next(run.mark) then
+  if #run.to_send > 0 then
     local confirmed = commands.confirm(ctx, "Place " .. #run.to_send .. " orders for " .. total ..
       run.currency .. "?")
     if confirmed ~= true then return confirmed end
   end
 end
 
--- A row whose outcome the journal could not record (a full disk): said on stderr at once, with
--- what the user needs to settle it by hand; the run stops and ends with EXIT.ambiguous.
-local function unrecorded(run, row, what, advice, werr)
-  run.unrecorded = run.unrecorded + 1
-  run.stopped = werr
-  output.error(string.format("line %d (service %s, %s): %s, but %s: %s", row.line,
-    tostring(row.clean.service), order.target(row.clean), what, werr, advice))
+local function describe(row)
+  return string.format("line %d (ref %s, service %s, %s)", row.line, row.ref, tostring(row.clean.service),
+    order.target(row.clean))
 end
 
--- The journal says what became of every add, so a rerun never places a row twice: the row's line.
+-- What one add ended in, for the row and the run; returns the line to show.
 local function record_outcome(run, row, res, add_err)
-  local j = run.journal_file
-  if res then
-    local wrote, werr = j:write({ t = "done", line = row.line, hash = row.hash, order = res.order,
-      price = row.price })
-    if not wrote then
-      unrecorded(run, row, string.format("order %d was placed (%s)", res.order, row.price),
-        string.format("once there is room, run again with --mark-placed %d=%d", row.line,
-          res.order), werr)
-    end
-    row.journal = { state = "done", order = res.order, price = row.price }
+  if res and res.recorded then
+    -- another run (or machine) placed this ref meanwhile: the book sent nothing
+    row.order_id, row.state = res.order, "placed"
+    run.done[#run.done + 1] = row
+    return string.format("line %d: order %d placed by another run (nothing sent)", row.line, res.order)
+  elseif res then
+    row.order_id, row.state = res.order, "placed"
     run.done[#run.done + 1] = row
     run.placed = run.placed + 1
     run.cost = money.add(run.cost, row.price)
-    return string.format("line %d: order %d (%s)", row.line, res.order, row.price)
-  elseif add_err.ambiguous then
-    local wrote, werr = j:write({ t = "ambiguous", line = row.line, hash = row.hash,
-      error = add_err.message, kind = add_err.kind }, true)
-    if not wrote then
-      unrecorded(run, row, "the order may have been placed (" .. add_err.message .. ")",
-        "check the panel's orders, then run again with --mark-placed " .. row.line ..
-        "=ORDER_ID or --resend-ambiguous " .. row.line, werr)
+    if res.book_error then
+      -- placed, and the book could not say so: the one fact the user needs, on stderr, now
+      run.unrecorded = run.unrecorded + 1
+      run.stopped = tostring(res.book_error)
+      output.error(string.format("%s: order %d was placed (%s), but the book could not record it: %s; " ..
+        "once the book works again: smm doubt %s %d", describe(row), res.order, row.price,
+        tostring(res.book_error), row.ref, res.order))
     end
-    row.journal = { state = "ambiguous", error = add_err.message }
+    return string.format("line %d: order %d (%s)", row.line, res.order, row.price)
+  end
+  if add_err.kind == "book" and add_err.code == "in_doubt" then
+    row.state, row.error = "in doubt", add_err.message
+    run.new_doubt[#run.new_doubt + 1] = row
+    return string.format("line %d: in doubt (another run is sending it, or stopped before its answer)",
+      row.line)
+  elseif add_err.kind == "book" then
+    -- the intent could not be committed: this row was not sent, and neither is any after it
+    row.state, row.error = "not sent", add_err.message
+    run.book_failed = true
+    run.stopped = add_err.message .. ": line " .. row.line .. " and the rows after it were not sent"
+    return string.format("line %d: not sent: %s", row.line, add_err.message)
+  elseif add_err.ambiguous then
+    row.state, row.error = "in doubt", add_err.message
     run.new_doubt[#run.new_doubt + 1] = row
     run.stopped = "the panel's answer left an order in doubt"
     return string.format("line %d: IN DOUBT: %s", row.line, add_err.message)
   end
-  local wrote, werr = j:write({ t = "failed", line = row.line, hash = row.hash,
-    error = add_err.message, kind = add_err.kind, code = add_err.code })
-  if not wrote then
-    unrecorded(run, row, "the panel refused the order, nothing was placed (" .. add_err.message ..
-      ")", "the journal will show this row in doubt: run again with --resend-ambiguous " ..
-      row.line, werr)
-  end
-  row.journal = { state = "failed", error = add_err.message }
+  row.state, row.error = "failed", add_err.message
   run.failed = run.failed + 1
+  if add_err.book_error then
+    -- refused by the panel, but the book still says "sending": the next run holds it in doubt
+    output.warn(describe(row) .. ": the panel refused it, but the book could not record that (" ..
+      tostring(add_err.book_error) .. "): " .. cli_book.settle_advice(row.ref))
+  end
   if STOP_CODES[add_err.code] or add_err.kind == "network" or add_err.kind == "timeout" or
       add_err.kind == "http" then
     run.stopped = add_err.message
@@ -369,70 +396,36 @@ local function record_outcome(run, row, res, add_err)
   return string.format("line %d: failed: %s", row.line, add_err.message)
 end
 
--- Before anything is sent, a journal that cannot be written ends the run cleanly.
-local function recorded(ok_written, werr)
-  if not ok_written then error({ journal = werr }, 0) end
-end
-
--- --mark-placed and --resend-ambiguous settle rows in doubt: journaled before any row is sent.
-local function record_settled(run)
-  local j = run.journal_file
-  if not run.earlier.open then
-    recorded(j:write({ t = "open", csv = run.path:match("[^/]*$"), panel = run.panel }, true))
-  end
-  for line, id in pairs(run.mark) do
-    local row = run.by_line[line]
-    recorded(j:write({ t = "done", line = line, hash = row.hash, order = id, price = row.price,
-      manual = true }))
-    row.journal = { state = "done", order = id, price = row.price, manual = true }
-    run.done[#run.done + 1] = row
-  end
-  for line in pairs(run.resend) do
-    recorded(j:write({ t = "resend", line = line, hash = run.by_line[line].hash }))
-  end
-end
-
--- Intent synced before each add, outcome after: a kill at any moment leaves every row known or
--- in doubt. Stops at an error every next row would meet, a row in doubt, or the first Ctrl-C.
+-- N rows at a time through client:batch (each intent committed before its request). Stops at an
+-- error every next row would meet, a row in doubt, a book that fails, or the first Ctrl-C.
 local function send_rows(ctx, run)
-  for i, row in ipairs(run.to_send) do
-    local intended, werr = run.journal_file:write({ t = "intent", line = row.line, hash = row.hash }, true)
-    if not intended then
-      run.stopped = werr .. ": line " .. row.line .. " and the rows after it were not sent"
-      break
+  local live = output.isatty(2)
+  local sent = 0
+  local i = 1
+  while i <= #run.to_send do
+    -- Ctrl-C: nothing new is sent (no intent is committed for a request that would not leave)
+    if ctx.interrupts and ctx.interrupts() > 0 then break end
+    local chunk, calls = {}, {}
+    for j = i, math.min(i + run.concurrency - 1, #run.to_send) do
+      local row = run.to_send[j]
+      chunk[#chunk + 1] = row
+      calls[#calls + 1] = { "add", row.clean, { max_cost = row.price, ref = row.ref } }
     end
-    local res, add_err = run.client:add(row.clean, { max_cost = row.price })
-    local msg = record_outcome(run, row, res, add_err)
-    local line_text = progress(run.live, i, #run.to_send, run.cost, run.failed)
-    if run.live then
-      if not res then io.stderr:write("\r\27[K", msg, "\n") end
-    elseif not output.json_mode() then
-      output.say(msg, "  ", line_text)
+    i = i + #chunk
+    local results = run.client:batch(calls)
+    for k, row in ipairs(chunk) do
+      local msg = record_outcome(run, row, results[k].value, results[k].err)
+      sent = sent + 1
+      local line_text = progress(live, sent, #run.to_send, run.cost, run.failed)
+      if live then
+        if not results[k].value then io.stderr:write("\r\27[K", msg, "\n") end
+      elseif not output.json_mode() then
+        output.say(msg, "  ", line_text)
+      end
     end
     if run.stopped then break end
-    -- Ctrl-C: the add in flight has finished and is journaled; nothing more is sent
-    if ctx.interrupts and ctx.interrupts() > 0 then break end
   end
-end
-
--- The journal is closed and the lock released whatever happens while sending.
-local function send(ctx, run)
-  local j, err = journal.open(run.journal_path)
-  if not j then journal.unlock(run.lock) return ctx:usage(err) end
-  run.journal_file, run.live = j, output.isatty(2)
-  run.cost, run.failed, run.placed, run.unrecorded, run.new_doubt = "0", 0, 0, 0, {}
-  local ran_ok, run_err = pcall(function()
-    record_settled(run)
-    send_rows(ctx, run)
-  end)
-  if run.live then io.stderr:write("\r\27[K") io.stderr:flush() end
-  j:close()
-  journal.unlock(run.lock)
-  if not ran_ok and type(run_err) == "table" and run_err.journal then
-    output.error(tostring(run_err.journal) .. ": nothing was sent")
-    return EXIT.error
-  end
-  if not ran_ok then error(run_err, 0) end
+  if live then io.stderr:write("\r\27[K") io.stderr:flush() end
 end
 
 -- What became of each row, for the user: the result CSV, and the rows of the --json summary.
@@ -443,52 +436,48 @@ local function write_results(run)
   local result_rows = {}
   run.untried, run.results_json = 0, output.array()
   for _, row in ipairs(run.rows) do
-    local js = row.journal or {}
-    local status = js.state == "done" and "placed" or (js.state == "failed" and "failed") or
-      ((js.state == "intent" or js.state == "ambiguous") and "in doubt") or "not sent"
+    local status = row.state or "not sent"
     if status == "not sent" then run.untried = run.untried + 1 end
-    local err_text = js.state == "done" and "" or (js.error or (status == "in doubt" and
-      "the add was sent but no answer came back: check the panel" or ""))
-    result_rows[#result_rows + 1] = { row.line, row.clean.service, order.target(row.clean),
-      js.order and string.format("%d", js.order) or "", js.state == "done" and (js.price or row.price) or "",
-      status, err_text }
-    run.results_json[#run.results_json + 1] = { line = row.line, service = row.clean.service,
-      link = order.target(row.clean), order = js.order, price = row.price, status = status,
+    local err_text = status == "placed" and "" or (row.error or (status == "in doubt" and
+      "the add may have been placed: " .. cli_book.settle_advice(row.ref) or ""))
+    local id = row.order_id and string.format("%d", row.order_id) or ""
+    result_rows[#result_rows + 1] = { row.line, row.clean.service, order.target(row.clean), id,
+      status == "placed" and row.price or "", status, err_text, row.ref }
+    run.results_json[#run.results_json + 1] = { line = row.line, ref = row.ref, service = row.clean.service,
+      link = order.target(row.clean), order = row.order_id, price = row.price, status = status,
       error = err_text ~= "" and err_text or nil }
   end
   local wrote, werr = csv.write_file(run.result_path,
-    { "line", "service", "link", "order", "price", "status", "error" }, result_rows)
+    { "line", "service", "link", "order", "price", "status", "error", "ref" }, result_rows)
   if not wrote then output.warn("cannot write " .. run.result_path .. ": " .. tostring(werr)) end
 end
 
 -- The outcome in a few lines (why it stopped, how to settle rows in doubt) and its exit code.
 local function summarise(run)
-  local flags, j, doubt = run.flags, run.journal_file, run.doubt
+  local flags, doubt = run.flags, run.doubt
   if output.json_mode() then
     if not flags.wait then
       output.json{ placed = run.placed, cost = money.format(run.cost), done = #run.done,
         failed = run.failed, doubt = #doubt, not_sent = run.untried, rows = run.results_json,
-        result_csv = run.result_path, journal = run.journal_path, stopped = run.stopped }
+        result_csv = run.result_path, book = run.book.name, stopped = run.stopped }
     end
   else
     output.say(string.format("placed %d order%s for %s%s this run (%d in all); %d failed; %d in doubt%s",
       run.placed, run.placed == 1 and "" or "s", money.format(run.cost), run.currency, #run.done,
       run.failed, #doubt, run.untried > 0 and ("; " .. run.untried .. " not sent") or ""))
     output.say("results in ", run.result_path)
-    if not flags.quiet and os.getenv("SMM_DEBUG_SYNC") then
-      output.say(string.format("journal %s: %d syncs, %.1f ms each", run.journal_path, j.syncs,
-        j.syncs > 0 and j.sync_time * 1000 / j.syncs or 0))
-    end
   end
   if run.stopped then output.error("stopped: " .. run.stopped) end
   if #doubt > 0 then
     local lines = {}
-    for _, row in ipairs(doubt) do lines[#lines + 1] = tostring(row.line) end
+    for _, row in ipairs(doubt) do lines[#lines + 1] = row.line .. " (" .. row.ref .. ")" end
     output.error(#doubt .. " row" .. (#doubt == 1 and " is" or "s are") .. " in doubt (the add may have " ..
       "been placed): line" .. (#doubt == 1 and " " or "s ") .. table.concat(lines, ", ") ..
-      ". Check the panel's orders, then rerun with --mark-placed LINE=ORDER_ID or --resend-ambiguous LINE")
+      ". Check the panel's orders, then settle each: smm doubt REF ORDER_ID (it was placed) or " ..
+      "smm doubt REF --not-placed (then run the batch again to send it)")
   end
   if #doubt > 0 or run.unrecorded > 0 then return EXIT.ambiguous end
+  if run.book_failed then return EXIT.book end
   if run.failed > 0 or run.untried > 0 then return (#run.done == 0) and EXIT.error or EXIT.partial end
   return 0
 end
@@ -497,7 +486,7 @@ end
 local function follow(ctx, run, code)
   if run.flags.wait and #run.done > 0 then
     local ids = {}
-    for _, row in ipairs(run.done) do ids[#ids + 1] = row.journal.order end
+    for _, row in ipairs(run.done) do ids[#ids + 1] = row.order_id end
     local wait_code = commands.follow(ctx, run.client, ids, run.wait_opts)
     if code == 0 then code = wait_code end
   elseif run.flags.wait and output.json_mode() then
@@ -509,17 +498,10 @@ end
 function M.run(ctx)
   local run, code = settings(ctx)
   if not run then return code end
-  code = read_and_check(ctx, run)
+  code = read_and_check(ctx, run) or import_old_journal(ctx, run) or plan(ctx, run) or confirm(ctx, run)
   if code then return code end
-  -- The lock comes first and is held through the question: a plan read without it could be
-  -- made stale by another run placing the same rows while this one waits at its [y/N].
-  local err
-  run.lock, err = journal.lock(run.journal_path)
-  if not run.lock then return ctx:usage(err) end
-  code = match_journal(ctx, run) or plan(run) or confirm(ctx, run)
-  if code then journal.unlock(run.lock) return code end
-  code = send(ctx, run) -- releases the lock
-  if code then return code end
+  run.cost, run.failed, run.placed, run.unrecorded, run.new_doubt = "0", 0, 0, 0, {}
+  send_rows(ctx, run)
   write_results(run)
   return follow(ctx, run, summarise(run))
 end

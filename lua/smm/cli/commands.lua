@@ -6,10 +6,12 @@ local order = require "smm.cli.order"
 local follow = require "smm.cli.follow"
 local config = require "smm.cli.config"
 local money = require "smm.money"
+local cli_book = require "smm.cli.book"
 
 local M = {}
 
-M.EXIT = { ok = 0, error = 1, network = 2, partial = 3, ambiguous = 4, interrupted = 130 }
+M.EXIT = { ok = 0, error = 1, network = 2, partial = 3, ambiguous = 4, book = 5, ref_in_doubt = 6,
+           interrupted = 130 }
 
 -- services ------------------------------------------------------------------------------------
 function M.services(ctx)
@@ -68,8 +70,8 @@ end
 
 -- The order described by the flags of `command` (and, for quote, SERVICE QUANTITY positionals),
 -- or nil and the problem to show as a usage error.
-local function order_from(ctx, command, positional)
-  local ok, problem = args.check(ctx, command, args.ORDER)
+local function order_from(ctx, command, positional, extra)
+  local ok, problem = args.check(ctx, command, args.ORDER, extra or {})
   if not ok then return nil, problem end
   local o
   o, problem = order.from_flags(ctx.flags)
@@ -155,29 +157,81 @@ function M.confirm(ctx, question)
 end
 
 -- add -----------------------------------------------------------------------------------------
+-- Through the order book: the intent is committed before the request leaves, so the same --ref
+-- again (from this machine or another sharing the book) sends nothing.
+
+-- An order the book already has under this ref: placed (said, exit 0) or in doubt (exit 6).
+local function already_recorded(ref, row)
+  if cli_book.IN_DOUBT[row.state] then
+    output.error("ref " .. ref .. " is in doubt (" .. (row.state == "sending" and
+      "its add was sent and no answer was recorded" or tostring(row.error or "its answer was lost")) ..
+      "): nothing was sent; " .. cli_book.settle_advice(ref), { kind = "book", code = "in_doubt" })
+    return M.EXIT.ref_in_doubt
+  end
+  if output.json_mode() then
+    output.json{ order = row.order_id, ref = ref, recorded = true, state = row.state, status = row.status,
+      service = row.service }
+  else
+    output.say("order ", string.format("%d", row.order_id), " (ref ", ref, ") was placed earlier",
+      row.status and (", status " .. row.status) or "", ": nothing was sent")
+  end
+  return 0
+end
+
 function M.add(ctx)
-  local o, problem = order_from(ctx, "add", false)
+  local o, problem = order_from(ctx, "add", false, { "ref", "book" })
   if not o then return ctx:usage(problem) end
+  local ref = ctx.flags.ref
+  if ref ~= nil and (ref == "" or #ref > 200 or ref:find("%c")) then
+    return ctx:usage("option --ref must be 1 to 200 characters without control characters")
+  end
+  local book = ctx:book(true)
   local client = ctx:client()
   local clean, price, service = order.check(client, o)
   if not clean then return ctx:fail(price) end
+  if ref then
+    local row, err = book:get(ref)
+    if err then return ctx:fail(err, "nothing was sent") end
+    if row and not cli_book.same_fields(row.fields, clean) then
+      output.error("ref " .. ref .. " names another order in the book (" .. output.encode(row.fields) ..
+        "): nothing was sent; a ref names one order", { kind = "book", code = "ref_conflict" })
+      return M.EXIT.error
+    end
+    if row and row.state ~= "failed" then return already_recorded(ref, row) end
+  end
   if not output.json_mode() or not ctx.flags.yes then
     output.note(describe_order(clean, service, price))
   end
   local confirmed = M.confirm(ctx, "Place this order for " .. price .. "?")
   if confirmed ~= true then return confirmed end
-  local res, err = client:add(clean, { max_cost = price })
+  local res, err = client:add(clean, { max_cost = price, ref = ref })
   if not res then
+    if err.kind == "book" and err.code == "in_doubt" then
+      return ctx:fail(err)
+    end
+    if err.kind == "book" then return ctx:fail(err, "nothing was sent") end
     if err.ambiguous then
-      return ctx:fail(err, "the order may have been placed: check the panel's order list before " ..
-        "trying again")
+      return ctx:fail(err, "the order may have been placed and is recorded in doubt: " ..
+        cli_book.settle_advice(ref or "REF"))
     end
     return ctx:fail(err)
   end
+  if res.recorded then
+    -- another run placed it between the look-up above and this add: the book decided
+    local row = book:get(res.ref) or { order_id = res.order, state = res.state, status = res.status }
+    return already_recorded(res.ref, row)
+  end
+  if res.book_error then
+    output.error(string.format("order %d was placed (%s), but the book could not record it: %s; " ..
+      "once the book works again: smm doubt %s %d", res.order, price, ctx:scrub(tostring(res.book_error)),
+      res.ref, res.order), { kind = "book", code = res.book_error.code })
+    return M.EXIT.ambiguous
+  end
   if output.json_mode() then
-    output.json{ order = res.order, service = clean.service, price = price }
+    output.json{ order = res.order, ref = res.ref, service = clean.service, price = price }
   else
-    output.say("order ", output.paint(string.format("%d", res.order), "green"), " placed (", price, ")")
+    output.say("order ", output.paint(string.format("%d", res.order), "green"), " placed (", price,
+      "), ref ", res.ref)
   end
   return 0
 end
@@ -341,15 +395,19 @@ end
 
 -- config: what the command line would use, without the key -----------------------------------
 function M.config(ctx)
-  local ok, problem = args.check(ctx, "config")
+  local ok, problem = args.check(ctx, "config", { "book" })
   if not ok then return ctx:usage(problem) end
   local r, err = config.resolve(ctx.flags)
   if not r then return ctx:usage(err) end
+  local book_url, book_source = cli_book.url(ctx.flags, r.settings)
+  local where = require("smm.book.target").parse(book_url)
   if r.warning then output.warn(r.warning) end
   local doc = {
     config_file = r.path, profile = r.profile, profiles = output.array(r.profiles),
     url = config.printable_url(r.url), url_source = r.sources.url,
     key = r.key and "***" or nil, key_source = r.sources.key, options = {},
+    book = where and where.name or "(does not parse)", book_source = book_source,
+    webhook_secret = r.settings.webhook_secret and "***" or nil,
   }
   for name, value in pairs(r.options) do doc.options[name] = value end
   doc.options.proxy = config.printable_url(doc.options.proxy)
@@ -365,6 +423,7 @@ function M.config(ctx)
     row("profile", r.profile)
     row("url", doc.url, doc.url_source)
     row("key", doc.key, doc.key_source)
+    row("book", doc.book, doc.book_source)
     local names = {}
     for name in pairs(doc.options) do names[#names + 1] = name end
     table.sort(names)
@@ -404,7 +463,7 @@ function M.sandbox(ctx)
       { kind = "missing" })
     return M.EXIT.error
   end
-  local quote = require("smm.cli.journal").shell_quote
+  local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
   local words = {}
   for i, w in ipairs(ctx.raw) do words[i] = quote(w) end
   local command = {}

@@ -10,6 +10,8 @@
 --   key = ...
 --   timeout = 20000          (any smm.new option: ms, counts, booleans, strings)
 --   rate_limit = 120/60000   (requests / milliseconds)
+--   book = sqlite:/var/lib/smm/orders.db   (the order book; postgresql://... too)
+--   webhook_secret = ...     (signs `smm sync --webhook` deliveries)
 --
 -- Precedence, field by field: --url/--key, then the profile named by --profile or SMM_PROFILE,
 -- then the environment, then the `default` profile. The URL and the key come from one source
@@ -52,7 +54,12 @@ M.OPTIONS = {
   url = text, key = text, timeout = ms, connect_timeout = ms, retries = count, retry_base = ms,
   retry_max = ms, concurrency = count, max_body = count, services_ttl = ms, proxy = text,
   cainfo = text, user_agent = text, ssl_verify = bool, validate = bool, rate_limit = rate,
+  book = text, webhook_secret = text,
 }
+
+-- Options of the command line itself, not of smm.new: the order book's URL and the secret that
+-- signs webhooks. They land in r.settings, never among the client's options.
+M.SETTINGS = { book = true, webhook_secret = true }
 
 function M.default_path(getenv)
   getenv = getenv or os.getenv
@@ -120,7 +127,9 @@ end
 function M.exposure(path, profiles)
   local holds_key = false
   for _, profile in pairs(profiles) do
-    if profile.key then holds_key = true end
+    if profile.key or profile.webhook_secret or (profile.book and profile.book:find("@", 1, true)) then
+      holds_key = true
+    end
   end
   if not holds_key then return nil end
   local mode = mode_of(path)
@@ -164,7 +173,7 @@ function M.resolve(flags, getenv)
   if env_url == "" then env_url = nil end
   if env_key == "" then env_key = nil end
 
-  local r = { path = path, profiles = names, sources = {}, options = {},
+  local r = { path = path, profiles = names, sources = {}, options = {}, settings = {},
               warning = M.exposure(path, profiles) }
   local source
   if profile then
@@ -194,7 +203,11 @@ function M.resolve(flags, getenv)
   if mixed then return nil, mixed end
 
   for name, value in pairs(source.options or {}) do
-    if name ~= "url" and name ~= "key" and name ~= "_line" then r.options[name] = value end
+    if M.SETTINGS[name] then
+      r.settings[name] = value
+    elseif name ~= "url" and name ~= "key" and name ~= "_line" then
+      r.options[name] = value
+    end
   end
   if flags.timeout then
     -- seconds, as every time flag of smm (the config file's timeout is smm.new's, in ms)

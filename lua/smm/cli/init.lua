@@ -2,13 +2,15 @@
 -- runs one command and turns its outcome into an exit code:
 --   0 ok · 1 API or usage error · 2 network, timeout, HTTP or decode error
 --   3 partial success (some ids or rows failed) · 4 outcome in doubt (check before retrying)
---   130 interrupted (Ctrl-C)
+--   5 the order book cannot be used (nothing was sent) · 6 the ref is in doubt from an
+--   earlier run (nothing was sent: settle it with `smm doubt`) · 130 interrupted (Ctrl-C)
 -- It is a user of the library: `require "smm"` and smm.money, nothing private.
 local smm = require "smm"
 local args = require "smm.cli.args"
 local config = require "smm.cli.config"
 local output = require "smm.cli.output"
 local commands = require "smm.cli.commands"
+local cli_book = require "smm.cli.book"
 
 local M = {}
 
@@ -22,15 +24,19 @@ commands:
   services [--search TEXT] [--category TEXT] [--type TYPE]   the panel's services
   balance                                                     the account's balance
   quote SERVICE QUANTITY [--runs N]  (or order --flags)       the exact price of an order
-  add --service ID [order fields]                             place an order (asks first)
+  add --service ID [order fields] [--ref R]                   place an order through the book (asks first)
   status ID...                                                orders' status
   wait ID... [--every S] [--timeout S] [--grace S]            follow orders until final
   refill ID...                                                ask refills for orders
   refill-status ID...                                         refills' status
   cancel ID...                                                cancel orders
-  batch FILE.csv [--dry-run] [--force] [--wait] [--journal F] [--result F]
-        [--resend-ambiguous LINE,...] [--mark-placed LINE=ORDER,...]
-                                                              many orders from a CSV, resumable
+  batch FILE.csv [--dry-run] [--force] [--wait] [--result F] [--concurrency N]
+                                                              many orders from a CSV through the book
+  sync [--once] [--every S] [--exec CMD] [--webhook URL] [--webhook-secret-env NAME]
+                                                              follow the book's orders, deliver events
+  orders [--status S] [--ref R] [--since T]                   the book's orders
+  doubt [REF ORDER_ID | REF --not-placed]                     orders in doubt; settle one
+  report [--since T] [--by day|service|panel]                 what was charged, exactly
   config                                                      the settings in use (key hidden)
   sandbox [--port N ...]                                      run the sandbox panel
   help                                                        this text (also --help)
@@ -50,9 +56,13 @@ options:
   --no-color               no colours (also: NO_COLOR=1)
   -y, --yes                do not ask before spending money (needed when stdin is no terminal)
   --timeout S              give up on the panel after S seconds (wait: also the whole wait)
+  --book URL               the order book (add, batch, sync, orders, doubt, report): sqlite:FILE or
+                           postgresql://user:password@host/db (default sqlite:$XDG_DATA_HOME/smm/orders.db)
 
 exit codes: 0 ok, 1 API or usage error, 2 network/timeout/HTTP/decode error,
-            3 partial success, 4 outcome in doubt (check before retrying), 130 interrupted
+            3 partial success, 4 outcome in doubt (check before retrying),
+            5 the order book cannot be used (nothing sent), 6 the ref is in doubt from before
+            (nothing sent: smm doubt), 130 interrupted
 
 the manual: docs/cli.md
 ]]
@@ -63,6 +73,10 @@ local COMMANDS = {
   ["refill-status"] = commands.refill_status, refill_status = commands.refill_status,
   cancel = commands.cancel, config = commands.config, sandbox = commands.sandbox,
   batch = function(ctx) return require("smm.cli.batch").run(ctx) end,
+  sync = function(ctx) return require("smm.cli.sync").run(ctx) end,
+  orders = function(ctx) return require("smm.cli.ledger").orders(ctx) end,
+  doubt = function(ctx) return require("smm.cli.ledger").doubt(ctx) end,
+  report = function(ctx) return require("smm.cli.ledger").report(ctx) end,
 }
 
 -- The library's version (smm._VERSION), and the C core's when it loads.
@@ -80,6 +94,13 @@ Ctx.__index = Ctx
 function M.exit_code(err)
   if type(err) ~= "table" then return EXIT.error end
   if err.ambiguous then return EXIT.ambiguous end
+  if err.kind == "book" then
+    if err.code == "in_doubt" then return EXIT.ref_in_doubt end
+    if err.code == "ref_conflict" or err.code == "not_found" or err.code == "not_in_doubt" then
+      return EXIT.error
+    end
+    return EXIT.book
+  end
   if err.kind == "invalid" or err.kind == "api" then return EXIT.error end
   return EXIT.network
 end
@@ -97,10 +118,11 @@ function Ctx:fail(err, advice)
     true) then
     message = err.field .. ": " .. message
   end
-  if type(err) == "table" and err.kind ~= "invalid" and err.kind ~= "api" then
+  if type(err) == "table" and err.kind ~= "invalid" and err.kind ~= "api" and err.kind ~= "book" then
     message = err.kind .. " error" .. (err.status and (" (HTTP " .. err.status .. ")") or "") .. ": " ..
       message
   end
+  message = message:gsub("[%s;]+$", "")
   if advice then message = message .. " - " .. advice end
   output.error(self:scrub(message), type(err) == "table" and err or nil)
   return M.exit_code(err)
@@ -126,8 +148,9 @@ function Ctx:client()
   end
   self.key, self.url = r.key, r.url
   self.secrets = smm.secrets(r.key, r.url, r.options.proxy)
-  local opts = { url = r.url, key = r.key }
+  local opts = { url = r.url, key = r.key, book = self.the_book }
   for name, value in pairs(r.options) do opts[name] = value end
+  for name, value in pairs(self.client_options or {}) do opts[name] = value end
   opts.on_retry = self:retry_hook(self.flags.timeout and r.options.timeout)
   if self.flags.timeout and (self.command == "wait" or self.flags.wait) then
     -- --timeout is the whole wait there: one request keeps its own, shorter limit
@@ -137,6 +160,28 @@ function Ctx:client()
   if not ok then error({ usage = self:scrub(tostring(client):gsub("^.-smm%.new: ", "")) }, 0) end
   self.the_client = client
   return client
+end
+
+-- The order book, opened on first use (writing: the command records in it, so a book that
+-- cannot take a write is refused now, before anything is sent). Raises a failure: exit 5.
+function Ctx:book(writing)
+  if self.the_book then return self.the_book end
+  local r, err = config.resolve(self.flags)
+  if not r then error({ usage = err }, 0) end
+  if r.warning and not self.the_client then output.warn(r.warning) end
+  local url, source = cli_book.url(self.flags, r.settings)
+  local book, berr = cli_book.open(url, source, writing)
+  if not book then
+    if type(berr) == "table" and berr.code == "book_url" then
+      berr.message = tostring(berr.message):gsub("^smm%.book: ", "") .. " (the book of " ..
+        (source == "--book" and "--book" or ("the config key book in " .. r.path)) .. ")"
+    end
+    error({ failure = berr, advice = "nothing was sent" }, 0)
+  end
+  self.the_book, self.book_url = book, book.name
+  -- a client made before the book (to check rows) is made again, with the book
+  if self.the_client then self.the_client:close() self.the_client = nil end
+  return book
 end
 
 -- What happens before a retry: with --timeout, none starts that would end past it (a hung
@@ -167,6 +212,7 @@ local function catch_interrupts(name)
     return function() return 0 end
   end
   core.catch_interrupts{ abort_at = name == "batch" and 2 or 1 }
+  -- (sync too stops at the first: a status request in flight changes nothing when aborted)
   return core.interrupts
 end
 
@@ -227,9 +273,11 @@ local function run(argv, env)
     return { crash = debug.traceback(tostring(e), 2) }
   end)
   if ctx.the_client then ctx.the_client:close() end
-  if ok and interrupts() > 0 then ok, code = false, { interrupted = true } end
+  if ctx.the_book then ctx.the_book:close() end
+  if ok and interrupts() > 0 and not ctx.stops_on_signal then ok, code = false, { interrupted = true } end
   if ok then return code or 0 end
   if code.usage then return ctx:usage(code.usage) end
+  if code.failure then return ctx:fail(code.failure, code.advice) end
   if code.interrupted then
     io.stderr:write("\n")
     output.error("interrupted" .. (name == "batch" and ": run the same command again to resume" or ""),
