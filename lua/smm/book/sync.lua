@@ -21,6 +21,10 @@ local events = require "smm.book.events"
 
 local M = {}
 
+-- The rows of one short transaction of a round (a claim, a page's answers written): between two,
+-- the requests in flight get the process back (see follow).
+local SLICE = 100
+
 -- A fresh order is checked every minute, one a week old hourly: age / 168 between the bounds.
 local BACKOFF_DIVISOR = 168
 
@@ -211,6 +215,30 @@ end
 
 -- One page's answers for orders. rows[i] = { id, ref, order_id, status, remains, charge,
 -- start_count, currency } (the row as it was); res: client:status's entries by order id.
+-- What an order's entry in a status answer says: "lost" (no answer for it), "refused" (the
+-- panel's error for this id), "changed" or "same".
+local function order_news(row, entry)
+  if not entry or entry.kind then return "lost" end
+  if entry.error then return "refused" end
+  if as_text(entry.status) ~= row[4] or entry.remains ~= number_or_nil(row[5]) or
+      as_text(entry.charge) ~= row[6] or entry.start_count ~= number_or_nil(row[7]) or
+      as_text(entry.currency) ~= row[8] then
+    return "changed"
+  end
+  return "same"
+end
+
+-- Whether a slice's answers change nothing but its rows' next check (the usual case: then one
+-- statement, in a transaction of its own, is all it writes).
+local function orders_quiet(slice)
+  local res, rows = slice.res, slice.rows
+  for i = 1, #rows do
+    local what = order_news(rows[i], res and res[rows[i][3]])
+    if what == "lost" or what == "changed" then return false end
+  end
+  return true
+end
+
 local function write_orders(db, s, panel, now, o, page, hold, summary)
   local t = s.orders
   local token, rows, res = page.token, page.rows, page.res
@@ -218,21 +246,20 @@ local function write_orders(db, s, panel, now, o, page, hold, summary)
   for i = 1, #rows do
     local row = rows[i]
     local entry = res and res[row[3]]
-    if not entry or entry.kind then
+    local what = order_news(row, entry)
+    if what == "lost" then
       -- the chunk failed (the network, the panel): asked again next round, as due as before
       summary.errors = summary.errors + 1
       db:run(t.hold, hold, row[1], token)
       summary.held = true
-    elseif entry.error then
+    elseif what == "refused" then
       summary.errors = summary.errors + 1 -- the panel's word on this id: backed off as unchanged
     else
       summary.checked = summary.checked + 1
-      local status = as_text(entry.status)
-      local remains, charge, start_count, currency = entry.remains, entry.charge, entry.start_count,
-        entry.currency
-      if status ~= row[4] or remains ~= number_or_nil(row[5]) or as_text(charge) ~= row[6] or
-          start_count ~= number_or_nil(row[7]) or as_text(currency) ~= row[8] then
-        charge, currency = as_text(charge), as_text(currency)
+      if what == "changed" then
+        local status = as_text(entry.status)
+        local remains, charge, start_count, currency = entry.remains, as_text(entry.charge),
+          entry.start_count, as_text(entry.currency)
         local final = normalize.is_final(status)
         if db:changes(t.changed, status, remains, charge, start_count, currency,
             final and "final" or "placed", final and now or nil, now, back, row[1], token) == 1 then
@@ -293,60 +320,92 @@ end
 -- at a time, whenever the requests wait for the network. So a round costs the status requests
 -- and little more (make bench). Only the statements run then, never the client, and each
 -- transaction runs whole inside one step: nothing yields inside a pcall (Lua 5.1 cannot).
-local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, ask, write)
+local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, ask, write, quiet)
   local db = c.db
   local t = s[tbl]
   local width = tbl == "orders" and 8 or 5
   local key = tbl == "orders" and 3 or 4
-  local claimed, pageno, cursor, swept = 0, 0, 0, false
+  local claimed, sliceno, cursor, swept = 0, 0, 0, false
+  local in_work = false -- inside the coroutine that runs while the requests wait
 
-  local claim
-  function claim()
-    local want = o.page
-    if tbl == "orders" and o.limit then
-      want = math.min(want, o.limit - claimed)
-      if want <= 0 then return nil end
-    end
-    pageno = pageno + 1
-    local page = { token = round_token .. ":" .. tbl .. ":" .. pageno, rows = {}, ids = {} }
+  -- Between two slices of the book's work, while the requests wait: back to the network.
+  local function pause()
+    if in_work then coroutine.yield(true) end
+  end
+
+  -- Up to n due rows after the cursor, claimed in one transaction: a slice of a page.
+  local claim_slice
+  function claim_slice(n)
+    sliceno = sliceno + 1
+    local slice = { token = round_token .. ":" .. tbl .. ":" .. sliceno, rows = {}, ids = {} }
     local now = c.clock()
     local first, last
-    db:transaction(function()
-      -- due by the round's start, not by now: an order checked earlier in a round that outlasts
-      -- min_interval is due again, and would be asked about twice in the round (which, on a book
-      -- larger than the panel can answer in min_interval, would never end)
-      for row in each_row(db, t.claim, page.token, now + o.lease, panel, cursor, o.due, now, want) do
-        local r = {}
-        for k = 1, width do r[k] = row[k] end
-        local id, rowid = tonumber(r[key]), tonumber(r[1])
-        r[key], r[1] = id, rowid
-        page.rows[#page.rows + 1] = r
-        page.ids[#page.ids + 1] = id
-        if not first or rowid < first then first = rowid end
-        if not last or rowid > last then last = rowid end
-      end
-    end)
-    if #page.rows == 0 then
+    -- One statement (UPDATE ... RETURNING), so its own transaction: the rows it leases are the
+    -- rows it returns, or none of them is leased.
+    -- Due by the round's start, not by now: an order checked earlier in a round that outlasts
+    -- min_interval is due again, and would be asked about twice in the round (which, on a book
+    -- larger than the panel can answer in min_interval, would never end).
+    for row in each_row(db, t.claim, slice.token, now + o.lease, panel, cursor, o.due, now, n) do
+      local r = {}
+      for k = 1, width do r[k] = row[k] end
+      local id, rowid = tonumber(r[key]), tonumber(r[1])
+      r[key], r[1] = id, rowid
+      slice.rows[#slice.rows + 1] = r
+      slice.ids[#slice.ids + 1] = id
+      if not first or rowid < first then first = rowid end
+      if not last or rowid > last then last = rowid end
+    end
+    if #slice.rows == 0 then
       -- once through: a second sweep from the start takes what another worker's lease held
       -- when the cursor passed it and has expired since (a worker killed mid-round)
       if cursor > 0 and not swept then
-        cursor, swept, pageno = 0, true, pageno - 1
-        return claim()
+        cursor, swept = 0, true
+        return claim_slice(n)
       end
       return nil
     end
-    page.first, page.last, cursor = first, last, last
-    claimed = claimed + #page.rows
+    slice.first, slice.last, cursor = first, last, last
+    claimed = claimed + #slice.rows
+    return slice
+  end
+
+  -- A page: what one client:status asks, claimed SLICE rows at a time (each slice a short
+  -- transaction, so that the requests in flight are never kept waiting long).
+  local function claim()
+    local want = o.page
+    if tbl == "orders" and o.limit then want = math.min(want, o.limit - claimed) end
+    local page = { slices = {}, ids = {} }
+    local got = 0
+    while got < want do
+      local slice = claim_slice(math.min(SLICE, want - got))
+      if not slice then break end
+      page.slices[#page.slices + 1] = slice
+      for _, id in ipairs(slice.ids) do page.ids[#page.ids + 1] = id end
+      got = got + #slice.rows
+      if got < want then pause() end
+    end
+    if got == 0 then return nil end
     return page
   end
 
   local function written(page)
-    db:transaction(write, db, s, panel, c.clock(), o, page, hold, summary)
+    for i, slice in ipairs(page.slices) do
+      slice.res = page.res
+      if quiet and quiet(slice) then
+        -- one statement is its own transaction: no BEGIN and COMMIT to wait for
+        write(db, s, panel, c.clock(), o, slice, hold, summary)
+      else
+        db:transaction(write, db, s, panel, c.clock(), o, slice, hold, summary)
+      end
+      if i < #page.slices then pause() end
+    end
   end
 
   local function release(page)
     if page then
-      db:transaction(function() db:run(t.release, panel, page.first, page.last, page.token) end)
+      for _, slice in ipairs(page.slices) do
+        db:transaction(function() db:run(t.release, panel, slice.first, slice.last, slice.token) end)
+      end
     end
   end
 
@@ -360,14 +419,16 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
     end
     local upcoming, failure
     local work = coroutine.create(function()
+      in_work = true
       if last then written(last) end
-      coroutine.yield(true)
+      pause()
       upcoming = claim()
+      in_work = false
     end)
     local function step()
       if failure or coroutine.status(work) == "dead" then return false end
       local ok, more = coroutine.resume(work)
-      if not ok then failure = more return false end
+      if not ok then in_work, failure = false, more return false end
       return more == true and coroutine.status(work) ~= "dead"
     end
     local res, err
@@ -385,11 +446,13 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
     last = nil
     if not res then
       -- nothing answered (the panel or the network is down): keep them for the next round
-      db:transaction(function()
-        db:run(t.hold_all, hold, panel, current.first, current.last, current.token)
-      end)
+      for _, slice in ipairs(current.slices) do
+        db:transaction(function()
+          db:run(t.hold_all, hold, panel, slice.first, slice.last, slice.token)
+        end)
+      end
       summary.held = true
-      summary.errors = summary.errors + #current.rows
+      summary.errors = summary.errors + #current.ids
       release(upcoming)
       return err
     end
@@ -419,7 +482,7 @@ function M.round(book, client, opts)
       housekeeping(db, s, panel, now, o, summary)
       local err, stopped = follow(c, client, s, "orders", panel, o, round_token, hold, summary, function(ids)
         return client:status(ids)
-      end, write_orders)
+      end, write_orders, orders_quiet)
       stopped_err = err
       if not stopped and type(client.refill_status) == "function" then
         local rerr = follow(c, client, s, "refills", panel, { page = o.page, lease = o.lease, stop = o.stop,
