@@ -25,6 +25,9 @@
 --      of the same body), per-iteration medians of 20.
 --   4. VmRSS of one process after 1,000 and after 100,000 `client:balance()` calls.
 --   5. bench/nginx.lua: 50 concurrent requests through the OpenResty transport, 100 ms panel.
+--   6. the order book: bench/book_sync.lua (a sync round over 100,000 orders against /status, on
+--      SQLite and PostgreSQL, and the RSS after) and bench/book_batch.lua (smm batch
+--      --concurrency 8 of 2,000 rows); see bench_book.
 --   + callgrind instructions per balance call: client vs bare libcurl (difference of two runs
 --     of different lengths, so start-up and warm-up cancel).
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/bench/[^/]*$") or ".")
@@ -418,6 +421,34 @@ local function bench_nginx_lua()
     tonumber(ratio) < 2)
 end
 
+-- The order book (bench/book_sync.lua, bench/book_batch.lua, each its own process): a sync round
+-- over SMM_BENCH_BOOK_ORDERS open orders (default 100,000) against this nginx's 20 ms /status,
+-- on SQLite and on PostgreSQL, against client:status on the same ids; the process's RSS after;
+-- `smm batch --concurrency 8` of 2,000 rows against the sandbox at 20 ms, against the same adds
+-- in one client:batch without a book. SMM_BENCH_BOOK=0 skips them.
+local function bench_book()
+  if os.getenv("SMM_BENCH_BOOK") == "0" then return end
+  local orders = os.getenv("SMM_BENCH_BOOK_ORDERS") or "100000"
+  local ok, s = pcall(run, "SMM_BENCH_STATUS_URL=" .. quote(nginx.base .. "/status") ..
+    " SMM_BENCH_ORDERS=" .. quote(orders) .. " " .. LUA .. " " .. quote(root .. "/bench/book_sync.lua") ..
+    " 2>&1")
+  if not ok then note("  bench/book_sync.lua failed: %s", tostring(s)) end
+  for engine in ("sqlite postgresql"):gmatch("%S+") do
+    local wall, base, ratio = tostring(s):match("book sync %S+ " .. engine ..
+      ": ([%d.]+) s / ([%d.]+) s = ([%d.]+)")
+    row("book sync " .. orders .. ", " .. engine, wall and (wall .. " s") or "failed",
+      base and (base .. " s") or "", ratio or "", "<= 1.15", ratio ~= nil and tonumber(ratio) <= 1.15)
+  end
+  local rss = tostring(s):match("RSS after the rounds: ([%d.]+) MiB")
+  row("book sync RSS after the rounds", rss and (rss .. " MiB") or "failed", "", "", "< 150 MiB",
+    rss ~= nil and tonumber(rss) < 150)
+  ok, s = pcall(run, LUA .. " " .. quote(root .. "/bench/book_batch.lua") .. " 2>&1")
+  if not ok then note("  bench/book_batch.lua failed: %s", tostring(s)) end
+  local with, without, r = tostring(s):match("(%d+)/s vs (%d+)/s = ([%d.]+)")
+  row("smm batch --concurrency 8, 2000 rows", with and (with .. "/s") or "failed",
+    without and (without .. "/s") or "", r or "", ">= 0.8", r ~= nil and tonumber(r) >= 0.8)
+end
+
 local function main()
   assert(io.open(CURL_LOOP), CURL_LOOP .. " not built: run `make bench`")
   nginx.start()
@@ -428,6 +459,7 @@ local function main()
   bench_services()
   bench_rss()
   local ir = bench_callgrind()
+  bench_book()
   nginx.stop()
   bench_nginx_lua()
 
