@@ -105,6 +105,12 @@ M.MIGRATIONS = {
     "CREATE INDEX refills_open ON refills (panel, state, id)",
     "{tune}",
   } },
+  -- A sync round's slices in progress (smm.book.sync): a claim reschedules its rows at once, so
+  -- that a round writes each row once; the rows of a slice whose lease expired before its answers
+  -- were written (its worker died) are due again.
+  { version = 5, statements = {
+    "CREATE TABLE sync_slices (token TEXT PRIMARY KEY, lease_until BIGINT NOT NULL)",
+  } },
 }
 
 M.LATEST = M.MIGRATIONS[#M.MIGRATIONS].version

@@ -5,17 +5,20 @@
 --   --             errors, next_due }   (err: why the round ended early, when it did)
 --
 -- Several workers (processes, machines on PostgreSQL) may run rounds on one book at once. A
--- round claims the due orders a page at a time with a lease: one UPDATE sets the page's rows'
--- lease_owner to a token no other page shares, its inner SELECT skipping the rows another
--- worker's claim has locked (PostgreSQL's SKIP LOCKED; SQLite's one writer at a time needs
--- none), and only free or expired leases are taken. So no order is asked about by two workers
--- in one round, and a worker killed mid-round loses nothing: its leases expire and another
--- worker takes the orders. Each page's answers are written in one transaction with their
--- history rows and events, and the leases released by the same statements.
+-- round walks the panel's open rows in id order and claims the due ones a slice (SLICE rows) at
+-- a time: one UPDATE ... RETURNING leases them to a token no other slice shares and moves their
+-- next check on by their backoff, its inner SELECT skipping the rows another worker's claim has
+-- locked (PostgreSQL's SKIP LOCKED; SQLite's one writer at a time needs none). So no order is
+-- asked about by two workers in one round: once claimed, it is not due. The slice's token is
+-- written in sync_slices first and deleted once its answers are written; a worker killed
+-- mid-round loses nothing: when its slice's lease expires, the rows still leased to that token
+-- are due again, and another worker takes them. A change is written in one transaction with its
+-- history row and events.
 --
 -- Speed: for 100,000 open orders the round costs little more than the status requests alone.
--- Unchanged orders (nearly all of them, in a round) are rescheduled by one UPDATE per page,
--- their backoff computed in SQL from their age; only a change costs statements of its own.
+-- The claim is also the reschedule (its backoff computed in SQL from the order's age), so an
+-- order that did not change is written once a round, and a slice without a change costs no
+-- transaction of its own; the book's work is done while the panel's answers travel (follow).
 local normalize = require "smm.normalize"
 local events = require "smm.book.events"
 
@@ -104,7 +107,6 @@ local function sql_for(db)
   if s then return s end
   local backoff = "CAST(? AS BIGINT) + " .. d.greatest .. "(CAST(? AS BIGINT), " .. d.least ..
     "(CAST(? AS BIGINT), (CAST(? AS BIGINT) - created_at) / " .. BACKOFF_DIVISOR .. "))"
-  local free = "(lease_until IS NULL OR lease_until < CAST(? AS BIGINT))"
   s = {}
   local open_rows = {
     { "orders", "state = 'placed'", "CAST(id AS TEXT), ref, CAST(order_id AS TEXT), status, " ..
@@ -116,39 +118,47 @@ local function sql_for(db)
   -- and last id: every later statement about the page finds them through the same index.
   local page_rows = " WHERE panel = ? AND %s AND id BETWEEN CAST(? AS BIGINT) AND CAST(? AS BIGINT)" ..
     " AND lease_owner = ?"
+  -- Due: next_check reached by the round's start, or leased by a slice whose lease expired
+  -- before it was written (its worker died: see the top of this file).
+  local due = "(next_check <= CAST(? AS BIGINT) OR lease_owner IN (SELECT token FROM sync_slices " ..
+    "WHERE lease_until < CAST(? AS BIGINT)))"
   for _, t in ipairs(open_rows) do
     local tbl, open, columns = t[1], t[2], t[3]
     local mine = page_rows:format(open)
     s[tbl] = {
-      claim = "UPDATE " .. tbl .. " SET lease_owner = ?, lease_until = CAST(? AS BIGINT) WHERE id " ..
+      -- the claim is also the reschedule: what it leases is due again only after its backoff
+      claim = "UPDATE " .. tbl .. " SET lease_owner = ?, lease_until = CAST(? AS BIGINT), " ..
+        "checks = checks + 1, next_check = " .. backoff .. " WHERE id " ..
         d.in_ids("SELECT id FROM " .. tbl .. " WHERE panel = ? AND " .. open ..
-          " AND id > CAST(? AS BIGINT) AND next_check <= CAST(? AS BIGINT) AND " .. free ..
+          " AND id > CAST(? AS BIGINT) AND " .. due ..
           " ORDER BY id LIMIT CAST(? AS INTEGER)" .. d.skip_locked) ..
         " RETURNING " .. columns,
-      reschedule = "UPDATE " .. tbl .. " SET checks = checks + 1, next_check = " .. backoff ..
-        ", lease_owner = NULL, lease_until = NULL" .. mine,
-      hold = "UPDATE " .. tbl .. " SET lease_owner = ? WHERE id = CAST(? AS BIGINT) AND lease_owner = ?",
-      hold_all = "UPDATE " .. tbl .. " SET lease_owner = ?" .. mine,
-      release = "UPDATE " .. tbl .. " SET lease_owner = NULL, lease_until = NULL" .. mine,
-      release_held = "UPDATE " .. tbl .. " SET lease_owner = NULL, lease_until = NULL WHERE panel = ? AND " ..
-        open .. " AND lease_owner = ?",
+      -- no answer for it: due again at the next round (not this one)
+      lost = "UPDATE " .. tbl .. " SET next_check = CAST(? AS BIGINT), checks = checks - 1, " ..
+        "lease_owner = NULL, lease_until = NULL WHERE id = CAST(? AS BIGINT) AND lease_owner = ?",
+      lost_all = "UPDATE " .. tbl .. " SET next_check = CAST(? AS BIGINT), checks = checks - 1, " ..
+        "lease_owner = NULL, lease_until = NULL" .. mine,
       next_due = "SELECT CAST(n AS TEXT) AS n FROM (SELECT MIN(next_check) AS n FROM " .. tbl ..
         " WHERE panel = ? AND " .. open .. ") AS m",
     }
   end
+  s.slice_begin = "INSERT INTO sync_slices (token, lease_until) VALUES (?, CAST(? AS BIGINT))"
+  s.slice_done = "DELETE FROM sync_slices WHERE token = ?"
+  s.slices_forgotten = "DELETE FROM sync_slices WHERE lease_until < CAST(? AS BIGINT)"
   s.orders.changed = "UPDATE orders SET status = ?, remains = CAST(? AS BIGINT), charge = ?, " ..
     "start_count = CAST(? AS BIGINT), currency = ?, state = ?, final_at = CAST(? AS BIGINT), " ..
-    "updated_at = CAST(? AS BIGINT), checks = checks + 1, next_check = CAST(? AS BIGINT), " ..
+    "updated_at = CAST(? AS BIGINT), next_check = CAST(? AS BIGINT), " ..
     "lease_owner = NULL, lease_until = NULL WHERE id = CAST(? AS BIGINT) AND lease_owner = ?"
   s.orders.history = "INSERT INTO history (ref, at, what, status, remains, charge, start_count) " ..
     "VALUES (?, CAST(? AS BIGINT), 'status', ?, CAST(? AS BIGINT), ?, CAST(? AS BIGINT))"
   s.refills.changed = "UPDATE refills SET status = ?, state = ?, updated_at = CAST(? AS BIGINT), " ..
-    "checks = checks + 1, next_check = CAST(? AS BIGINT), lease_owner = NULL, lease_until = NULL " ..
+    "next_check = CAST(? AS BIGINT), lease_owner = NULL, lease_until = NULL " ..
     "WHERE id = CAST(? AS BIGINT) AND lease_owner = ?"
   s.refills.history = "INSERT INTO history (ref, at, what, status, detail) " ..
     "VALUES (?, CAST(? AS BIGINT), 'refill_status', ?, ?)"
   s.stale = "SELECT CAST(id AS TEXT), ref, status, CAST(order_id AS TEXT) FROM orders WHERE panel = ? " ..
-    "AND state = 'placed' AND created_at < CAST(? AS BIGINT) AND " .. free
+    "AND state = 'placed' AND created_at < CAST(? AS BIGINT) AND (lease_until IS NULL OR " ..
+    "lease_until < CAST(? AS BIGINT))"
   s.to_stale = "UPDATE orders SET state = 'stale', updated_at = CAST(? AS BIGINT), lease_owner = NULL, " ..
     "lease_until = NULL WHERE id = CAST(? AS BIGINT) AND state = 'placed'"
   s.stale_history = "INSERT INTO history (ref, at, what, status, detail) VALUES (?, CAST(? AS BIGINT), " ..
@@ -239,7 +249,7 @@ local function orders_quiet(slice)
   return true
 end
 
-local function write_orders(db, s, panel, now, o, page, hold, summary)
+local function write_orders(db, s, panel, now, o, page, summary)
   local t = s.orders
   local token, rows, res = page.token, page.rows, page.res
   local back = now + o.min_interval
@@ -248,10 +258,9 @@ local function write_orders(db, s, panel, now, o, page, hold, summary)
     local entry = res and res[row[3]]
     local what = order_news(row, entry)
     if what == "lost" then
-      -- the chunk failed (the network, the panel): asked again next round, as due as before
+      -- the chunk failed (the network, the panel): asked again next round
       summary.errors = summary.errors + 1
-      db:run(t.hold, hold, row[1], token)
-      summary.held = true
+      db:run(t.lost, o.due, row[1], token)
     elseif what == "refused" then
       summary.errors = summary.errors + 1 -- the panel's word on this id: backed off as unchanged
     else
@@ -277,11 +286,11 @@ local function write_orders(db, s, panel, now, o, page, hold, summary)
       end
     end
   end
-  db:run(t.reschedule, now, o.min_interval, o.max_interval, now, panel, page.first, page.last, token)
+  db:run(s.slice_done, token)
 end
 
 -- rows[i] = { id, ref, order_id, refill_id, status }; res: refill_status's entries by refill id.
-local function write_refills(db, s, panel, now, o, page, hold, summary)
+local function write_refills(db, s, panel, now, o, page, summary)
   local t = s.refills
   local token, rows, res = page.token, page.rows, page.res
   local back = now + o.min_interval
@@ -290,8 +299,7 @@ local function write_refills(db, s, panel, now, o, page, hold, summary)
     local entry = res and res[row[4]]
     if not entry or entry.kind then
       summary.errors = summary.errors + 1
-      db:run(t.hold, hold, row[1], token)
-      summary.held = true
+      db:run(t.lost, o.due, row[1], token)
     elseif entry.error then
       summary.errors = summary.errors + 1
     else
@@ -309,7 +317,7 @@ local function write_refills(db, s, panel, now, o, page, hold, summary)
       end
     end
   end
-  db:run(t.reschedule, now, o.min_interval, o.max_interval, now, panel, page.first, page.last, token)
+  db:run(s.slice_done, token)
 end
 
 -- Pages of one table until nothing is due, the limit is reached or stop() says so.
@@ -320,7 +328,7 @@ end
 -- at a time, whenever the requests wait for the network. So a round costs the status requests
 -- and little more (make bench). Only the statements run then, never the client, and each
 -- transaction runs whole inside one step: nothing yields inside a pcall (Lua 5.1 cannot).
-local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, ask, write, quiet)
+local function follow(c, client, s, tbl, panel, o, round_token, summary, ask, write, quiet)
   local db = c.db
   local t = s[tbl]
   local width = tbl == "orders" and 8 or 5
@@ -340,12 +348,14 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
     local slice = { token = round_token .. ":" .. tbl .. ":" .. sliceno, rows = {}, ids = {} }
     local now = c.clock()
     local first, last
+    db:run(s.slice_begin, slice.token, now + o.lease)
     -- One statement (UPDATE ... RETURNING), so its own transaction: the rows it leases are the
     -- rows it returns, or none of them is leased.
     -- Due by the round's start, not by now: an order checked earlier in a round that outlasts
     -- min_interval is due again, and would be asked about twice in the round (which, on a book
     -- larger than the panel can answer in min_interval, would never end).
-    for row in each_row(db, t.claim, slice.token, now + o.lease, panel, cursor, o.due, now, n) do
+    for row in each_row(db, t.claim, slice.token, now + o.lease, now, o.min_interval, o.max_interval, now,
+        panel, cursor, o.due, now, n) do
       local r = {}
       for k = 1, width do r[k] = row[k] end
       local id, rowid = tonumber(r[key]), tonumber(r[1])
@@ -356,6 +366,7 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
       if not last or rowid > last then last = rowid end
     end
     if #slice.rows == 0 then
+      db:run(s.slice_done, slice.token)
       -- once through: a second sweep from the start takes what another worker's lease held
       -- when the cursor passed it and has expired since (a worker killed mid-round)
       if cursor > 0 and not swept then
@@ -393,18 +404,22 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
       slice.res = page.res
       if quiet and quiet(slice) then
         -- one statement is its own transaction: no BEGIN and COMMIT to wait for
-        write(db, s, panel, c.clock(), o, slice, hold, summary)
+        write(db, s, panel, c.clock(), o, slice, summary)
       else
-        db:transaction(write, db, s, panel, c.clock(), o, slice, hold, summary)
+        db:transaction(write, db, s, panel, c.clock(), o, slice, summary)
       end
       if i < #page.slices then pause() end
     end
   end
 
+  -- A page claimed and not asked about (or asked, and nothing answered): due at the next round.
   local function release(page)
     if page then
       for _, slice in ipairs(page.slices) do
-        db:transaction(function() db:run(t.release, panel, slice.first, slice.last, slice.token) end)
+        db:transaction(function()
+          db:run(t.lost_all, o.due, panel, slice.first, slice.last, slice.token)
+          db:run(s.slice_done, slice.token)
+        end)
       end
     end
   end
@@ -445,13 +460,8 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
     end
     last = nil
     if not res then
-      -- nothing answered (the panel or the network is down): keep them for the next round
-      for _, slice in ipairs(current.slices) do
-        db:transaction(function()
-          db:run(t.hold_all, hold, panel, slice.first, slice.last, slice.token)
-        end)
-      end
-      summary.held = true
+      -- nothing answered (the panel or the network is down): asked again next round
+      release(current)
       summary.errors = summary.errors + #current.ids
       release(upcoming)
       return err
@@ -472,7 +482,6 @@ function M.round(book, client, opts)
   local summary = { checked = 0, changed = 0, final = 0, stale = 0, in_doubt = 0, refills_checked = 0,
                     refills_changed = 0, errors = 0 }
   local round_token = o.worker .. ":" .. nonce()
-  local hold = round_token .. ":held"
   local stopped_err
   local result = { bookmod.guarded(book, function(db, now)
     local s = sql_for(db)
@@ -480,25 +489,18 @@ function M.round(book, client, opts)
     db:run(db.dialect.relaxed)
     local ok, failure = pcall(function()
       housekeeping(db, s, panel, now, o, summary)
-      local err, stopped = follow(c, client, s, "orders", panel, o, round_token, hold, summary, function(ids)
+      -- slices of workers dead for a day: what they held has been taken again long since
+      db:run(s.slices_forgotten, now - 86400)
+      local err, stopped = follow(c, client, s, "orders", panel, o, round_token, summary, function(ids)
         return client:status(ids)
       end, write_orders, orders_quiet)
       stopped_err = err
       if not stopped and type(client.refill_status) == "function" then
         local rerr = follow(c, client, s, "refills", panel, { page = o.page, lease = o.lease, stop = o.stop,
-          due = o.due, min_interval = o.min_interval, max_interval = o.max_interval }, round_token, hold,
-          summary,
+          due = o.due, min_interval = o.min_interval, max_interval = o.max_interval }, round_token, summary,
           function(ids) return client:refill_status(ids) end, write_refills)
         stopped_err = stopped_err or rerr
       end
-    end)
-    -- what a failed chunk kept leased goes back now (leases expire anyway, should this fail)
-    pcall(db.transaction, db, function()
-      if summary.held then
-        db:run(s.orders.release_held, panel, hold)
-        db:run(s.refills.release_held, panel, hold)
-      end
-      summary.held = nil
     end)
     db:run(db.dialect.strict)
     if not ok then error(failure, 0) end
