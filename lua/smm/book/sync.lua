@@ -286,7 +286,6 @@ local function write_orders(db, s, panel, now, o, page, summary)
       end
     end
   end
-  db:run(s.slice_done, token)
 end
 
 -- rows[i] = { id, ref, order_id, refill_id, status }; res: refill_status's entries by refill id.
@@ -317,7 +316,6 @@ local function write_refills(db, s, panel, now, o, page, summary)
       end
     end
   end
-  db:run(s.slice_done, token)
 end
 
 -- Pages of one table until nothing is due, the limit is reached or stop() says so.
@@ -333,7 +331,7 @@ local function follow(c, client, s, tbl, panel, o, round_token, summary, ask, wr
   local t = s[tbl]
   local width = tbl == "orders" and 8 or 5
   local key = tbl == "orders" and 3 or 4
-  local claimed, sliceno, cursor, swept = 0, 0, 0, false
+  local claimed, pageno, cursor, swept = 0, 0, 0, false
   local in_work = false -- inside the coroutine that runs while the requests wait
 
   -- Between two slices of the book's work, while the requests wait: back to the network.
@@ -341,20 +339,18 @@ local function follow(c, client, s, tbl, panel, o, round_token, summary, ask, wr
     if in_work then coroutine.yield(true) end
   end
 
-  -- Up to n due rows after the cursor, claimed in one transaction: a slice of a page.
+  -- Up to n due rows after the cursor, leased to `token` in one statement: a slice of a page.
   local claim_slice
-  function claim_slice(n)
-    sliceno = sliceno + 1
-    local slice = { token = round_token .. ":" .. tbl .. ":" .. sliceno, rows = {}, ids = {} }
+  function claim_slice(token, n)
+    local slice = { token = token, rows = {}, ids = {} }
     local now = c.clock()
     local first, last
-    db:run(s.slice_begin, slice.token, now + o.lease)
     -- One statement (UPDATE ... RETURNING), so its own transaction: the rows it leases are the
     -- rows it returns, or none of them is leased.
     -- Due by the round's start, not by now: an order checked earlier in a round that outlasts
     -- min_interval is due again, and would be asked about twice in the round (which, on a book
     -- larger than the panel can answer in min_interval, would never end).
-    for row in each_row(db, t.claim, slice.token, now + o.lease, now, o.min_interval, o.max_interval, now,
+    for row in each_row(db, t.claim, token, now + o.lease, now, o.min_interval, o.max_interval, now,
         panel, cursor, o.due, now, n) do
       local r = {}
       for k = 1, width do r[k] = row[k] end
@@ -366,12 +362,11 @@ local function follow(c, client, s, tbl, panel, o, round_token, summary, ask, wr
       if not last or rowid > last then last = rowid end
     end
     if #slice.rows == 0 then
-      db:run(s.slice_done, slice.token)
       -- once through: a second sweep from the start takes what another worker's lease held
       -- when the cursor passed it and has expired since (a worker killed mid-round)
       if cursor > 0 and not swept then
         cursor, swept = 0, true
-        return claim_slice(n)
+        return claim_slice(token, n)
       end
       return nil
     end
@@ -380,22 +375,29 @@ local function follow(c, client, s, tbl, panel, o, round_token, summary, ask, wr
     return slice
   end
 
-  -- A page: what one client:status asks, claimed SLICE rows at a time (each slice a short
-  -- transaction, so that the requests in flight are never kept waiting long).
+  -- A page: what one client:status asks, claimed SLICE rows at a time (each slice one short
+  -- statement, so that the requests in flight are never kept waiting long), all leased to the
+  -- page's token, which sync_slices holds until the page's answers are written.
   local function claim()
     local want = o.page
     if tbl == "orders" and o.limit then want = math.min(want, o.limit - claimed) end
-    local page = { slices = {}, ids = {} }
+    if want <= 0 then return nil end
+    pageno = pageno + 1
+    local page = { token = round_token .. ":" .. tbl .. ":" .. pageno, slices = {}, ids = {} }
+    db:run(s.slice_begin, page.token, c.clock() + o.lease)
     local got = 0
     while got < want do
-      local slice = claim_slice(math.min(SLICE, want - got))
+      local slice = claim_slice(page.token, math.min(SLICE, want - got))
       if not slice then break end
       page.slices[#page.slices + 1] = slice
       for _, id in ipairs(slice.ids) do page.ids[#page.ids + 1] = id end
       got = got + #slice.rows
       if got < want then pause() end
     end
-    if got == 0 then return nil end
+    if got == 0 then
+      db:run(s.slice_done, page.token)
+      return nil
+    end
     return page
   end
 
@@ -403,24 +405,25 @@ local function follow(c, client, s, tbl, panel, o, round_token, summary, ask, wr
     for i, slice in ipairs(page.slices) do
       slice.res = page.res
       if quiet and quiet(slice) then
-        -- one statement is its own transaction: no BEGIN and COMMIT to wait for
+        -- nothing to write but the counts: no statement, no transaction
         write(db, s, panel, c.clock(), o, slice, summary)
       else
         db:transaction(write, db, s, panel, c.clock(), o, slice, summary)
+        if i < #page.slices then pause() end
       end
-      if i < #page.slices then pause() end
     end
+    db:run(s.slice_done, page.token)
   end
 
   -- A page claimed and not asked about (or asked, and nothing answered): due at the next round.
   local function release(page)
     if page then
-      for _, slice in ipairs(page.slices) do
-        db:transaction(function()
-          db:run(t.lost_all, o.due, panel, slice.first, slice.last, slice.token)
-          db:run(s.slice_done, slice.token)
-        end)
-      end
+      db:transaction(function()
+        for _, slice in ipairs(page.slices) do
+          db:run(t.lost_all, o.due, panel, slice.first, slice.last, page.token)
+        end
+        db:run(s.slice_done, page.token)
+      end)
     end
   end
 
