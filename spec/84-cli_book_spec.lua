@@ -235,23 +235,28 @@ describe("smm through the order book", function()
           assert.truthy(by_link[o.link], o.link .. " was sent without an intent in the book")
         end
         local in_flight = assert(book:doubt())
-        assert.truthy(#in_flight >= 1 and #in_flight <= concurrency, #in_flight .. " rows in doubt")
+        -- the group in flight, and the next one, claimed while the first travelled
+        assert.truthy(#in_flight >= 1 and #in_flight <= 2 * concurrency, #in_flight .. " rows in doubt")
         book:close()
 
         local r = smm("batch orders.csv --yes --book " .. book_url())
         assert.equal(4, r.code, r.err)
         assert.truthy(r.err:find("in doubt (the add may have been placed)", 1, true), r.err)
         for link, c in pairs(links_placed()) do assert.equal(1, c, link .. " placed twice") end
-        assert.equal(rows, sb:stats().orders) -- every row once, those in doubt included
+        -- every row sent once, except those of the group claimed while the one in flight
+        -- travelled (in doubt too: never sent, as the panel shows)
+        local placed = sb:stats().orders
+        assert.is_true(placed <= rows and placed >= rows - concurrency, placed .. " of " .. rows .. " placed")
+        local sends = adds()
         r = smm("batch orders.csv --yes --book " .. book_url()) -- again: nothing sent, still in doubt
         assert.equal(4, r.code)
-        assert.equal(rows, adds())
+        assert.equal(sends, adds())
 
-        -- the user finds the orders on the panel and settles each ref
+        -- the user looks each ref up on the panel and settles it: placed as that order, or not placed
         local id_of = {}
         for _, o in ipairs(sb:orders()) do id_of[o.link] = string.format("%d", o.id) end
         for _, row in ipairs(cli.json(smm("doubt --json --book " .. book_url()).out)) do
-          r = smm("doubt " .. row.ref .. " " .. id_of[row.link] .. " --book " .. book_url())
+          r = smm("doubt " .. row.ref .. " " .. (id_of[row.link] or "--not-placed") .. " --book " .. book_url())
           assert.equal(0, r.code, r.err)
         end
         r = smm("batch orders.csv --yes --book " .. book_url())

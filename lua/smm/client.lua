@@ -277,39 +277,177 @@ local function known_quote(client, fields)
   return total
 end
 
--- client:batch's adds through the book: every intent is committed before any request leaves
--- (claimed_in_book), each outcome recorded after (recorded_in_book).
-function claimed_in_book(client, op, opts)
+-- Adds through the book (client:add, client:batch): every intent is committed before any
+-- request leaves (claimed_in_book), each outcome recorded after (recorded_in_book). A batch's
+-- intents go in one transaction, and its outcomes in another, when the book offers that
+-- (book:intents, book:outcomes): one wait for the disk each, not one per order.
+
+-- The intent of an add operation, or the refusal of its ref.
+local function intent_of(client, op, opts)
   local ref, err = ref_of(opts)
-  if not ref then return { err = err } end
+  if not ref then return nil, err end
   local fields = {}
   for name, value in pairs(op.requests[1]) do fields[name] = value end
-  local intent = { panel = client.url, ref = ref, fields = fields, quote = known_quote(client, fields) }
-  local claim
-  claim, err = client.book:intent(intent)
-  if not claim then return { err = err } end
-  if claim.recorded then return { value = claim.recorded } end
-  op.intent = intent
-  return op
+  return { panel = client.url, ref = ref, fields = fields, quote = known_quote(client, fields) }
 end
 
-function recorded_in_book(client, intent, res, err)
-  local _, berr = client.book:outcome(intent, res, err)
-  if res then
-    res.ref = intent.ref
-    if berr then res.book_error = berr end
-  elseif berr then
-    err.book_error = berr
+-- list[i] = { op, opts }: each op claimed in place (it gets .intent), or replaced by its
+-- refusal ({ err = }) or the recorded order ({ value = }). Returns the new ops, in order.
+function claimed_in_book(client, list)
+  local book, intents, owners, out = client.book, {}, {}, {}
+  for i, item in ipairs(list) do
+    local intent, err = intent_of(client, item[1], item[2])
+    if intent then
+      intents[#intents + 1], owners[#owners + 1] = intent, i
+    else
+      out[i] = { err = err }
+    end
   end
-  return res, err
+  local claims, berr
+  if #intents > 1 and book.intents then
+    claims, berr = book:intents(intents)
+  else
+    claims = {}
+    for k, intent in ipairs(intents) do claims[k] = pack(book:intent(intent)) end
+  end
+  for k, i in ipairs(owners) do
+    local claim, err
+    if berr then err = berr else claim, err = claims[k][1], claims[k][2] end
+    if not claim then
+      out[i] = { err = err }
+    elseif claim.recorded then
+      out[i] = { value = claim.recorded }
+    else
+      list[i][1].intent = intents[k]
+      out[i] = list[i][1]
+    end
+  end
+  return out
 end
 
--- syntax: results = client:batch{ { "balance" }, { "status", { 1, 2 } }, { "add", order }, ... }
+-- list[i] = { intent, res, err } -> list[i] = { res, err } with the book's failure, if any, on it
+function recorded_in_book(client, list)
+  local book, done, berr = client.book, {}, nil
+  if #list > 1 and book.outcomes then
+    done, berr = book:outcomes(list)
+  else
+    for i, o in ipairs(list) do done[i] = pack(book:outcome(o[1], o[2], o[3])) end
+  end
+  for i, o in ipairs(list) do
+    local intent, res, err = o[1], o[2], o[3]
+    local failure = berr or (done[i] and done[i][2])
+    if res then
+      res.ref = intent.ref
+      if failure then res.book_error = failure end
+    elseif failure then
+      err.book_error = failure
+    end
+    list[i] = { res, err }
+  end
+  return list
+end
+
+-- A group of a batch's calls, from..to, made ready to send: its adds claimed in the book (one
+-- transaction), its requests listed. -> { from =, to =, items =, owner = }
+local function prepared(client, calls, ops, from, to)
+  local group = { from = from, to = to, items = {}, owner = {} }
+  if client.book then
+    local adds, where = {}, {}
+    for i = from, to do
+      local op = ops[i]
+      if calls[i][1] == "add" and not op.err and op.value == nil then
+        adds[#adds + 1], where[#where + 1] = { op, calls[i][3] }, i
+      end
+    end
+    if #adds > 0 then
+      for k, op in ipairs(claimed_in_book(client, adds)) do ops[where[k]] = op end
+    end
+  end
+  local items = group.items
+  for i = from, to do
+    local op = ops[i]
+    if not op.err and op.value == nil then
+      group.owner[i] = {}
+      for _, fields in ipairs(op.requests) do
+        items[#items + 1] = { action = op.action, fields = fields, schema = op.schema, gzip = op.gzip }
+        group.owner[i][#group.owner[i] + 1] = #items
+      end
+    end
+  end
+  return group
+end
+
+-- A group's results from its outcomes; what the book must record of them is kept on the group
+-- (recorded: see booked).
+local function concluded(client, ops, group, outcomes, results)
+  group.booked, group.booked_at = {}, {}
+  for i = group.from, group.to do
+    local op, value, err = ops[i], nil, nil
+    if op.err then
+      err = client:error(op.err)
+    elseif op.value ~= nil then
+      value = op.value
+    else
+      local mine = {}
+      for j, index in ipairs(group.owner[i]) do mine[j] = outcomes[index] end
+      value, err = op.finish(mine)
+      if op.intent then
+        group.booked[#group.booked + 1], group.booked_at[#group.booked_at + 1] = { op.intent, value, err }, i
+      end
+    end
+    results[i] = { value = value, err = err }
+  end
+end
+
+local function booked(client, group, results)
+  if group and #group.booked > 0 then
+    for k, r in ipairs(recorded_in_book(client, group.booked)) do
+      results[group.booked_at[k]] = { value = r[1], err = r[2] }
+    end
+  end
+end
+
+local BATCH_OPTIONS = { "window", "stop" }
+
+-- The adds of a group that was claimed and never sent (the batch stopped before it): recorded as
+-- not placed, which they provably are, so that the same refs may be sent again.
+local function unsent(client, ops, group, results)
+  group.booked, group.booked_at = {}, {}
+  for i = group.from, group.to do
+    local op = ops[i]
+    if op.intent then
+      local err = errors.new{ kind = "book", code = "not_sent", action = "add", ambiguous = false,
+        message = "not sent: the batch stopped before this call" }
+      group.booked[#group.booked + 1], group.booked_at[#group.booked_at + 1] = { op.intent, nil, err }, i
+    end
+  end
+  booked(client, group, results)
+  for i = group.from, group.to do results[i] = nil end
+end
+
+-- syntax: results = client:batch({ { "balance" }, { "status", { 1, 2 } }, { "add", order }, ... }
+--                                 [, { window = n }])
 -- Runs independent calls together, their requests in parallel. results[i] is
 -- { value = ..., err = ... }: what client:<name>(args) would have returned.
-function Client:batch(calls)
+-- window = n: the calls go n at a time, and through a client with a book, each group's adds are
+-- claimed while the group before it is on its way, and its outcomes recorded while the group
+-- after it is: the book costs (almost) no time, and at most 2n refs are claimed and not yet
+-- answered at any moment (what a killed process leaves in doubt).
+-- stop = function(i, result) -> true: asked of each result as its group ends, in order; true
+-- sends nothing after that group (results[j] of the calls not sent are nil; an add of theirs
+-- that was claimed already is recorded as not placed).
+function Client:batch(calls, opts)
   if type(calls) ~= "table" then error("smm: client:batch(calls): calls must be an array", 2) end
-  local ops, items, owner = {}, {}, {}
+  opts = validate.options(opts, BATCH_OPTIONS, "client:batch(calls, opts)", 2)
+  local window = opts.window
+  if window ~= nil and (type(window) ~= "number" or window < 1 or window ~= math.floor(window)) then
+    error("smm: client:batch(calls, opts): option 'window' must be a whole number >= 1, got " ..
+      tostring(window), 2)
+  end
+  if opts.stop ~= nil and type(opts.stop) ~= "function" then
+    error("smm: client:batch(calls, opts): option 'stop' must be a function", 2)
+  end
+  local ops = {}
   for i, call in ipairs(calls) do
     local name = type(call) == "table" and call[1]
     if not BATCHABLE[name] then
@@ -324,36 +462,43 @@ function Client:batch(calls)
   end
   -- claimed only once every call is built: a later call refused as misuse (raised) must not
   -- leave an earlier ref claimed and never sent (in doubt for good, refused when run again)
-  for i, call in ipairs(calls) do
-    local op = ops[i]
-    if call[1] == "add" and self.book and not op.err and op.value == nil then
-      op = claimed_in_book(self, op, call[3])
-      ops[i] = op
+  local results, n = {}, #calls
+  window = math.min(window or n, math.max(n, 1))
+  local group = prepared(self, calls, ops, 1, math.min(window, n))
+  local last -- the group before `group`: answered, its outcomes not recorded yet
+  while group do
+    local upcoming, failure
+    local work = coroutine.create(function()
+      booked(self, last, results)
+      coroutine.yield(true)
+      if group.to < n then
+        upcoming = prepared(self, calls, ops, group.to + 1, math.min(group.to + window, n))
+      end
+    end)
+    local function step()
+      if failure or coroutine.status(work) == "dead" then return false end
+      local ok, more = coroutine.resume(work)
+      if not ok then failure = more return false end
+      return more == true and coroutine.status(work) ~= "dead"
     end
-    if not op.err and op.value == nil then
-      owner[i] = {}
-      for _, fields in ipairs(op.requests) do
-        items[#items + 1] = { action = op.action, fields = fields, schema = op.schema, gzip = op.gzip }
-        owner[i][#owner[i] + 1] = #items
+    local outcomes = {}
+    if #group.items > 0 then outcomes = self:while_waiting(step, self.exchange, self, group.items) end
+    while step() do end -- what the wait left (all of it, without a book or a wait)
+    if failure then error(failure, 0) end
+    concluded(self, ops, group, outcomes, results)
+    last, group = group, upcoming
+    if group and opts.stop then
+      local stopping = false
+      for i = last.from, last.to do
+        if opts.stop(i, results[i]) then stopping = true break end
+      end
+      if stopping then
+        unsent(self, ops, group, results)
+        group = nil
       end
     end
   end
-  local outcomes = #items > 0 and self:exchange(items) or {}
-  local results = {}
-  for i, op in ipairs(ops) do
-    local value, err
-    if op.err then
-      err = self:error(op.err)
-    elseif op.value ~= nil then
-      value = op.value
-    else
-      local mine = {}
-      for j, index in ipairs(owner[i]) do mine[j] = outcomes[index] end
-      value, err = op.finish(mine)
-      if op.intent then value, err = recorded_in_book(self, op.intent, value, err) end
-    end
-    results[i] = { value = value, err = err }
-  end
+  booked(self, last, results)
   return results
 end
 
@@ -393,10 +538,11 @@ function Client:add(order, opts)
   end
   local op = build(self, "add", order, opts)
   if not self.book or op.err or op.value ~= nil then return self:run(op) end
-  op = claimed_in_book(self, op, opts)
+  op = claimed_in_book(self, { { op, opts } })[1]
   if not op.intent then return self:run(op) end
   local res, err = self:run(op)
-  return recorded_in_book(self, op.intent, res, err)
+  local r = recorded_in_book(self, { { op.intent, res, err } })[1]
+  return r[1], r[2]
 end
 
 -- syntax: entry, err = client:status(id)   |   by_id, err = client:status{ id, ... }

@@ -158,46 +158,62 @@ end
 -- send nothing), or nil, err (in doubt, a ref used for another order, the book failing).
 -- A claim sets intent.attempt: book:outcome records only the answer of the attempt that holds
 -- the ref (see there).
-function Book:intent(intent)
+local function claim(book, db, now, intent)
   local text = recorded_fields(intent.fields)
   local f = intent.fields
+  local n = db:changes([[INSERT INTO orders (ref, panel, state, service, link, quantity, fields,
+      quote, attempts, created_at, sent_at, updated_at)
+    VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (ref) DO NOTHING]],
+    intent.ref, intent.panel, f.service, f.link, f.quantity, text, intent.quote, now, now, now)
+  if n == 1 then
+    intent.attempt = 1
+    return { claimed = true }
+  end
+  local row = select_order(db, "ref = ?", intent.ref)
+  if row.fields ~= text then
+    return nil, book_error(book, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
+      " was used for a different order (" .. row.fields .. "): nothing was sent; a ref names one order",
+      { ref = intent.ref, field = "ref" })
+  end
+  -- a service id means another service on another panel: the same ref and fields sent
+  -- elsewhere are another order (unless the first was provably never placed)
+  if row.panel ~= intent.panel and row.state ~= "failed" then
+    return nil, book_error(book, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
+      " was used for an order on " .. row.panel .. ": nothing was sent; a ref names one order",
+      { ref = intent.ref, field = "ref" })
+  end
+  if row.state == "failed" then
+    -- not placed before (provably): this attempt takes it back, and only one can
+    n = db:changes([[UPDATE orders SET state = 'sending', panel = ?, quote = ?, error = NULL,
+        attempts = attempts + 1, sent_at = ?, updated_at = ? WHERE ref = ? AND state = 'failed']],
+      intent.panel, intent.quote, now, now, intent.ref)
+    row = select_order(db, "ref = ?", intent.ref)
+    if n == 1 then
+      intent.attempt = row.attempts
+      return { claimed = true }
+    end
+  end
+  local recorded, err = refusal_for(book, row, intent.ref)
+  if not recorded then return nil, err end
+  return { recorded = recorded }
+end
+
+function Book:intent(intent)
+  return guarded(self, function(db, now)
+    return db:transaction(claim, self, db, now, intent)
+  end)
+end
+
+-- syntax: claims, err = book:intents{ intent, ... }
+-- Several intents in one transaction (one commit, one wait for the disk): claims[i] is what
+-- book:intent(list[i]) would return, as { claim } or { nil, err }. All of them are durable
+-- before it returns, so every request may leave then. err: the book failed, none is claimed.
+function Book:intents(list)
   return guarded(self, function(db, now)
     return db:transaction(function()
-      local n = db:changes([[INSERT INTO orders (ref, panel, state, service, link, quantity, fields,
-          quote, attempts, created_at, sent_at, updated_at)
-        VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (ref) DO NOTHING]],
-        intent.ref, intent.panel, f.service, f.link, f.quantity, text, intent.quote, now, now, now)
-      if n == 1 then
-        intent.attempt = 1
-        return { claimed = true }
-      end
-      local row = select_order(db, "ref = ?", intent.ref)
-      if row.fields ~= text then
-        return nil, book_error(self, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
-          " was used for a different order (" .. row.fields .. "): nothing was sent; a ref names one order",
-          { ref = intent.ref, field = "ref" })
-      end
-      -- a service id means another service on another panel: the same ref and fields sent
-      -- elsewhere are another order (unless the first was provably never placed)
-      if row.panel ~= intent.panel and row.state ~= "failed" then
-        return nil, book_error(self, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
-          " was used for an order on " .. row.panel .. ": nothing was sent; a ref names one order",
-          { ref = intent.ref, field = "ref" })
-      end
-      if row.state == "failed" then
-        -- not placed before (provably): this attempt takes it back, and only one can
-        n = db:changes([[UPDATE orders SET state = 'sending', panel = ?, quote = ?, error = NULL,
-            attempts = attempts + 1, sent_at = ?, updated_at = ? WHERE ref = ? AND state = 'failed']],
-          intent.panel, intent.quote, now, now, intent.ref)
-        row = select_order(db, "ref = ?", intent.ref)
-        if n == 1 then
-          intent.attempt = row.attempts
-          return { claimed = true }
-        end
-      end
-      local recorded, err = refusal_for(self, row, intent.ref)
-      if not recorded then return nil, err end
-      return { recorded = recorded }
+      local out = {}
+      for i, intent in ipairs(list) do out[i] = pack(claim(self, db, now, intent)) end
+      return out
     end)
   end)
 end
@@ -243,38 +259,53 @@ local function late_outcome(book, db, now, intent, res, err)
     detail, { ref = intent.ref, order = res and res.order or nil })
 end
 
-function Book:outcome(intent, res, err)
+local function record(book, db, now, intent, res, err)
   local ref, panel = intent.ref, intent.panel
+  if res then
+    if held(db, intent, [[UPDATE orders SET state = 'placed', order_id = ?, error = NULL, updated_at = ?,
+        next_check = ? WHERE ref = ?]], res.order, now, now + 60, ref) == 0 then
+      return late_outcome(book, db, now, intent, res, err)
+    end
+    db:run("INSERT INTO history (ref, at, what, status) VALUES (?, ?, 'placed', NULL)", ref, now)
+    local data = entry_of(res)
+    data.service, data.quote = intent.fields.service, intent.quote
+    data.link, data.quantity = intent.fields.link, intent.fields.quantity
+    events.emit(db, now, "order.placed", ref, panel, data)
+  elseif err.ambiguous then
+    if held(db, intent, "UPDATE orders SET state = 'in_doubt', error = ?, updated_at = ? WHERE ref = ?",
+        tostring(err), now, ref) == 0 then
+      return late_outcome(book, db, now, intent, res, err)
+    end
+    db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'in_doubt', ?)", ref, now,
+      tostring(err))
+    events.emit(db, now, "order.in_doubt", ref, panel, { error = tostring(err) })
+  else
+    if held(db, intent, "UPDATE orders SET state = 'failed', error = ?, updated_at = ? WHERE ref = ?",
+        tostring(err), now, ref) == 0 then
+      return late_outcome(book, db, now, intent, res, err)
+    end
+    db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'failed', ?)", ref, now,
+      tostring(err))
+    events.emit(db, now, "order.failed", ref, panel, { error = tostring(err), code = err.code })
+  end
+  return true
+end
+
+function Book:outcome(intent, res, err)
+  return guarded(self, function(db, now)
+    return db:transaction(record, self, db, now, intent, res, err)
+  end)
+end
+
+-- syntax: done, err = book:outcomes{ { intent, res, err }, ... }
+-- Several outcomes in one transaction: done[i] is what book:outcome would return, as { true } or
+-- { nil, err }. err: the book failed, none is recorded (those rows stay `sending`: in doubt).
+function Book:outcomes(list)
   return guarded(self, function(db, now)
     return db:transaction(function()
-      if res then
-        if held(db, intent, [[UPDATE orders SET state = 'placed', order_id = ?, error = NULL, updated_at = ?,
-            next_check = ? WHERE ref = ?]], res.order, now, now + 60, ref) == 0 then
-          return late_outcome(self, db, now, intent, res, err)
-        end
-        db:run("INSERT INTO history (ref, at, what, status) VALUES (?, ?, 'placed', NULL)", ref, now)
-        local data = entry_of(res)
-        data.service, data.quote = intent.fields.service, intent.quote
-        data.link, data.quantity = intent.fields.link, intent.fields.quantity
-        events.emit(db, now, "order.placed", ref, panel, data)
-      elseif err.ambiguous then
-        if held(db, intent, "UPDATE orders SET state = 'in_doubt', error = ?, updated_at = ? WHERE ref = ?",
-            tostring(err), now, ref) == 0 then
-          return late_outcome(self, db, now, intent, res, err)
-        end
-        db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'in_doubt', ?)", ref, now,
-          tostring(err))
-        events.emit(db, now, "order.in_doubt", ref, panel, { error = tostring(err) })
-      else
-        if held(db, intent, "UPDATE orders SET state = 'failed', error = ?, updated_at = ? WHERE ref = ?",
-            tostring(err), now, ref) == 0 then
-          return late_outcome(self, db, now, intent, res, err)
-        end
-        db:run("INSERT INTO history (ref, at, what, detail) VALUES (?, ?, 'failed', ?)", ref, now,
-          tostring(err))
-        events.emit(db, now, "order.failed", ref, panel, { error = tostring(err), code = err.code })
-      end
-      return true
+      local out = {}
+      for i, o in ipairs(list) do out[i] = pack(record(self, db, now, o[1], o[2], o[3])) end
+      return out
     end)
   end)
 end

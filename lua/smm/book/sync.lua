@@ -298,9 +298,10 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
   local t = s[tbl]
   local width = tbl == "orders" and 8 or 5
   local key = tbl == "orders" and 3 or 4
-  local claimed, pageno, cursor = 0, 0, 0
+  local claimed, pageno, cursor, swept = 0, 0, 0, false
 
-  local function claim()
+  local claim
+  function claim()
     local want = o.page
     if tbl == "orders" and o.limit then
       want = math.min(want, o.limit - claimed)
@@ -325,7 +326,15 @@ local function follow(c, client, s, tbl, panel, o, round_token, hold, summary, a
         if not last or rowid > last then last = rowid end
       end
     end)
-    if #page.rows == 0 then return nil end
+    if #page.rows == 0 then
+      -- once through: a second sweep from the start takes what another worker's lease held
+      -- when the cursor passed it and has expired since (a worker killed mid-round)
+      if cursor > 0 and not swept then
+        cursor, swept, pageno = 0, true, pageno - 1
+        return claim()
+      end
+      return nil
+    end
     page.first, page.last, cursor = first, last, last
     claimed = claimed + #page.rows
     return page

@@ -396,8 +396,12 @@ local function record_outcome(run, row, res, add_err)
   return string.format("line %d: failed: %s", row.line, add_err.message)
 end
 
--- N rows at a time through client:batch (each intent committed before its request). Stops at an
--- error every next row would meet, a row in doubt, a book that fails, or the first Ctrl-C.
+-- N rows at a time through client:batch (each intent committed before its request), in calls of
+-- CHUNK_WINDOWS groups of N: within a call the book's work for one group is done while the next
+-- group's requests travel (client:batch's window), so at most 2N rows are claimed and not yet
+-- answered at any moment. Stops, after the call, at an error every next row would meet, a row in
+-- doubt, a book that fails; at the first Ctrl-C nothing new is sent.
+local CHUNK_WINDOWS = 4
 local function send_rows(ctx, run)
   local live = output.isatty(2)
   local sent = 0
@@ -406,23 +410,33 @@ local function send_rows(ctx, run)
     -- Ctrl-C: nothing new is sent (no intent is committed for a request that would not leave)
     if ctx.interrupts and ctx.interrupts() > 0 then break end
     local chunk, calls = {}, {}
-    for j = i, math.min(i + run.concurrency - 1, #run.to_send) do
+    for j = i, math.min(i + CHUNK_WINDOWS * run.concurrency - 1, #run.to_send) do
       local row = run.to_send[j]
       chunk[#chunk + 1] = row
       calls[#calls + 1] = { "add", row.clean, { max_cost = row.price, ref = row.ref } }
     end
     i = i + #chunk
-    local results = run.client:batch(calls)
-    for k, row in ipairs(chunk) do
-      local msg = record_outcome(run, row, results[k].value, results[k].err)
+    local seen = {}
+    local function take(k, result)
+      if seen[k] or not result then return end
+      seen[k] = true
+      local msg = record_outcome(run, chunk[k], result.value, result.err)
       sent = sent + 1
       local line_text = progress(live, sent, #run.to_send, run.cost, run.failed)
       if live then
-        if not results[k].value then io.stderr:write("\r\27[K", msg, "\n") end
+        if not result.value then io.stderr:write("\r\27[K", msg, "\n") end
       elseif not output.json_mode() then
         output.say(msg, "  ", line_text)
       end
     end
+    -- each group's rows are taken as the group ends, so that a row that stops the run stops
+    -- it there: the rows after its group are not sent (those claimed already are recorded as
+    -- not placed by client:batch)
+    local results = run.client:batch(calls, { window = run.concurrency, stop = function(k, result)
+      take(k, result)
+      return run.stopped ~= nil
+    end })
+    for k = 1, #chunk do take(k, results[k]) end
     if run.stopped then break end
   end
   if live then io.stderr:write("\r\27[K") io.stderr:flush() end
