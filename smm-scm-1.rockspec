@@ -12,6 +12,11 @@ description = {
     refill_status, cancel, balance) with exact money, integer ids, classified errors, retry
     that never double-orders, batching past 100 ids, polling and quotes. Runs on Lua 5.1-5.4
     and LuaJIT. The command line tool is the smm-cli rock; the sandbox panel, smm-sandbox.
+
+    Optional, loaded only by the parts that use them (not dependencies of this rock): the
+    order book (smm.book) needs LuaDBI with its SQLite3 or PostgreSQL driver (luarocks
+    install luadbi-sqlite3 or luadbi-postgresql; Debian: lua-dbi-sqlite3, lua-dbi-postgresql);
+    the book's webhooks need LuaSocket, luaossl for their signatures and LuaSec for https.
   ]],
   license = "MIT",
   homepage = "https://github.com/lua-smm/lua-smm",
@@ -39,6 +44,14 @@ build = {
       ["smm.actions"] = "lua/smm/actions.lua",
       ["smm.answer"] = "lua/smm/answer.lua",
       ["smm.batch"] = "lua/smm/batch.lua",
+      ["smm.book"] = "lua/smm/book/init.lua",
+      ["smm.book.db"] = "lua/smm/book/db.lua",
+      ["smm.book.dialects"] = "lua/smm/book/dialects.lua",
+      ["smm.book.events"] = "lua/smm/book/events.lua",
+      ["smm.book.hooks"] = "lua/smm/book/hooks.lua",
+      ["smm.book.schema"] = "lua/smm/book/schema.lua",
+      ["smm.book.sync"] = "lua/smm/book/sync.lua",
+      ["smm.book.target"] = "lua/smm/book/target.lua",
       ["smm.client"] = "lua/smm/client.lua",
       ["smm.errors"] = "lua/smm/errors.lua",
       ["smm.json"] = "lua/smm/json.lua",

@@ -1,5 +1,5 @@
--- Ordering from a CSV with the library (the `smm batch` command does this with a crash-safe
--- journal; this is the short version to build on). Every row is priced before anything is
+-- Ordering from a CSV with the library (the `smm batch` command does this crash-safe, through
+-- the order book; this is the short version to build on). Every row is priced before anything is
 -- sent, the total is set against the balance, then the orders go out one by one.
 --   SMM_API_URL=... SMM_API_KEY=... lua5.4 examples/bulk_order.lua orders.csv
 -- CSV: a header row "service,link,quantity" (simple fields: no quotes or commas inside).

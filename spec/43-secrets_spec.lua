@@ -1,7 +1,7 @@
 -- Secrets: the API key (the sentinel env.KEY) never comes back out of the library: not in an
 -- error of any kind (message, body excerpt, tostring), not in tostring(client), not in what
 -- smm.new raises, not when a panel, a page or a redirect echoes it back.
--- (bin/smm's output and journal files: spec/30-cli_spec.lua and spec/31-batch_spec.lua, with
+-- (bin/smm's output and order books: spec/30-cli_spec.lua and spec/31-batch_spec.lua, with
 -- the same sentinel.)
 local env = require "helpers.env"
 local echo = require "helpers.echo"

@@ -1,5 +1,5 @@
 -- Trust (issue 10), keys and credentials, where only libcurl and the CLI reach: libcurl quotes a
--- proxy URL it cannot parse, password and all; `smm config` and journal files show the panel
+-- proxy URL it cannot parse, password and all; `smm config` and the order book show the panel
 -- URL; the CLI's exit codes read err.kind, which a very short key must not mangle.
 -- (Both transports: spec/51-trust_secrets_spec.lua.)
 local env = require "helpers.env"
@@ -88,17 +88,32 @@ describe("trust: the CLI", function()
     end
   end)
 
-  it("the journal names the panel without user:password@ or ?key=", function()
+  it("the order book names the panel without user:password@ or ?key=", function()
     local sb = sandbox()
     local url = sb.url:gsub("^http://", "http://user:PWSECRET@") .. "?key=QSECRET"
     cli.write_file(dir .. "/orders.csv", "service,link,quantity\r\n1,https://x.example/j1,100\r\n")
     local r = smm_cli("batch orders.csv --yes", { SMM_API_URL = url, SMM_API_KEY = env.KEY })
     assert.equal(0, r.code, r.err)
-    local journal = cli.read_file(dir .. "/orders.csv.journal")
-    assert.truthy(journal:find('"panel":"' .. sb.url:gsub("/", "\\/") .. '"', 1, true) or
-      journal:find('"panel":"' .. sb.url .. '"', 1, true), journal)
+    -- the default book of the run (helpers.cli: XDG_DATA_HOME is XDG_CONFIG_HOME/data)
+    local path = dir .. "/xdg/data/smm/orders.db"
+    local book = assert(smm.book.open("sqlite:" .. path))
+    local orders = book:orders{}
+    local history = orders[1] and book:history(orders[1].ref)
+    local db = require("smm.book").connections[book].db
+    local events = db:rows("SELECT panel, data FROM events")
+    book:close()
+    assert.equal(1, #orders)
+    assert.equal(sb.url, orders[1].panel)
+    assert.is_true(#history >= 1)
+    assert.is_true(#events >= 1)
+    for _, e in ipairs(events) do assert.equal(sb.url, e.panel) end
+    -- every byte of the database (its rows, history and events, free pages too) and every word
+    -- the run printed
+    local bytes = assert(cli.read_file(path)) .. (cli.read_file(path .. "-wal") or "")
+    assert.truthy(bytes:find(sb.url, 1, true))
     for _, s in ipairs{ "PWSECRET", "QSECRET", "user:", env.KEY } do
-      assert.is_nil(journal:find(s, 1, true), s .. " in " .. journal)
+      assert.is_nil(bytes:find(s, 1, true), s .. " in the book")
+      assert.is_nil(find_any({ orders, history, events }, { s }), s .. " in the book's rows")
       assert.is_nil((r.out .. r.err):find(s, 1, true), s .. " in " .. r.out .. r.err)
     end
   end)

@@ -181,37 +181,75 @@ describe("Ctrl-C: sleeps, transfers and every CLI command end at once (issue 10.
       add = { raw = hostile.json('{"order":23501}'), trickle = 0.03 } }, default = BALANCE }
   end
 
-  it("smm batch: the first Ctrl-C finishes and journals the add in flight, then stops (130)",
+  -- The batch's order book, per run: the rows of the CSV are lines 2 and 3.
+  local function batch_run(dir)
+    cli.write_file(dir .. "/orders.csv", CSV)
+    return "batch " .. cli.quote(dir .. "/orders.csv") .. " --yes --book " ..
+      cli.quote("sqlite:" .. dir .. "/orders.db")
+  end
+
+  -- The book's rows by link, and its orders in doubt. The second row (link b) was never sent: it
+  -- may be absent, or claimed and then recorded as not placed (failed: sendable again), never
+  -- in doubt and never with an order id.
+  local function book_rows(dir)
+    local book = assert(smm.book.open("sqlite:" .. dir .. "/orders.db"))
+    local rows = assert(book:orders{})
+    local doubt = assert(book:doubt())
+    book:close()
+    local by_link = {}
+    for _, row in ipairs(rows) do
+      assert.is_nil(by_link[row.link], row.link .. " has two rows")
+      by_link[row.link] = row
+    end
+    local b = by_link["https://x.test/b"]
+    if b then
+      assert.equal("failed", b.state)
+      assert.is_nil(b.order_id)
+    end
+    return by_link["https://x.test/a"], doubt
+  end
+
+  it("smm batch: the first Ctrl-C finishes the add in flight and records it in the book, then stops (130)",
     function()
       local srv = batch_panel()
       local dir = cli.tmpdir()
-      cli.write_file(dir .. "/orders.csv", CSV)
-      local code, seconds, rdir = run_interrupted("batch " .. dir .. "/orders.csv --yes", srv,
+      local code, seconds, rdir = run_interrupted(batch_run(dir), srv,
         function() return srv:count("add") >= 1 end)
       local adds = srv:count("add")
       srv:stop()
       assert.equal(130, code, cli.read_file(rdir .. "/err"))
       assert.is_true(seconds < 10, "ended " .. seconds .. " s after SIGINT")
       assert.equal(1, adds)
-      local journal = cli.read_file(dir .. "/orders.csv.journal")
-      assert.matches('"order":23501', journal, 1, true)
-      assert.matches('"t":"done"', journal, 1, true)
+      -- the add in flight was placed and its answer recorded; the second row was not sent
+      local a, doubt = book_rows(dir)
+      assert.equal("placed", a.state)
+      assert.equal(23501, a.order_id)
+      assert.same({}, doubt)
+      os.execute("rm -rf " .. cli.quote(dir) .. " " .. cli.quote(rdir))
     end)
 
-  it("smm batch: a second Ctrl-C aborts the add in flight at once, left in doubt (130)",
+  it("smm batch: a second Ctrl-C aborts the add in flight at once, left in doubt in the book (130)",
     function()
       local srv = batch_panel()
       local dir = cli.tmpdir()
-      cli.write_file(dir .. "/orders.csv", CSV)
-      local code, seconds, rdir = run_interrupted("batch " .. dir .. "/orders.csv --yes", srv,
+      local code, seconds, rdir = run_interrupted(batch_run(dir), srv,
         function() return srv:count("add") >= 1 end, 2, 0.3)
       local adds = srv:count("add")
       srv:stop()
       assert.equal(130, code, cli.read_file(rdir .. "/err"))
       assert.is_true(seconds < 2, "ended " .. seconds .. " s after the first SIGINT")
       assert.equal(1, adds)
-      local journal = cli.read_file(dir .. "/orders.csv.journal")
-      assert.is_nil(journal:find('"order":23501', 1, true))
-      assert.matches('"t":"ambiguous"', journal, 1, true)
+      -- sent, its answer never read: no order id, and the book holds the ref in doubt
+      local a, doubt = book_rows(dir)
+      assert.is_nil(a.order_id)
+      assert.truthy(a.state == "sending" or a.state == "in_doubt", a.state)
+      assert.equal(1, #doubt)
+      assert.equal(a.ref, doubt[1].ref)
+      -- and `smm doubt` lists it, with how to settle it
+      local r = cli.run("doubt --book " .. cli.quote("sqlite:" .. dir .. "/orders.db"))
+      assert.equal(0, r.code, r.err)
+      assert.truthy((r.out .. r.err):find(a.ref, 1, true), r.out .. r.err)
+      assert.is_nil((r.out .. r.err):find("23501", 1, true), r.out .. r.err)
+      os.execute("rm -rf " .. cli.quote(dir) .. " " .. cli.quote(rdir))
     end)
 end)

@@ -60,6 +60,21 @@ local function hmac()
   return hmac_module
 end
 
+-- LuaSocket is optional for the library (the smm rock does not depend on it): only webhooks
+-- need it, so it is loaded when one is configured.
+local function http_modules()
+  local loaded = {}
+  for i, name in ipairs{ "socket.http", "socket", "ltn12" } do
+    local ok, mod = pcall(require, name)
+    if not ok then
+      error("smm.book: webhooks need LuaSocket (Debian: apt-get install lua-socket; " ..
+        "luarocks install luasocket)", 0)
+    end
+    loaded[i] = mod
+  end
+  return loaded[1], loaded[2], loaded[3]
+end
+
 -- syntax: "sha256=<hex>" = hooks.signature(secret, body)
 -- The HMAC-SHA256 of the exact body with the secret, as the X-Smm-Signature header carries it.
 function M.signature(secret, body)
@@ -142,6 +157,7 @@ local function check_hooks(hooks, timeout)
       entry.name = "hook " .. i .. " (webhook " .. shown_url(hook.webhook) .. ")"
       entry.secrets = options.secrets(hook.secret, hook.webhook)
       hmac() -- fails here, before anything is claimed, when luaossl is missing
+      http_modules() -- and here when LuaSocket is
     end
     checked[i] = entry
   end
@@ -327,9 +343,7 @@ local function connection(hook, socket)
 end
 
 local function post(hook, event)
-  local http = require "socket.http"
-  local socket = require "socket"
-  local ltn12 = require "ltn12"
+  local http, socket, ltn12 = http_modules()
   if hook.scheme == "https" and not tls() then
     return nil, "https webhooks need LuaSec (Debian: apt-get install lua-sec)"
   end

@@ -429,12 +429,12 @@ local function send_rows(ctx, run)
         output.say(msg, "  ", line_text)
       end
     end
-    -- each group's rows are taken as the group ends, so that a row that stops the run stops
-    -- it there: the rows after its group are not sent (those claimed already are recorded as
-    -- not placed by client:batch)
+    -- each group's rows are taken as the group ends, so that a row that stops the run (or a
+    -- Ctrl-C) stops it there: the rows after its group are not sent (those claimed already are
+    -- recorded as not placed by client:batch, not left in doubt)
     local results = run.client:batch(calls, { window = run.concurrency, stop = function(k, result)
       take(k, result)
-      return run.stopped ~= nil
+      return run.stopped ~= nil or (ctx.interrupts ~= nil and ctx.interrupts() > 0)
     end })
     for k = 1, #chunk do take(k, results[k]) end
     if run.stopped then break end
