@@ -64,6 +64,7 @@ build = {
       ["smm.ratelimit"] = "lua/smm/ratelimit.lua",
       ["smm.retry"] = "lua/smm/retry.lua",
       ["smm.services"] = "lua/smm/services.lua",
+      ["smm.shared"] = "lua/smm/shared.lua",
       ["smm.transport"] = "lua/smm/transport/init.lua",
       ["smm.transport.curl"] = "lua/smm/transport/curl.lua",
       ["smm.transport.form"] = "lua/smm/transport/form.lua",

@@ -8,6 +8,7 @@ local actions = require "smm.actions"
 local options = require "smm.options"
 local transports = require "smm.transport"
 local services = require "smm.services"
+local shared = require "smm.shared"
 local poll = require "smm.poll"
 
 local M = {}
@@ -58,7 +59,12 @@ function M.new(opts)
     o.public.shared_dict and services.shared_store(o.public.shared_dict, o.url, o.key))
   builders[client] = { catalog = client.catalog, secrets = o.secrets, options = o.public }
   if o.public.rate_limit then
-    client.limiter = require("smm.ratelimit").new(o.public.rate_limit, client)
+    -- panels limit a key, not a worker: inside nginx, with a shared dict, every worker takes
+    -- from the account's one bucket there
+    local ratelimit = require "smm.ratelimit"
+    local dict = o.public.shared_dict and shared.dict(o.public.shared_dict, 2)
+    client.limiter = dict and ratelimit.shared(o.public.rate_limit, client, dict,
+      shared.entry("rate", o.url, o.key)) or ratelimit.new(o.public.rate_limit, client)
   end
   return client
 end

@@ -1,6 +1,8 @@
 -- The service list as a cache: fetched once, kept for `services_ttl` ms, indexed by id and
 -- searched by text. Inside nginx a lua_shared_dict (option `shared_dict`, M.shared_store) lets
 -- every worker share one fetch.
+local shared = require "smm.shared"
+
 local M = {}
 
 local Cache = {}
@@ -49,19 +51,13 @@ end
 --   http { lua_shared_dict smm_cache 1m; }   smm.new{ ..., shared_dict = "smm_cache" }
 -- It belongs to the API, not to a transport: any transport (the cosockets, a custom one) gets
 -- it. Outside nginx there are no shared dicts: nil, and the list is kept by the client alone.
--- Panels price per account, so each account (url and key) has its own entry, named by a
--- digest of both: never the key itself, nor the URL, which may carry credentials.
+-- Panels price per account, so each account (url and key) has its own entry, named as
+-- smm.shared.entry names them: never by the key, nor by the URL's credentials.
 function M.shared_store(dict_name, url, key)
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.shared) ~= "table" then return nil end
-  local dict = ngx.shared[dict_name]
-  if not dict then
-    error("smm.new: option 'shared_dict': no lua_shared_dict named '" .. tostring(dict_name) ..
-      "' (declare it in nginx.conf: lua_shared_dict " .. tostring(dict_name) .. " 1m;)", 4)
-  end
+  local dict = shared.dict(dict_name, 3)
+  if not dict then return nil end
   local cjson = require "cjson.safe"
-  -- nginx's digests, where the shared dicts are: the only place this runs
-  local entry = "smm:services:" .. ngx.md5(ngx.sha1_bin(url .. "\0" .. tostring(key or "")))
+  local entry = shared.entry("services", url, key)
   return {
     load = function()
       local text = dict:get(entry)

@@ -58,7 +58,10 @@ local function replace(text, old, new)
 end
 
 -- opts: env (table of environment variables for nginx), locations (nginx text added to the
--- server block), http (text added to the http block), conf (a different template path).
+-- server block), http (text added to the http block), conf (a different template path),
+-- workers (worker processes, default the template's 1; with more, the listener has
+-- `reuseport`, so that the kernel spreads the connections over them rather than one worker
+-- taking most).
 function M.start(opts)
   opts = opts or {}
   local ok, why = M.available()
@@ -66,7 +69,10 @@ function M.start(opts)
   local conf = read(opts.conf or (root .. "/examples/nginx/nginx.conf"))
   assert(conf ~= "", "no nginx configuration template")
   local self = process.start({ name = "smm-nginx", env = opts.env, conf = function(_, port)
-    conf = replace(conf, "listen 127.0.0.1:8080;", "listen 127.0.0.1:" .. port .. ";")
+    local workers = opts.workers or 1
+    conf = replace(conf, "listen 127.0.0.1:8080;",
+      "listen 127.0.0.1:" .. port .. (workers > 1 and " reuseport" or "") .. ";")
+    if workers > 1 then conf = replace(conf, "worker_processes 1;", "worker_processes " .. workers .. ";") end
     conf = replace(conf, "$prefix/lua/", root .. "/lua/")
     conf = replace(conf, "$prefix/examples/nginx/", root .. "/examples/nginx/")
     conf = replace(conf, "examples/nginx/logs/", "logs/")

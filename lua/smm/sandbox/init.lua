@@ -8,7 +8,8 @@
 -- The API answers at /api/v2 (POST form or GET query; any other path is a 404). Admin
 -- endpoints (no key, JSON, HTTP 200) under /sandbox/:
 --   GET  stats     {requests, actions = {add = n, ...}, orders, connections, in_flight,
---                   peak_in_flight, balance}
+--                   peak_in_flight, balance, per_second = [{second, requests}, ...],
+--                   peak_per_second}
 --   GET  orders    every order: the fields received (as decoded) + id, status, charge,
 --                   remains, start_count, type (+ children for drip-feed)
 --   GET  refills   every refill: id, order, status
@@ -36,12 +37,15 @@
 -- Counting: `requests` counts API requests parsed (admin requests are not counted);
 -- `connections` counts TCP connections that carried at least one API request (counted at
 -- the first API request on the connection, again after a reset), so a client keeping one
--- connection alive across many API calls shows connections == 1.
+-- connection alive across many API calls shows connections == 1. `per_second` counts API
+-- requests by the wall clock's whole second (Unix time) they arrived in, for the last hour,
+-- the seconds without any left out: how a test sees a client's rate limit as the panel does.
 local http = require "smm.sandbox.http"
 local panel = require "smm.sandbox.panel"
 local faults = require "smm.sandbox.faults"
 local json = require "smm.json"
 local decimal = require "smm.sandbox.decimal"
+local gettime = require("socket").gettime
 
 local M = {}
 local Server = {}
@@ -49,6 +53,7 @@ Server.__index = Server
 
 M.VERSION = "1.0.0"
 local REQUEST_LOG = 200
+local PER_SECOND_KEPT = 3600 -- s
 
 local SERVER_KEYS = { latency = true, error_status = true, content_type = true, key = true }
 
@@ -115,7 +120,8 @@ function Server:reset()
   self.cfg = cfg
   self.panel = panel.new(cfg)
   self.faults = faults.queue()
-  self.stats = { requests = 0, actions = {}, connections = 0, in_flight = 0, peak_in_flight = 0 }
+  self.stats = { requests = 0, actions = {}, connections = 0, in_flight = 0, peak_in_flight = 0,
+                 per_second = {}, last_second = 0 }
   self.request_log, self.request_next = {}, 1
   self.epoch = (self.epoch or 0) + 1
 end
@@ -155,6 +161,17 @@ function Server:log_request(req, f, key_ok)
   self.request_next = i + 1
 end
 
+local function count_second(st)
+  local second, counts = math.floor(gettime()), st.per_second
+  if second ~= st.last_second then
+    st.last_second = second
+    for s in pairs(counts) do
+      if s <= second - PER_SECOND_KEPT then counts[s] = nil end
+    end
+  end
+  counts[second] = (counts[second] or 0) + 1
+end
+
 function Server:api(req, conn)
   local st, cfg, p = self.stats, self.cfg, self.panel
   if req.method ~= "POST" and req.method ~= "GET" then
@@ -162,6 +179,7 @@ function Server:api(req, conn)
       headers = { "Allow: GET, POST" } }
   end
   st.requests = st.requests + 1
+  count_second(st)
   if conn.epoch ~= self.epoch then
     conn.epoch = self.epoch
     st.connections = st.connections + 1
@@ -252,9 +270,18 @@ end
 
 function Server:stats_view()
   local st = self.stats
+  local seconds, per_second, peak = {}, {}, 0
+  for s in pairs(st.per_second) do seconds[#seconds + 1] = s end
+  table.sort(seconds)
+  for i, s in ipairs(seconds) do
+    local n = st.per_second[s]
+    per_second[i] = json.object("second", s, "requests", n)
+    if n > peak then peak = n end
+  end
   return json.object("requests", st.requests, "actions", st.actions, "orders", self.panel.placed,
     "connections", st.connections, "in_flight", st.in_flight,
-    "peak_in_flight", st.peak_in_flight, "balance", decimal.format(self.panel.balance))
+    "peak_in_flight", st.peak_in_flight, "balance", decimal.format(self.panel.balance),
+    "per_second", json.array(per_second, #per_second), "peak_per_second", peak)
 end
 
 function Server:requests_view()
