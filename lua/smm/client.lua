@@ -300,6 +300,13 @@ end
 -- list[i] = { op, opts }: each op claimed in place (it gets .intent), or replaced by its
 -- refusal ({ err = }) or the recorded order ({ value = }). Returns the new ops, in order.
 function claimed_in_book(client, list)
+  -- a transport that cannot send from where it is called (the ngx one in nginx's log phase)
+  -- says so before any intent is committed: that intent would be left in doubt for good
+  local transport = client.transport
+  if transport.usable then
+    local ok, why = transport:usable()
+    if not ok then error(why, 0) end
+  end
   local book, intents, owners, out = client.book, {}, {}, {}
   for i, item in ipairs(list) do
     local intent, err = intent_of(client, item[1], item[2])

@@ -1,19 +1,30 @@
--- Choosing a transport. Inside nginx, in a phase where cosockets work, the cosocket transport
--- is the default (libcurl would block the whole worker); everywhere else, libcurl.
+-- Choosing a transport. Inside nginx the cosocket transport is the default in every phase, not
+-- only where cosockets work at the moment smm.new runs: a client is usually made once, in
+-- init_worker_by_lua or when a module is loaded, and used later by requests and timers, where
+-- cosockets work. The ngx transport looks at the phase where each request runs (and says
+-- clearly where none can). libcurl is taken inside nginx only when asked for by name: it would
+-- block the whole worker. Outside nginx, libcurl.
 local M = {}
 
--- Phases in which ngx.socket.tcp may be used.
-local COSOCKET_PHASES = { rewrite = true, access = true, content = true, timer = true,
-                          ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true }
+-- Phases in which ngx.socket.tcp (and ngx.sleep, ngx.thread.spawn) may be used; the names
+-- ngx.get_phase() gives.
+M.COSOCKET_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true,
+                      timer = true, ssl_cert = true, ssl_session_fetch = true,
+                      ssl_client_hello = true, preread = true }
+
+-- The current nginx phase, or nil outside nginx.
+function M.phase()
+  local ngx = rawget(_G, "ngx")
+  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return nil end
+  return ngx.get_phase()
+end
 
 function M.cosockets_available()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return false end
-  return COSOCKET_PHASES[ngx.get_phase()] == true
+  return M.COSOCKET_PHASES[M.phase()] == true
 end
 
 function M.default_name()
-  return M.cosockets_available() and "ngx" or "curl"
+  return M.phase() and "ngx" or "curl"
 end
 
 local REQUIRED = { "request", "request_many", "sleep", "now", "close" }

@@ -12,10 +12,16 @@
 --   cainfo  cannot be set per socket: use nginx's `lua_ssl_trusted_certificate` (raises).
 --   proxy   cosockets do not speak to proxies (raises).
 -- Host names are resolved by nginx's `resolver` directive; "localhost" is taken as 127.0.0.1.
+--
+-- The transport may be made in any phase (init_by_lua, init_worker_by_lua: clients are made once)
+-- but sends, and sleeps, only where cosockets work: each request looks at the phase it runs in,
+-- and elsewhere (set, header_filter, body_filter, log, balancer, init*) raises, with nothing
+-- sent, naming the phase. Calling the panel from there is a misuse that no retry can mend.
 local cjson = require "cjson.safe"
 local DEFAULTS = require("smm.options").DEFAULTS
 local form = require "smm.transport.form"
 local gunzip = require "smm.transport.gunzip"
+local COSOCKET_PHASES = require("smm.transport").COSOCKET_PHASES
 
 local ngx = ngx -- luacheck: ignore (the global exists only inside nginx)
 
@@ -69,6 +75,33 @@ function M.new(opts)
     max_body = option("max_body"),
     concurrency = option("concurrency"),
   }, Transport)
+end
+
+---------------------------------------------------------------------------------------------
+-- Phases
+
+-- nil where cosockets work, else what to tell the caller.
+local function unusable_here()
+  local phase = ngx.get_phase and ngx.get_phase()
+  if not phase or COSOCKET_PHASES[phase] then return nil end
+  return "smm: the panel cannot be called in nginx's " .. phase .. " phase (" .. phase .. "_by_lua*" ..
+    "): cosockets work only in rewrite_by_lua*, access_by_lua*, content_by_lua*, " ..
+    "ssl_certificate_by_lua* and ngx.timer callbacks" ..
+    ((phase == "init" or phase == "exit_worker") and "" -- where no timer can be started either
+      or "; from here, ngx.timer.at(0, fn) runs fn where they do")
+end
+
+-- true, or false and why: whether a request can leave from where this is called. The client asks
+-- before it records anything (an order book's intent) for a request that could never be sent.
+function Transport:usable() -- luacheck: ignore self
+  local why = unusable_here()
+  if why then return false, why end
+  return true
+end
+
+local function check_phase()
+  local why = unusable_here()
+  if why then error(why, 0) end
 end
 
 ---------------------------------------------------------------------------------------------
@@ -549,6 +582,7 @@ end
 
 -- url, fields, { idempotent = bool } -> result. Fields the form cannot carry raise (misuse).
 function Transport:request(url, fields, ropts)
+  check_phase()
   if type(fields) ~= "table" then
     error("smm transport ngx: request: fields must be a table, got " .. type(fields), 2)
   end
@@ -559,6 +593,7 @@ end
 -- Runs at most `concurrency` requests at a time, each in its own nginx light thread. Every
 -- body is encoded before the first request goes out: a misuse raises with nothing sent.
 function Transport:request_many(url, list, ropts)
+  check_phase()
   ropts = ropts or {}
   local n = #list
   local results, bodies = {}, {}
@@ -603,7 +638,10 @@ function Transport:request_many(url, list, ropts)
 end
 
 function Transport:sleep(ms) -- luacheck: ignore self
-  if ms and ms > 0 then ngx.sleep(ms / 1000) end
+  if ms and ms > 0 then
+    check_phase()
+    ngx.sleep(ms / 1000)
+  end
 end
 
 function Transport:now() -- luacheck: ignore self
