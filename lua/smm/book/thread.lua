@@ -89,7 +89,10 @@ function M.call(url, method, args)
   local ok, status, value = pcall(function()
     local book, err = book_for(url)
     if not book then return "error", err end
-    local fn = STEPS[method] or (method ~= "close" and book[method])
+    local fn = STEPS[method]
+    if not fn and method:find("^sync_") then fn = require("smm.book.sync").steps[method] end
+    if not fn and method:find("^hooks_") then fn = require("smm.book.hooks").steps[method] end
+    if not fn and method ~= "close" then fn = book[method] end
     if type(fn) ~= "function" then
       return "raised", "smm.book: no such book operation: " .. tostring(method)
     end

@@ -117,6 +117,11 @@ for _, method in ipairs({ "outcome", "outcomes", "record", "resolve", "get", "fi
   ThreadedBook[method] = forward(method)
 end
 
+-- Following orders and delivering events: the same rounds, their SQL steps run in threads and
+-- the panel and the webhooks reached with cosockets between them.
+function ThreadedBook:sync(client, opts) return require("smm.book.sync").round(self, client, opts) end
+function ThreadedBook:deliver(hooks, opts) return require("smm.book.hooks").deliver(self, hooks, opts) end
+
 -- Runs a step of sync or hooks (smm.book.thread's STEPS) in a thread: -> its results.
 ThreadedBook.step = function(self, name, ...)
   local results, err = remote(self, name, ...)
