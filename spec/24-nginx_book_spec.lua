@@ -9,9 +9,12 @@ local process = require "helpers.nginx_process"
 local books = require "helpers.book"
 local socket = require "socket"
 local cjson = require "cjson.safe"
+local webhook = require "helpers.webhook"
+local hooks = require "smm.book.hooks"
 
 local ROOT = nginx.root
 local HOLD = 2 -- seconds the other process holds the book's write lock
+local SECRET = "whsec-spec24-0b1c"
 
 local function conf(_, port)
   return ([[
@@ -25,11 +28,15 @@ thread_pool smm threads=4;
 env SMM_API_URL;
 env SMM_API_KEY;
 env SMM_BOOK_URL;
+env SMM_WEBHOOK_URL;
+env SMM_WEBHOOK_SECRET;
 events { worker_connections 256; }
 http {
   access_log off;
   client_body_temp_path logs/body;
   lua_package_path "ROOT/lua/?.lua;ROOT/lua/?/init.lua;ROOT/spec/?.lua;;";
+  lua_shared_dict smm 1m;
+  init_worker_by_lua_block { assert(require("helpers.nginx_book_app").background()) }
   server {
     listen 127.0.0.1:PORT;
     location = /order { content_by_lua_block { require("helpers.nginx_book_app").order(true) } }
@@ -63,7 +70,7 @@ local function request(port, method, path, fields)
 end
 
 describe("the order book inside nginx #nginx #book", function()
-  local sb, ng, store, book_url, book_path
+  local sb, ng, store, book_url, book_path, receiver
 
   setup(function()
     assert(nginx.available())
@@ -71,8 +78,10 @@ describe("the order book inside nginx #nginx #book", function()
     store = books.store("sqlite")
     book_url = store:fresh_url()
     book_path = book_url:match("^sqlite:(.*)$")
+    receiver = webhook.start()
     ng = process.start({ name = "smm-nginx-book", conf = conf,
-      env = { SMM_API_URL = sb.url, SMM_API_KEY = env.KEY, SMM_BOOK_URL = book_url } })
+      env = { SMM_API_URL = sb.url, SMM_API_KEY = env.KEY, SMM_BOOK_URL = book_url,
+              SMM_WEBHOOK_URL = receiver.url, SMM_WEBHOOK_SECRET = SECRET } })
   end)
 
   teardown(function()
@@ -82,6 +91,7 @@ describe("the order book inside nginx #nginx #book", function()
       assert.is_nil(log:find(env.KEY, 1, true), "the key is in nginx's error log")
     end
     if sb then sb:stop() end
+    if receiver then receiver:stop() end
     if store then store:close() end
   end)
 
@@ -175,5 +185,37 @@ describe("the order book inside nginx #nginx #book", function()
     local plain_took, order_took = measure("/blocking_order", "shop-blocking")
     assert.is_true(order_took >= HOLD - 0.3, "the order did not wait for the lock: " .. order_took)
     assert.is_true(plain_took >= HOLD - 0.5, "the plain request was not delayed: " .. plain_took)
+  end)
+
+  it("the background sync (one worker, a timer) follows the order to its end and signs its webhooks", function()
+    local _, placed = request(ng.port, "POST", "/order", with_ref("shop-bg"))
+    assert.is_number(placed.order)
+    sb:advance(20) -- the panel completes it
+    -- an hour passes for the book: the order is due (its first check is a minute after placing)
+    local direct = assert(require("smm").book.open(book_url))
+    assert(books.db(direct):changes("UPDATE orders SET next_check = 0 WHERE ref = 'shop-bg'"))
+    direct:close()
+    local row
+    for _ = 1, 100 do
+      row = select(2, request(ng.port, "GET", "/book?ref=shop-bg"))
+      if row and row.state == "final" then break end
+      socket.sleep(0.1)
+    end
+    assert.equal("final", row.state, cjson.encode(row))
+    assert.equal("Completed", row.status)
+    assert.is_true(env.count(sb, "status") >= 1)
+
+    local final
+    for _ = 1, 50 do
+      for _, r in ipairs(receiver:requests()) do
+        local event = cjson.decode(r.body)
+        if event and event.type == "order.final" and event.ref == "shop-bg" then final = r end
+      end
+      if final then break end
+      socket.sleep(0.1)
+    end
+    assert.is_table(final, "no order.final webhook for shop-bg")
+    assert.equal(hooks.signature(SECRET, final.body), final.headers["x-smm-signature"])
+    assert.equal("order.final", final.headers["x-smm-event"])
   end)
 end)

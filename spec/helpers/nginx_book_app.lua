@@ -49,6 +49,17 @@ function M.get()
   return reply(row or { none = true })
 end
 
+-- init_worker: the background sync and delivery (smm.book.background), every second, the
+-- events to the webhook in SMM_WEBHOOK_URL signed with SMM_WEBHOOK_SECRET.
+function M.background()
+  return require("smm.book.background").start{
+    book = function() return client(true).book end,
+    client = function() return client(true) end,
+    dict = "smm", every = 1, sync = { min_interval = 1 },
+    hooks = { { webhook = os.getenv("SMM_WEBHOOK_URL"), secret = os.getenv("SMM_WEBHOOK_SECRET") } },
+  }
+end
+
 -- GET ?ref= -> book:resolve(ref, false) straight from the threaded book: true, or { error = }
 function M.resolve()
   local ok, err = client(true).book:resolve(ngx.var.arg_ref, false)

@@ -75,6 +75,13 @@ local function http_modules()
   return loaded[1], loaded[2], loaded[3]
 end
 
+-- Inside nginx (where a request or a timer may yield), LuaSocket would block the worker: the
+-- POST goes over cosockets there (smm.book.webhook_ngx).
+local function in_nginx()
+  local phase = ngx and ngx.get_phase and ngx.get_phase()
+  return phase == "timer" or phase == "content" or phase == "access" or phase == "rewrite"
+end
+
 -- syntax: "sha256=<hex>" = hooks.signature(secret, body)
 -- The HMAC-SHA256 of the exact body with the secret, as the X-Smm-Signature header carries it.
 function M.signature(secret, body)
@@ -157,7 +164,7 @@ local function check_hooks(hooks, timeout)
       entry.name = "hook " .. i .. " (webhook " .. shown_url(hook.webhook) .. ")"
       entry.secrets = options.secrets(hook.secret, hook.webhook)
       hmac() -- fails here, before anything is claimed, when luaossl is missing
-      http_modules() -- and here when LuaSocket is
+      if not in_nginx() then http_modules() end -- and here when LuaSocket is (nginx has cosockets)
     end
     checked[i] = entry
   end
@@ -340,13 +347,6 @@ local function connection(hook, socket)
     end
     return conn
   end
-end
-
--- Inside nginx (where a request or a timer may yield), LuaSocket would block the worker: the
--- POST goes over cosockets there (smm.book.webhook_ngx).
-local function in_nginx()
-  local phase = ngx and ngx.get_phase and ngx.get_phase()
-  return phase == "timer" or phase == "content" or phase == "access" or phase == "rewrite"
 end
 
 local function post(hook, event)
