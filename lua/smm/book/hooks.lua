@@ -75,6 +75,13 @@ local function http_modules()
   return loaded[1], loaded[2], loaded[3]
 end
 
+-- Inside nginx (where a request or a timer may yield), LuaSocket would block the worker: the
+-- POST goes over cosockets there (smm.book.webhook_ngx).
+local function in_nginx()
+  local phase = ngx and ngx.get_phase and ngx.get_phase()
+  return phase == "timer" or phase == "content" or phase == "access" or phase == "rewrite"
+end
+
 -- syntax: "sha256=<hex>" = hooks.signature(secret, body)
 -- The HMAC-SHA256 of the exact body with the secret, as the X-Smm-Signature header carries it.
 function M.signature(secret, body)
@@ -157,7 +164,7 @@ local function check_hooks(hooks, timeout)
       entry.name = "hook " .. i .. " (webhook " .. shown_url(hook.webhook) .. ")"
       entry.secrets = options.secrets(hook.secret, hook.webhook)
       hmac() -- fails here, before anything is claimed, when luaossl is missing
-      http_modules() -- and here when LuaSocket is
+      if not in_nginx() then http_modules() end -- and here when LuaSocket is (nginx has cosockets)
     end
     checked[i] = entry
   end
@@ -343,6 +350,9 @@ local function connection(hook, socket)
 end
 
 local function post(hook, event)
+  if in_nginx() then
+    return require("smm.book.webhook_ngx").post(hook, event, M.signature(hook.secret, event.body))
+  end
   local http, socket, ltn12 = http_modules()
   if hook.scheme == "https" and not tls() then
     return nil, "https webhooks need LuaSec (Debian: apt-get install lua-sec)"
@@ -421,10 +431,55 @@ local function body_of(row)
   return string.format('{"id":%d,', row.id) .. rest
 end
 
+-- An event's end: delivered to every hook (message nil), or failed with message (scrubbed).
+local function settle(db, now, event, message, owner)
+  if not message then
+    db:run([[UPDATE events SET delivered_at = ?, lease_owner = NULL, lease_until = NULL,
+      last_error = NULL WHERE id = ?]], now, event.id)
+    return true
+  end
+  local attempts = (event.attempts or 0) + 1
+  db:run([[UPDATE events SET attempts = ?, next_attempt = ?, last_error = ?, lease_owner = NULL,
+    lease_until = NULL WHERE id = ? AND lease_owner = ?]],
+    attempts, now + M.backoff(attempts), message, event.id, owner)
+  return true
+end
+
+-- The outbox's statements, each in a transaction of its own: run here (LOCAL), or inside
+-- nginx, for a book with a thread_pool, in a worker thread (THREADED, through smm.book.thread,
+-- which runs M.steps).
+local function guarded(...) return require("smm.book").guarded(...) end
+M.steps = {
+  hooks_claim = function(book, after, n, owner, lease_for)
+    return guarded(book, function(db, now) return claim(db, now, after, n, owner, now + lease_for) end)
+  end,
+  hooks_settle = function(book, event, message, owner)
+    return guarded(book, function(db, now) return settle(db, now, event, message, owner) end)
+  end,
+  hooks_release = function(book, owner)
+    return guarded(book, function(db) release(db, owner) return true end)
+  end,
+  hooks_pending = function(book)
+    return guarded(book, function(db)
+      local row = db:row("SELECT " .. db:int("n") ..
+        " FROM (SELECT count(*) AS n FROM events WHERE delivered_at IS NULL) AS c")
+      return row and row.n or 0
+    end)
+  end,
+}
+local LOCAL = { claim = M.steps.hooks_claim, settle = M.steps.hooks_settle, release = M.steps.hooks_release,
+                pending = M.steps.hooks_pending }
+local THREADED = {}
+for name in pairs(LOCAL) do
+  THREADED[name] = function(book, ...) return book:step("hooks_" .. name, ...) end
+end
+
 -- syntax: summary, err = hooks.deliver(book, hooks [, opts])   (book:deliver(hooks, opts))
 function M.deliver(book, hooks, opts)
   local smm_book = require "smm.book"
-  if not smm_book.connections[book] then
+  local ops = LOCAL
+  if type(book) == "table" and book.thread_pool then ops = THREADED
+  elseif not smm_book.connections[book] then
     error("smm.book: deliver(hooks, opts): not a book (use smm.book.open)", 3)
   end
   opts = check_options(opts)
@@ -437,33 +492,16 @@ function M.deliver(book, hooks, opts)
   for _, hook in ipairs(list) do lease_for = lease_for + math.ceil(hook.timeout / 1000) * CHUNK end
   local unreachable = {} -- hook index -> why, for the rest of this call
   local after, handled = 0, 0
-  local guarded = smm_book.guarded
-
-  local function settle(db, now, event, failures, owner)
-    if #failures == 0 then
-      db:run([[UPDATE events SET delivered_at = ?, lease_owner = NULL, lease_until = NULL,
-        last_error = NULL WHERE id = ?]], now, event.id)
-      summary.delivered = summary.delivered + 1
-      return
-    end
-    local attempts = (event.attempts or 0) + 1
-    local secrets = {}
-    for _, hook in ipairs(list) do
-      for _, s in ipairs(hook.secrets or {}) do secrets[#secrets + 1] = s end
-    end
-    local message = errors.scrub(table.concat(failures, "; "), secrets)
-    db:run([[UPDATE events SET attempts = ?, next_attempt = ?, last_error = ?, lease_owner = NULL,
-      lease_until = NULL WHERE id = ? AND lease_owner = ?]],
-      attempts, now + M.backoff(attempts), message, event.id, owner)
-    summary.failed = summary.failed + 1
+  -- failures are scrubbed here, before they cross into a worker thread (inside nginx)
+  local secrets = {}
+  for _, hook in ipairs(list) do
+    for _, s in ipairs(hook.secrets or {}) do secrets[#secrets + 1] = s end
   end
 
   local stopped = false
   while handled < limit and not stopped and not stop() do
     local owner = lease_owner()
-    local rows, err = guarded(book, function(db, now)
-      return claim(db, now, after, math.min(CHUNK, limit - handled), owner, now + lease_for)
-    end)
+    local rows, err = ops.claim(book, after, math.min(CHUNK, limit - handled), owner, lease_for)
     if not rows then return nil, err end
     if #rows == 0 then break end
     for _, row in ipairs(rows) do
@@ -484,19 +522,17 @@ function M.deliver(book, hooks, opts)
         end
       end
       if stopped then break end -- this event stays as it was: its lease is released below
-      local ok, err2 = guarded(book, function(db, now) settle(db, now, event, failures, owner) end)
+      local message = #failures > 0 and errors.scrub(table.concat(failures, "; "), secrets) or nil
+      local ok, err2 = ops.settle(book, event, message, owner)
       if ok == nil and err2 then return nil, err2 end
+      if message then summary.failed = summary.failed + 1 else summary.delivered = summary.delivered + 1 end
       after, handled = row.id, handled + 1
     end
-    local ok, err3 = guarded(book, function(db) release(db, owner) return true end)
+    local ok, err3 = ops.release(book, owner)
     if not ok then return nil, err3 end
   end
 
-  local count, err = guarded(book, function(db)
-    local row = db:row("SELECT " .. db:int("n") ..
-      " FROM (SELECT count(*) AS n FROM events WHERE delivered_at IS NULL) AS c")
-    return row and row.n or 0
-  end)
+  local count, err = ops.pending(book)
   if not count then return nil, err end
   summary.pending = count
   return summary

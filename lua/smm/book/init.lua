@@ -37,7 +37,7 @@ M.connections = connections
 local ORDER_COLUMNS = [[id ref panel state order_id service link quantity fields quote status remains
   charge start_count currency error attempts created_at sent_at updated_at final_at next_check checks]]
 
-local OPEN_OPTIONS = { clock = "function", name = "string" }
+local OPEN_OPTIONS = { clock = "function", name = "string", thread_pool = "string" }
 
 local function pack(...) return { n = select("#", ...), ... } end
 
@@ -45,6 +45,8 @@ local function usage(message) error("smm.book: " .. message, 3) end
 
 -- syntax: book, err = smm.book.open(url [, { clock = function() return os.time() end }])
 -- Opens (creating it when it is a new SQLite file) and migrates the book.
+-- Inside nginx, { thread_pool = "name" } gives a book whose database work runs in that pool's
+-- worker threads, never blocking the event loop (smm.book.threaded).
 function M.open(url, opts)
   opts = opts or {}
   if type(opts) ~= "table" then usage("open(url, opts): opts must be a table") end
@@ -53,6 +55,10 @@ function M.open(url, opts)
     if type(value) ~= OPEN_OPTIONS[name] then
       usage("open(url, opts): option '" .. name .. "' must be a " .. OPEN_OPTIONS[name])
     end
+  end
+  if opts.thread_pool then
+    if opts.clock then usage("open(url, opts): 'clock' cannot cross into a worker thread (thread_pool)") end
+    return require("smm.book.threaded").open(url, opts.thread_pool)
   end
   local where, why = target.parse(url)
   if not where then

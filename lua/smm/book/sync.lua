@@ -319,6 +319,128 @@ local function write_refills(db, s, panel, now, o, page, summary)
   end
 end
 
+local WRITE = { orders = write_orders, refills = write_refills }
+local QUIET = { orders = orders_quiet }
+
+-- The book's side of following one table, in steps that hold no Lua state between them but
+-- `walk` (a plain table: where the round is in the table), so that they run alike in this
+-- process (follow, below) and, inside nginx, each in a worker thread of its own (threaded_round).
+local function new_walk(tbl, panel, round_token)
+  return { tbl = tbl, panel = panel, round_token = round_token, claimed = 0, pageno = 0, cursor = 0,
+           swept = false }
+end
+
+local function width_of(tbl) return tbl == "orders" and 8 or 5 end
+local function key_of(tbl) return tbl == "orders" and 3 or 4 end
+
+-- Up to n due rows after the cursor, leased to `token` in one statement: a slice of a page.
+local function claim_slice(db, now, s, walk, o, token, n)
+  local t, width, key = s[walk.tbl], width_of(walk.tbl), key_of(walk.tbl)
+  local slice = { token = token, rows = {}, ids = {} }
+  local first, last
+  -- One statement (UPDATE ... RETURNING), so its own transaction: the rows it leases are the
+  -- rows it returns, or none of them is leased.
+  -- Due by the round's start, not by now: an order checked earlier in a round that outlasts
+  -- min_interval is due again, and would be asked about twice in the round (which, on a book
+  -- larger than the panel can answer in min_interval, would never end).
+  for row in each_row(db, t.claim, token, now + o.lease, now, o.min_interval, o.max_interval, now,
+      walk.panel, walk.cursor, o.due, now, n) do
+    local r = {}
+    for k = 1, width do r[k] = row[k] end
+    local id, rowid = tonumber(r[key]), tonumber(r[1])
+    r[key], r[1] = id, rowid
+    slice.rows[#slice.rows + 1] = r
+    slice.ids[#slice.ids + 1] = id
+    if not first or rowid < first then first = rowid end
+    if not last or rowid > last then last = rowid end
+  end
+  if #slice.rows == 0 then
+    -- once through: a second sweep from the start takes what another worker's lease held
+    -- when the cursor passed it and has expired since (a worker killed mid-round)
+    if walk.cursor > 0 and not walk.swept then
+      walk.cursor, walk.swept = 0, true
+      return claim_slice(db, now, s, walk, o, token, n)
+    end
+    return nil
+  end
+  slice.first, slice.last, walk.cursor = first, last, last
+  walk.claimed = walk.claimed + #slice.rows
+  return slice
+end
+
+-- A page: what one client:status asks, claimed SLICE rows at a time (each slice one short
+-- statement, so that the requests in flight are never kept waiting long), all leased to the
+-- page's token, which sync_slices holds until the page's answers are written.
+local function claim_page(db, clock, s, walk, o, pause)
+  local want = o.page
+  if walk.tbl == "orders" and o.limit then want = math.min(want, o.limit - walk.claimed) end
+  if want <= 0 then return nil end
+  walk.pageno = walk.pageno + 1
+  local page = { token = walk.round_token .. ":" .. walk.tbl .. ":" .. walk.pageno, slices = {}, ids = {} }
+  db:run(s.slice_begin, page.token, clock() + o.lease)
+  local got = 0
+  while got < want do
+    local slice = claim_slice(db, clock(), s, walk, o, page.token, math.min(SLICE, want - got))
+    if not slice then break end
+    page.slices[#page.slices + 1] = slice
+    for _, id in ipairs(slice.ids) do page.ids[#page.ids + 1] = id end
+    got = got + #slice.rows
+    if got < want then pause() end
+  end
+  if got == 0 then
+    db:run(s.slice_done, page.token)
+    return nil
+  end
+  return page
+end
+
+-- A page's answers (page.res) written, a slice per transaction.
+local function write_page(db, clock, s, walk, o, page, summary, pause)
+  local write, quiet = WRITE[walk.tbl], QUIET[walk.tbl]
+  for i, slice in ipairs(page.slices) do
+    slice.res = page.res
+    if quiet and quiet(slice) then
+      -- nothing to write but the counts: no statement, no transaction
+      write(db, s, walk.panel, clock(), o, slice, summary)
+    else
+      db:transaction(write, db, s, walk.panel, clock(), o, slice, summary)
+      if i < #page.slices then pause() end
+    end
+    slice.res = nil
+  end
+  db:run(s.slice_done, page.token)
+end
+
+-- A page claimed and not asked about (or asked, and nothing answered): due at the next round.
+local function release_page(db, s, walk, o, page)
+  if page then
+    db:transaction(function()
+      for _, slice in ipairs(page.slices) do
+        db:run(s[walk.tbl].lost_all, o.due, walk.panel, slice.first, slice.last, page.token)
+      end
+      db:run(s.slice_done, page.token)
+    end)
+  end
+end
+
+-- Before the pages: housekeeping, and what dead workers left.
+local function begin_round(db, s, panel, now, o, summary)
+  housekeeping(db, s, panel, now, o, summary)
+  -- slices of workers dead for a day: what they held has been taken again long since
+  db:run(s.slices_forgotten, now - 86400)
+end
+
+-- After them: when the next order or refill is due.
+local function next_due(db, s, panel)
+  local due
+  for _, tbl in ipairs({ "orders", "refills" }) do
+    local row = db:row(s[tbl].next_due, panel)
+    local n = row and tonumber(row.n)
+    if n and (not due or n < due) then due = n end
+  end
+  return due
+end
+
 -- Pages of one table until nothing is due, the limit is reached or stop() says so.
 -- Returns the error that ended it early, if any.
 --
@@ -327,106 +449,17 @@ end
 -- at a time, whenever the requests wait for the network. So a round costs the status requests
 -- and little more (make bench). Only the statements run then, never the client, and each
 -- transaction runs whole inside one step: nothing yields inside a pcall (Lua 5.1 cannot).
-local function follow(c, client, s, tbl, panel, o, round_token, summary, ask, write, quiet)
+local function follow(c, client, s, walk, o, summary, ask)
   local db = c.db
-  local t = s[tbl]
-  local width = tbl == "orders" and 8 or 5
-  local key = tbl == "orders" and 3 or 4
-  local claimed, pageno, cursor, swept = 0, 0, 0, false
   local in_work = false -- inside the coroutine that runs while the requests wait
 
   -- Between two slices of the book's work, while the requests wait: back to the network.
   local function pause()
     if in_work then coroutine.yield(true) end
   end
-
-  -- Up to n due rows after the cursor, leased to `token` in one statement: a slice of a page.
-  local claim_slice
-  function claim_slice(token, n)
-    local slice = { token = token, rows = {}, ids = {} }
-    local now = c.clock()
-    local first, last
-    -- One statement (UPDATE ... RETURNING), so its own transaction: the rows it leases are the
-    -- rows it returns, or none of them is leased.
-    -- Due by the round's start, not by now: an order checked earlier in a round that outlasts
-    -- min_interval is due again, and would be asked about twice in the round (which, on a book
-    -- larger than the panel can answer in min_interval, would never end).
-    for row in each_row(db, t.claim, token, now + o.lease, now, o.min_interval, o.max_interval, now,
-        panel, cursor, o.due, now, n) do
-      local r = {}
-      for k = 1, width do r[k] = row[k] end
-      local id, rowid = tonumber(r[key]), tonumber(r[1])
-      r[key], r[1] = id, rowid
-      slice.rows[#slice.rows + 1] = r
-      slice.ids[#slice.ids + 1] = id
-      if not first or rowid < first then first = rowid end
-      if not last or rowid > last then last = rowid end
-    end
-    if #slice.rows == 0 then
-      -- once through: a second sweep from the start takes what another worker's lease held
-      -- when the cursor passed it and has expired since (a worker killed mid-round)
-      if cursor > 0 and not swept then
-        cursor, swept = 0, true
-        return claim_slice(token, n)
-      end
-      return nil
-    end
-    slice.first, slice.last, cursor = first, last, last
-    claimed = claimed + #slice.rows
-    return slice
-  end
-
-  -- A page: what one client:status asks, claimed SLICE rows at a time (each slice one short
-  -- statement, so that the requests in flight are never kept waiting long), all leased to the
-  -- page's token, which sync_slices holds until the page's answers are written.
-  local function claim()
-    local want = o.page
-    if tbl == "orders" and o.limit then want = math.min(want, o.limit - claimed) end
-    if want <= 0 then return nil end
-    pageno = pageno + 1
-    local page = { token = round_token .. ":" .. tbl .. ":" .. pageno, slices = {}, ids = {} }
-    db:run(s.slice_begin, page.token, c.clock() + o.lease)
-    local got = 0
-    while got < want do
-      local slice = claim_slice(page.token, math.min(SLICE, want - got))
-      if not slice then break end
-      page.slices[#page.slices + 1] = slice
-      for _, id in ipairs(slice.ids) do page.ids[#page.ids + 1] = id end
-      got = got + #slice.rows
-      if got < want then pause() end
-    end
-    if got == 0 then
-      db:run(s.slice_done, page.token)
-      return nil
-    end
-    return page
-  end
-
-  local function written(page)
-    for i, slice in ipairs(page.slices) do
-      slice.res = page.res
-      if quiet and quiet(slice) then
-        -- nothing to write but the counts: no statement, no transaction
-        write(db, s, panel, c.clock(), o, slice, summary)
-      else
-        db:transaction(write, db, s, panel, c.clock(), o, slice, summary)
-        if i < #page.slices then pause() end
-      end
-    end
-    db:run(s.slice_done, page.token)
-  end
-
-  -- A page claimed and not asked about (or asked, and nothing answered): due at the next round.
-  local function release(page)
-    if page then
-      db:transaction(function()
-        for _, slice in ipairs(page.slices) do
-          db:run(t.lost_all, o.due, panel, slice.first, slice.last, page.token)
-        end
-        db:run(s.slice_done, page.token)
-      end)
-    end
-  end
+  local function claim() return claim_page(db, c.clock, s, walk, o, pause) end
+  local function written(page) return write_page(db, c.clock, s, walk, o, page, summary, pause) end
+  local function release(page) return release_page(db, s, walk, o, page) end
 
   local current = claim()
   local last -- the page asked before `current`, its answers not written yet
@@ -477,14 +510,25 @@ local function follow(c, client, s, tbl, panel, o, round_token, summary, ask, wr
   return nil
 end
 
+local function new_summary()
+  return { checked = 0, changed = 0, final = 0, stale = 0, in_doubt = 0, refills_checked = 0,
+           refills_changed = 0, errors = 0 }
+end
+
+-- The options of the refills' walk: the orders' limit is not theirs.
+local function refill_options(o)
+  return { page = o.page, lease = o.lease, stop = o.stop, due = o.due, min_interval = o.min_interval,
+           max_interval = o.max_interval }
+end
+
 function M.round(book, client, opts)
   local o = checked_options(client, opts)
+  if type(book) == "table" and book.thread_pool then return M.threaded_round(book, client, o) end
   local bookmod = require "smm.book"
   local c = bookmod.connections[book]
   if not c then error("smm.book: sync: not a book (use smm.book.open)", 3) end
   local panel = client.url
-  local summary = { checked = 0, changed = 0, final = 0, stale = 0, in_doubt = 0, refills_checked = 0,
-                    refills_changed = 0, errors = 0 }
+  local summary = new_summary()
   local round_token = o.worker .. ":" .. nonce()
   local stopped_err
   local result = { bookmod.guarded(book, function(db, now)
@@ -492,33 +536,152 @@ function M.round(book, client, opts)
     o.due = now
     db:run(db.dialect.relaxed)
     local ok, failure = pcall(function()
-      housekeeping(db, s, panel, now, o, summary)
-      -- slices of workers dead for a day: what they held has been taken again long since
-      db:run(s.slices_forgotten, now - 86400)
-      local err, stopped = follow(c, client, s, "orders", panel, o, round_token, summary, function(ids)
-        return client:status(ids)
-      end, write_orders, orders_quiet)
+      begin_round(db, s, panel, now, o, summary)
+      local err, stopped = follow(c, client, s, new_walk("orders", panel, round_token), o, summary,
+        function(ids) return client:status(ids) end)
       stopped_err = err
       if not stopped and type(client.refill_status) == "function" then
-        local rerr = follow(c, client, s, "refills", panel, { page = o.page, lease = o.lease, stop = o.stop,
-          due = o.due, min_interval = o.min_interval, max_interval = o.max_interval }, round_token, summary,
-          function(ids) return client:refill_status(ids) end, write_refills)
+        local rerr = follow(c, client, s, new_walk("refills", panel, round_token), refill_options(o), summary,
+          function(ids) return client:refill_status(ids) end)
         stopped_err = stopped_err or rerr
       end
     end)
     db:run(db.dialect.strict)
     if not ok then error(failure, 0) end
-    local due
-    for _, tbl in ipairs({ "orders", "refills" }) do
-      local row = db:row(s[tbl].next_due, panel)
-      local n = row and tonumber(row.n)
-      if n and (not due or n < due) then due = n end
-    end
-    summary.next_due = due
+    summary.next_due = next_due(db, s, panel)
     return summary
   end) }
   if not result[1] then return nil, result[2] end
   return summary, stopped_err
+end
+
+---------------------------------------------------------------------------------------------------
+-- Inside nginx, with a book opened with { thread_pool = } (smm.book.threaded): the same steps,
+-- each run in a worker thread (smm.book.thread's STEPS, below), the statuses asked in between
+-- over cosockets. Only plain values cross: the walk, the options (stop stays here), the pages
+-- and their answers, the summary.
+
+-- Runs fn(db, now, s, ...) on the thread's book, its writes relaxed as a round's are.
+local function in_thread(book, fn, ...)
+  local bookmod = require "smm.book"
+  local args = { n = select("#", ...), ... }
+  return bookmod.guarded(book, function(db, now)
+    local s = sql_for(db)
+    db:run(db.dialect.relaxed)
+    local ok, a, b = pcall(fn, db, now, s, (table.unpack or unpack)(args, 1, args.n))
+    db:run(db.dialect.strict)
+    if not ok then error(a, 0) end
+    return a, b
+  end)
+end
+
+local function clock_of(book)
+  return require("smm.book").connections[book].clock
+end
+
+local function no_pause() end
+
+-- The thread's side: name -> function(book, ...) -> plain results (smm.book.thread runs them).
+M.steps = {
+  sync_begin = function(book, panel, o, summary)
+    return in_thread(book, function(db, now, s)
+      begin_round(db, s, panel, now, o, summary)
+      return summary, now
+    end)
+  end,
+  sync_claim = function(book, walk, o)
+    return in_thread(book, function(db, _, s)
+      return claim_page(db, clock_of(book), s, walk, o, no_pause) or false, walk
+    end)
+  end,
+  sync_write = function(book, walk, o, page, summary)
+    return in_thread(book, function(db, _, s)
+      write_page(db, clock_of(book), s, walk, o, page, summary, no_pause)
+      return summary
+    end)
+  end,
+  sync_release = function(book, walk, o, page)
+    return in_thread(book, function(db, _, s)
+      release_page(db, s, walk, o, page)
+      return true
+    end)
+  end,
+  sync_end = function(book, panel)
+    return in_thread(book, function(db, _, s) return next_due(db, s, panel) or false end)
+  end,
+}
+
+-- nginx's side: one table's pages, each claimed and written in a thread. The next page is
+-- claimed, and the last one's answers written, while this one's statuses travel (a light
+-- thread of its own: the worker thread's wait is a yield like a cosocket's).
+local function threaded_follow(book, walk, o, summary, ask)
+  local function step(name, ...)
+    local a, b = book:step(name, ...)
+    if a == nil and b ~= nil then error(b, 0) end -- a book error: the round ends with it
+    return a, b
+  end
+  local page
+  page, walk = step("sync_claim", walk, o)
+  local last -- asked, its answers not written yet
+  while page do
+    if o.stop and o.stop() then
+      if last then summary = step("sync_write", walk, o, last, summary) end
+      step("sync_release", walk, o, page)
+      return nil, true, summary
+    end
+    local upcoming, upcoming_walk
+    local ahead = ngx.thread.spawn(function()
+      if last then summary = step("sync_write", walk, o, last, summary) end
+      upcoming, upcoming_walk = step("sync_claim", walk, o)
+      return true
+    end)
+    local res, err = ask(page.ids)
+    local done, failure = ngx.thread.wait(ahead)
+    if not done then
+      step("sync_release", walk, o, page)
+      error(failure, 0)
+    end
+    walk = upcoming_walk
+    last = nil
+    if not res then
+      step("sync_release", walk, o, page)
+      summary.errors = summary.errors + #page.ids
+      if upcoming then step("sync_release", walk, o, upcoming) end
+      return err, false, summary
+    end
+    page.res = res
+    last, page = page, upcoming
+  end
+  if last then summary = step("sync_write", walk, o, last, summary) end
+  return nil, false, summary
+end
+
+function M.threaded_round(book, client, o)
+  local panel = client.url
+  local round_token = o.worker .. ":" .. nonce()
+  local ok, summary, stopped_err = pcall(function()
+    local summary, due = book:step("sync_begin", panel, o, new_summary())
+    if not summary then error(due, 0) end
+    o.due = due
+    local err, stopped
+    err, stopped, summary = threaded_follow(book, new_walk("orders", panel, round_token), o, summary,
+      function(ids) return client:status(ids) end)
+    local stopped_err = err
+    if not stopped and type(client.refill_status) == "function" then
+      local rerr
+      local _
+      rerr, _, summary = threaded_follow(book, new_walk("refills", panel, round_token),
+        refill_options(o), summary, function(ids) return client:refill_status(ids) end)
+      stopped_err = stopped_err or rerr
+    end
+    local next_check, berr = book:step("sync_end", panel)
+    if next_check == nil then error(berr, 0) end
+    summary.next_due = next_check or nil
+    return summary, stopped_err
+  end)
+  if ok then return summary, stopped_err end
+  if require("smm.errors").is(summary) then return nil, summary end
+  error(summary, 0)
 end
 
 return M
