@@ -4,6 +4,8 @@
 -- panel over cosockets (lua/smm/transport/ngx.lua), never through libcurl.
 local env = require "helpers.env"
 local nginx = require "helpers.nginx"
+local books = require "helpers.book"
+local smm = require "smm"
 
 local available, missing = nginx.available()
 
@@ -149,9 +151,27 @@ describe("nginx with the cosocket transport", function()
     if sb then sb:stop() end
   end)
 
+  -- sb:reset() makes a new panel whose order ids start at 1 again: the example's order book
+  -- (which knows an order by its panel's URL and id) forgets the old panel's orders with it.
+  local function forget_orders()
+    local book = assert(smm.book.open("sqlite:" .. ng.dir .. "/logs/orders.db"))
+    local db = books.db(book)
+    for _, t in ipairs{ "events", "refills", "history", "orders" } do assert(db:changes("DELETE FROM " .. t)) end
+    book:close()
+  end
+
   before_each(function()
     sb:reset()
+    forget_orders()
   end)
+
+  -- The example places orders through its book, each under a ref.
+  local refs = 0
+  local function place(path, fields)
+    refs = refs + 1
+    fields.ref = fields.ref or ("t20-" .. refs)
+    return ng:post(path, fields)
+  end
 
   local function transport(url, params)
     local q = { "url=" .. escape(url) }
@@ -191,12 +211,12 @@ describe("nginx with the cosocket transport", function()
     end)
 
     it("places an order, then reports its status, one and many", function()
-      local status, json, raw = ng:post("/order",
+      local status, json, raw = place("/order",
         { service = 1, link = "https://example.com/p", quantity = 100 })
       assert.equal(200, status, raw)
       local id = json.order
       assert.equal(1, id)
-      status, json, raw = ng:post("/order", { service = 3, link = "https://example.com/q", quantity = 50 })
+      status, json, raw = place("/order", { service = 3, link = "https://example.com/q", quantity = 50 })
       assert.equal(200, status, raw)
       local id2 = json.order
       status, json, raw = ng:get("/status?order=" .. d(id))
@@ -213,7 +233,7 @@ describe("nginx with the cosocket transport", function()
     end)
 
     it("refills, reports refill status, cancels", function()
-      local _, json = ng:post("/order", { service = 1, link = "https://example.com/r", quantity = 100 })
+      local _, json = place("/order", { service = 1, link = "https://example.com/r", quantity = 100 })
       local done = json.order
       -- client:wait inside nginx: polls with ngx.sleep until final
       local status, entry, raw = ng:get("/debug/wait?order=" .. d(done))
@@ -237,7 +257,7 @@ describe("nginx with the cosocket transport", function()
       assert.is_string(json.refills[d(refill)].status, raw)
       assert.is_string(json.refills["777"].error, raw)
 
-      _, json = ng:post("/order", { service = 1, link = "https://example.com/c", quantity = 100 })
+      _, json = place("/order", { service = 1, link = "https://example.com/c", quantity = 100 })
       local open = json.order
       status, json, raw = ng:post("/cancel", { orders = d(open) .. "," .. d(done) })
       assert.equal(200, status, raw)
@@ -264,7 +284,7 @@ describe("nginx with the cosocket transport", function()
 
   describe("errors come back classified", function()
     it("invalid input: 400 naming the field, nothing sent", function()
-      local status, json, raw = ng:post("/order",
+      local status, json, raw = place("/order",
         { service = 1, link = "https://example.com/p", quantity = "lots" })
       local e = api_error(status, json, raw, 400, "invalid")
       assert.equal("quantity", e.field)
@@ -280,7 +300,7 @@ describe("nginx with the cosocket transport", function()
 
     it("api: the panel refuses an order", function()
       sb:config{ balance = "0.01" }
-      local status, json, raw = ng:post("/order",
+      local status, json, raw = place("/order",
         { service = 1, link = "https://example.com/p", quantity = 1000 })
       local e = api_error(status, json, raw, 422, "api")
       assert.equal("not_enough_funds", e.code)
@@ -304,7 +324,7 @@ describe("nginx with the cosocket transport", function()
 
     it("network, ambiguous: the connection dies after an add was carried out; never resent", function()
       sb:fault("reset_after_read", { action = "add" })
-      local status, json, raw = ng:post("/t/order",
+      local status, json, raw = place("/t/order",
         { service = 1, link = "https://example.com/p", quantity = 100 })
       local e = api_error(status, json, raw, 502, "network")
       assert.is_true(e.ambiguous)
@@ -353,7 +373,7 @@ describe("nginx with the cosocket transport", function()
       assert.equal(1, sb:stats().connections)
       sb:reset()
       for i = 1, 3 do
-        local status = ng:post("/order", { service = 1, link = "https://example.com/" .. i, quantity = 100 })
+        local status = place("/order", { service = 1, link = "https://example.com/" .. i, quantity = 100 })
         assert.equal(200, status)
       end
       assert.equal(3, sb:stats().connections)

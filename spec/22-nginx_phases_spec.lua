@@ -148,6 +148,7 @@ describe("a client made at start-up, inside nginx #nginx", function()
     ng = nginx.start{
       env = { SMM_API_URL = sb.url, SMM_API_KEY = env.KEY },
       http = (HTTP:gsub("ROOT", nginx.root)),
+      example_init = false, -- its own init_by_lua and init_worker_by_lua blocks instead
       locations = locations,
     }
   end)

@@ -7,6 +7,9 @@
 --   ng.base   -- "http://127.0.0.1:PORT"
 --   ng:get("/balance") -> status, decoded JSON, raw body ; ng:post("/order", fields)
 --   ng:stop()
+--
+-- The example's endpoints refuse every request without its token (SMM_FRONT_TOKEN): the helper
+-- sets one (ng.token, M.TOKEN unless opts.token says otherwise) and its requests carry it.
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local socket = require "socket"
@@ -57,21 +60,41 @@ local function replace(text, old, new)
   return out
 end
 
+M.TOKEN = "front-token-for-the-specs-7f3a"
+
 -- opts: env (table of environment variables for nginx), locations (nginx text added to the
 -- server block), http (text added to the http block), conf (a different template path),
 -- workers (worker processes, default the template's 1; with more, the listener has
 -- `reuseport`, so that the kernel spreads the connections over them rather than one worker
--- taking most).
+-- taking most), token (the front's SMM_FRONT_TOKEN, default M.TOKEN; false: none set),
+-- example_init = false (the example's init_by_lua and init_worker_by_lua blocks left out, for
+-- a spec that brings its own), replace ({ { old, new }, ... } more changes to the template,
+-- each of which must find its text).
 function M.start(opts)
   opts = opts or {}
   local ok, why = M.available()
   assert(ok, why)
   local conf = read(opts.conf or (root .. "/examples/nginx/nginx.conf"))
   assert(conf ~= "", "no nginx configuration template")
-  local self = process.start({ name = "smm-nginx", env = opts.env, conf = function(_, port)
+  local token = opts.token
+  if token == nil then token = M.TOKEN end
+  local environment = {}
+  for k, v in pairs(opts.env or {}) do environment[k] = v end
+  if token then environment.SMM_FRONT_TOKEN = token end
+  local self = process.start({ name = "smm-nginx", env = environment, conf = function(_, port)
     local workers = opts.workers or 1
     conf = replace(conf, "listen 127.0.0.1:8080;",
       "listen 127.0.0.1:" .. port .. (workers > 1 and " reuseport" or "") .. ";")
+    -- the example posts its book's events to itself
+    conf = replace(conf, "http://127.0.0.1:8080/", "http://127.0.0.1:" .. port .. "/")
+    if opts.example_init == false then
+      for _, block in ipairs{ "init_by_lua_block", "init_worker_by_lua_block" } do
+        local n
+        conf, n = conf:gsub("\n    " .. block .. " {\n.-\n    }\n", "\n")
+        assert(n == 1, "examples/nginx/nginx.conf no longer has one " .. block)
+      end
+    end
+    for _, r in ipairs(opts.replace or {}) do conf = replace(conf, r[1], r[2]) end
     if workers > 1 then conf = replace(conf, "worker_processes 1;", "worker_processes " .. workers .. ";") end
     conf = replace(conf, "$prefix/lua/", root .. "/lua/")
     conf = replace(conf, "$prefix/examples/nginx/", root .. "/examples/nginx/")
@@ -82,6 +105,7 @@ function M.start(opts)
     return conf
   end }, Nginx)
   self.base = "http://127.0.0.1:" .. self.port
+  self.token = token or nil
   return self
 end
 
@@ -97,14 +121,24 @@ local function encode(fields)
 end
 M.encode = encode
 
+-- opts: token (instead of the front's; false: no Authorization header), body (sent as it is,
+-- instead of fields), headers (more request headers).
 -- -> status, decoded JSON (or nil), raw body, headers
-function Nginx:request(method, path, fields)
-  local body = fields and encode(fields) or nil
+function Nginx:request(method, path, fields, opts)
+  opts = opts or {}
+  local body = opts.body or (fields and encode(fields)) or nil
+  local sent = {}
+  if body then
+    sent["content-type"] = opts.body and "application/json" or "application/x-www-form-urlencoded"
+    sent["content-length"] = #body
+  end
+  local token = opts.token
+  if token == nil then token = self.token end
+  if token then sent.authorization = "Bearer " .. token end
+  for k, v in pairs(opts.headers or {}) do sent[k:lower()] = v end
   local out = {}
   local _, code, headers = http.request{
-    url = self.base .. path, method = method,
-    headers = body and { ["content-type"] = "application/x-www-form-urlencoded",
-                         ["content-length"] = #body } or nil,
+    url = self.base .. path, method = method, headers = sent,
     source = body and ltn12.source.string(body) or nil,
     sink = ltn12.sink.table(out),
   }
@@ -112,8 +146,8 @@ function Nginx:request(method, path, fields)
   return code, (cjson.decode(raw:find("^%s*[%[{]") and raw or "null")), raw, headers
 end
 
-function Nginx:get(path) return self:request("GET", path) end
-function Nginx:post(path, fields) return self:request("POST", path, fields or {}) end
+function Nginx:get(path, opts) return self:request("GET", path, nil, opts) end
+function Nginx:post(path, fields, opts) return self:request("POST", path, fields or {}, opts) end
 
 -- Sends n requests at once over n raw TCP connections (all written before any is read), then
 -- reads every answer. -> array of { status =, body = }
@@ -126,7 +160,8 @@ function Nginx:burst(n, path)
     conns[i] = c
   end
   for i = 1, n do
-    assert(conns[i]:send("GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+    assert(conns[i]:send("GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" ..
+      (self.token and "Authorization: Bearer " .. self.token .. "\r\n" or "") .. "\r\n"))
   end
   local answers = {}
   for i = 1, n do
