@@ -92,6 +92,22 @@ http {
 ]]):gsub("@PORT@", tostring(port)):gsub("@TEMP@", temp_paths(dir)):gsub("@BALANCE@", BALANCE)
 end }
 
+-- For finding where the time goes (by hand): SMM_WRK_PROFILE="Fl" runs LuaJIT's profiler
+-- (jit.p with those options) in the front worker, SMM_WRK_JITV=1 logs its traces and their
+-- aborts (jit.v); either writes FILE.txt next to this run's numbers, named on stderr.
+local function profile(dir)
+  local out = {}
+  if os.getenv("SMM_WRK_PROFILE") then
+    out[#out + 1] = ('require("jit.p").start(%q, %q)'):format(os.getenv("SMM_WRK_PROFILE"),
+      "/tmp/smm-wrk-jitp.txt")
+  end
+  if os.getenv("SMM_WRK_JITV") then
+    out[#out + 1] = ('require("jit.v").start(%q)'):format("/tmp/smm-wrk-jitv.txt")
+  end
+  if #out > 0 then io.stderr:write("  profiling into /tmp/smm-wrk-jit*.txt (", dir, ")\n") end
+  return table.concat(out, "\n")
+end
+
 local front
 local ok, err = pcall(function()
   front = process.start{ name = "smm-wrk-front", conf = function(dir, port)
@@ -110,6 +126,7 @@ http {
         keepalive_requests 1000000;
     }
     init_worker_by_lua_block {
+@PROFILE@
         -- the usual OpenResty habit: one client per worker, made at start-up
         client = require("smm").new{ url = "http://127.0.0.1:@PANEL@/balance", key = "@KEY@",
                                      transport = "ngx" }
@@ -136,7 +153,7 @@ http {
     }
 }
 ]]):gsub("@PORT@", tostring(port)):gsub("@PANEL@", tostring(panel.port)):gsub("@TEMP@", temp_paths(dir))
-      :gsub("@ROOT@", root):gsub("@KEY@", KEY)
+      :gsub("@ROOT@", root):gsub("@KEY@", KEY):gsub("@PROFILE@", profile(dir))
   end }
   local base = "http://127.0.0.1:" .. front.port
   -- both answer, and as expected
