@@ -5,8 +5,8 @@
 --
 -- HTTP/1.1 POST, form-urlencoded by transport/form.lua (the C core's bytes), answers with
 -- Content-Length, chunked or read until close. No redirects are followed. gzip answers are
--- accepted and inflated through LuaJIT's FFI and the zlib nginx links (transport/gunzip.lua);
--- max_body counts inflated bytes.
+-- asked for where they can be large (ropts.gzip), inflated whenever they come, through LuaJIT's
+-- FFI and the zlib nginx links (transport/gunzip.lua); max_body counts inflated bytes.
 --
 -- Limits of cosockets, checked at construction:
 --   cainfo  cannot be set per socket: use nginx's `lua_ssl_trusted_certificate` (raises).
@@ -123,6 +123,14 @@ local function now_ms()
   return ngx.now() * 1000
 end
 
+-- nginx's cached clock, which its event loop updates each time it wakes up (nginx's own timers,
+-- the cosocket timeouts among them, run on it). Within one request only the start takes the
+-- system's time (now_ms): a handler may have computed for a while before calling; after that
+-- every wait for the panel is a wake-up of the loop, and in between nothing takes long.
+local function clock_ms()
+  return ngx.now() * 1000
+end
+
 local function failure(kind, message, sent)
   return { failure = kind, message = message, sent = sent }
 end
@@ -150,7 +158,7 @@ end
 
 -- Remaining ms before the deadline, at least 1 (0 would mean nginx's default), or nil if past.
 local function remaining(deadline)
-  local left = floor(deadline - now_ms())
+  local left = floor(deadline - clock_ms())
   if left <= 0 then return nil end
   return left
 end
@@ -175,8 +183,16 @@ local MAX_CHUNK_LINE = 4096 -- a chunk-size line with its extensions
 -- socket's timeouts set to what is left of the whole request's `timeout`, so that a panel
 -- trickling a byte now and then cannot stretch a request past its deadline (a single
 -- receive("*l") would wait `left` ms again after every byte it gets).
-local function reader(sock, self, u, deadline)
-  return { sock = sock, self = self, u = u, deadline = deadline, buf = "", pos = 1, got_any = false }
+local function reader(sock, self, u, deadline, armed)
+  return { sock = sock, self = self, u = u, deadline = deadline, buf = "", pos = 1, got_any = false,
+           armed = armed }
+end
+
+-- Sets the socket's timeouts to what is left (ms), unless they already are: `armed` is what
+-- they were last set to. -> left
+local function arm(sock, self, left, armed)
+  if left ~= armed then sock:settimeouts(min(self.connect_timeout, left), left, left) end
+  return left
 end
 
 local function protocol_failure(r, what)
@@ -188,7 +204,7 @@ end
 local function fill(r)
   local left = remaining(r.deadline)
   if not left then return nil, deadline_failure(r.self, r.u) end
-  r.sock:settimeouts(min(r.self.connect_timeout, left), left, left)
+  r.armed = arm(r.sock, r.self, left, r.armed)
   local data, err = r.sock:receiveany(READ_CHUNK)
   if not data then
     if err == "closed" then
@@ -354,6 +370,16 @@ end
 
 -- Content-Length: digits, or a list of equal ones (a header repeated with one value). -> n or nil
 local function content_length(text)
+  local len = #text
+  if len > 0 and len < 16 then -- the usual one: nothing but digits
+    local n = 0
+    for i = 1, len do
+      local b = byte(text, i)
+      if b < 48 or b > 57 then n = nil break end
+      n = n * 10 + (b - 48)
+    end
+    if n then return n end
+  end
   local n
   for item in (text .. ","):gmatch("([^,]*),") do
     local digits = item:match("^%s*(%d+)%s*$")
@@ -411,6 +437,12 @@ local function read_body(r, status, headers)
     local n = content_length(length)
     if not n then return nil, protocol_failure(r, "bad Content-Length") end
     if n > self.max_body then return nil, too_large(self, u) end
+    local pos = r.pos
+    local last = pos + n - 1
+    if last <= #r.buf then -- the whole body is in the buffer: no list of parts
+      r.pos = last + 1
+      return sub(r.buf, pos, last), last == #r.buf
+    end
     local ok, f = read_exact(r, n, parts)
     if not ok then return nil, f end
     return concat(parts), r.pos > #r.buf
@@ -455,7 +487,10 @@ local function decode(self, u, result, body, headers)
   end
   -- a UTF-8 byte order mark before the JSON is no part of it (smm.core skips it too)
   local text = body:byte(1) == 0xEF and body:sub(1, 3) == "\239\187\191" and body:sub(4) or body
-  local first = text:match("^%s*(.)")
+  local b = byte(text, 1)
+  local first
+  if b == 123 or b == 91 then first = b == 123 and "{" or "[" -- the usual answer, without a match
+  else first = text:match("^%s*(.)") end
   local json, err
   if first then json, err = cjson.decode(text) end
   if json ~= nil then
@@ -466,33 +501,63 @@ local function decode(self, u, result, body, headers)
   end
 end
 
+-- u is this transport's own (url_cache): what depends only on it and the transport's options
+-- is made once and kept there.
 local function pool_name(self, u)
-  return u.connect_host .. ":" .. u.port .. ":" .. (u.tls and ("tls:" .. (self.ssl_verify and "v" or "nv"))
-    or "plain")
+  local name = u.pool
+  if not name then
+    name = u.connect_host .. ":" .. u.port .. ":" .. (u.tls and ("tls:" .. (self.ssl_verify and "v" or "nv"))
+      or "plain")
+    u.pool = name
+  end
+  return name
+end
+
+-- The request's head up to the value of Content-Length. Accept-Encoding: gzip only for the
+-- answers that can be large (ropts.gzip), as the C core does: compressing a 40-byte balance
+-- makes it larger, and asking costs every request; a compressed answer is inflated all the same.
+local function head_of(self, u, gzip)
+  local key = gzip and "head_gzip" or "head"
+  local head = u[key]
+  if not head then
+    head = "POST " .. u.path .. " HTTP/1.1\r\n" ..
+      "Host: " .. u.host_header .. "\r\n" ..
+      "User-Agent: " .. self.user_agent .. "\r\n" ..
+      "Accept: application/json\r\n" ..
+      ((gzip and gunzip.available) and "Accept-Encoding: gzip\r\n" or "") ..
+      "Content-Type: application/x-www-form-urlencoded\r\n" ..
+      "Content-Length: "
+    u[key] = head
+  end
+  return head
 end
 
 -- One attempt over one connection. fresh: never take a pooled connection.
 -- -> result, retry_fresh (true when a reused connection died before any answer byte)
-local function exchange(self, u, body, idempotent, fresh, started, deadline)
+local function exchange(self, u, body, idempotent, fresh, started, deadline, gzip)
   local sock, err = ngx.socket.tcp()
   if not sock then return failure("network", "cannot create a socket: " .. tostring(err), false) end
-  local pool = pool_name(self, u)
+  local copts = u.connect_opts
+  if not copts then
+    copts = { pool = pool_name(self, u) }
+    u.connect_opts = copts
+  end
   if fresh then
     fresh_counter = fresh_counter + 1
-    pool = pool .. ":fresh:" .. fresh_counter .. ":" .. tostring(sock)
+    copts = { pool = copts.pool .. ":fresh:" .. fresh_counter .. ":" .. tostring(sock) }
   end
   local left = remaining(deadline)
   if not left then return deadline_failure(self, u) end
-  sock:settimeouts(min(self.connect_timeout, left), left, left)
+  local armed = arm(sock, self, left, nil)
   local ok
-  ok, err = sock:connect(u.connect_host, u.port, { pool = pool })
+  ok, err = sock:connect(u.connect_host, u.port, copts)
   if not ok then return connect_failure(err, u, "connecting") end
   local reused = (sock:getreusedtimes() or 0) > 0
 
   if u.tls and not reused then
     left = remaining(deadline)
     if not left then sock:close(); return deadline_failure(self, u) end
-    sock:settimeouts(min(self.connect_timeout, left), left, left)
+    armed = arm(sock, self, left, armed)
     local session
     session, err = sock:sslhandshake(nil, u.host, self.ssl_verify)
     if not session then
@@ -506,31 +571,21 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
   end
 
   local keep = not fresh
-  local head = {
-    "POST " .. u.path .. " HTTP/1.1",
-    "Host: " .. u.host_header,
-    "User-Agent: " .. self.user_agent,
-    "Accept: application/json",
-    gunzip.available and "Accept-Encoding: gzip" or "Accept-Encoding: identity",
-    "Content-Type: application/x-www-form-urlencoded",
-    "Content-Length: " .. #body,
-    keep and "Connection: keep-alive" or "Connection: close",
-  }
-  if u.auth then head[#head + 1] = "Authorization: " .. u.auth end
-  head[#head + 1] = ""
-  head[#head + 1] = body
+  local request = head_of(self, u, gzip) .. #body ..
+    (keep and "\r\nConnection: keep-alive" or "\r\nConnection: close") ..
+    (u.auth and ("\r\nAuthorization: " .. u.auth) or "") .. "\r\n\r\n" .. body
   left = remaining(deadline)
   if not left then sock:close(); return deadline_failure(self, u) end
-  sock:settimeouts(min(self.connect_timeout, left), left, left)
+  armed = arm(sock, self, left, armed)
   local bytes
-  bytes, err = sock:send(concat(head, "\r\n"))
+  bytes, err = sock:send(request)
   if not bytes then
     sock:close()
     if reused and idempotent then return nil, true end
     return io_failure(err, u, "sending to")
   end
 
-  local r = reader(sock, self, u, deadline)
+  local r = reader(sock, self, u, deadline, armed)
   local status, headers, minor = read_head(r)
   if not status then
     sock:close()
@@ -557,7 +612,7 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
     content_type = headers["content-type"],
     retry_after = retry_after_seconds(headers["retry-after"]),
     location = headers.location,
-    time = now_ms() - started, -- ms, as the C core
+    time = clock_ms() - started, -- ms, as the C core
   }
   local failed = decode(self, u, result, content, headers)
   return failed or result
@@ -588,11 +643,13 @@ local function post(self, url, body, ropts)
   local deadline = started + self.timeout
   -- A request that changes something (add) always goes over a new connection: a pooled one may
   -- have died unseen, and sending it again would place a second order.
-  local ok, result, again = pcall(exchange, self, u, body, idempotent, not idempotent, started, deadline)
+  local gzip = ropts ~= nil and ropts.gzip == true
+  local ok, result, again = pcall(exchange, self, u, body, idempotent, not idempotent, started, deadline,
+    gzip)
   if ok and again then
     -- a pooled connection had been closed by the panel before our request reached it: safe to
     -- send again (idempotent), over a new connection
-    ok, result = pcall(exchange, self, u, body, idempotent, true, started, deadline)
+    ok, result = pcall(exchange, self, u, body, idempotent, true, started, deadline, gzip)
   end
   if not ok then return internal_failure(result) end
   return result
