@@ -171,7 +171,7 @@ fuzz: $(FUZZ_BINS)
 # Performance against bare libcurl + cjson on a loopback nginx (see docs/benchmarks.md): prints
 # ratios (medians of SMM_BENCH_REPS runs, default 5), never fails on a missed target.
 bench:
-	@SMM_EXTRA_PACKAGES=lua-curl sh scripts/install-deps test
+	@SMM_EXTRA_PACKAGES="lua-curl wrk" sh scripts/install-deps test
 	$(MAKE) all LUA_VERSION=5.4
 	@mkdir -p build/bench
 	$(CC) -O2 -Wall -Wextra $(CURL_CFLAGS) -o build/bench/curl_loop bench/curl_loop.c $(CURL_LIBS)

@@ -24,7 +24,8 @@
 --   3. `client:services{ refresh = true }` (10,000 services) vs (curl_loop fetch + cjson.decode
 --      of the same body), per-iteration medians of 20.
 --   4. VmRSS of one process after 1,000 and after 100,000 `client:balance()` calls.
---   5. bench/nginx.lua: 50 concurrent requests through the OpenResty transport, 100 ms panel.
+--   5. bench/nginx.lua: 50 concurrent requests through the OpenResty transport, 100 ms panel;
+--      bench/wrk_ngx.lua: wrk against client:balance() in one nginx worker vs proxy_pass.
 --   6. the order book: bench/book_sync.lua (a sync round over 100,000 orders against /status, on
 --      SQLite and PostgreSQL, and the RSS after) and bench/book_batch.lua (smm batch
 --      --concurrency 8 of 2,000 rows); see bench_book.
@@ -421,6 +422,23 @@ local function bench_nginx_lua()
     tonumber(ratio) < 2)
 end
 
+-- bench/wrk_ngx.lua: one nginx worker, wrk against client:balance() over cosockets and against
+-- proxy_pass to the same static panel. The row is the wrk ratio (requests per second, medians of
+-- interleaved runs); the note gives the ratio per CPU-second of the front worker, which a busy
+-- machine moves less. SMM_BENCH_WRK=0 skips it.
+local function bench_wrk_ngx()
+  if os.getenv("SMM_BENCH_WRK") == "0" then return end
+  local ok, s = pcall(run, LUA .. " " .. quote(root .. "/bench/wrk_ngx.lua") .. " 2>&1")
+  local l, p, r = tostring(s):match("ngx balance rps: lua (%d+) / proxy_pass (%d+) = ([%d.]+)")
+  if not ok or not r then
+    note("  bench/wrk_ngx.lua failed: %s", tostring(s))
+    row("ngx: balance rps vs proxy_pass (wrk)", "failed", "", "", ">= 0.85", false)
+    return
+  end
+  note("  %s", (s:gsub("%s+$", ""):gsub("\n", "\n  ")))
+  row("ngx: balance rps vs proxy_pass (wrk)", l .. "/s", p .. "/s", r, ">= 0.85", tonumber(r) >= 0.85)
+end
+
 -- The order book (bench/book_sync.lua, bench/book_batch.lua, each its own process): a sync round
 -- over SMM_BENCH_BOOK_ORDERS open orders (default 100,000) against this nginx's 20 ms /status,
 -- on SQLite and on PostgreSQL, against client:status on the same ids; the process's RSS after;
@@ -462,6 +480,7 @@ local function main()
   bench_book()
   nginx.stop()
   bench_nginx_lua()
+  bench_wrk_ngx()
 
   print()
   print(string.format("%-36s %-11s %-13s %-7s %s", "measure", "client", "baseline", "ratio", "target"))

@@ -58,7 +58,8 @@ local function test_locations(dead_port)
                 local t = require("smm.transport.ngx").new{ timeout = tonumber(a.timeout) or 5000,
                     connect_timeout = 2000, max_body = tonumber(a.max_body), ssl_verify = true }
                 local fields = a.fields and cjson.decode(a.fields) or { action = "balance", key = "x" }
-                local ropts = { idempotent = a.idempotent ~= "0", concurrency = tonumber(a.concurrency) }
+                local ropts = { idempotent = a.idempotent ~= "0", concurrency = tonumber(a.concurrency),
+                                gzip = a.gzip == "1" }
                 local n = tonumber(a.n) or 1
                 local results
                 if n == 1 then
@@ -390,9 +391,9 @@ describe("nginx with the cosocket transport", function()
   describe("the transport", function()
     local function fixture(path) return ng.base .. path end
 
-    it("posts sorted, escaped form fields with its user agent, accepting gzip", function()
+    it("posts sorted, escaped form fields with its user agent, accepting gzip when asked", function()
       local r = transport(fixture("/fixture/echo"), {
-        fields = '{"b":"x y&z=1","a":"é~._-","n":23501,"f":0.35}' })[1]
+        fields = '{"b":"x y&z=1","a":"é~._-","n":23501,"f":0.35}', gzip = "1" })[1]
       assert.equal(200, r.status)
       assert.equal("a=%C3%A9~._-&b=x+y%26z%3D1&f=0.35&n=23501", r.json.body)
       assert.truthy(r.json.ua:find("^lua%-smm/%d"))
@@ -401,6 +402,13 @@ describe("nginx with the cosocket transport", function()
       assert.equal("127.0.0.1:" .. ng.port, r.json.host)
       assert.equal(7, r.retry_after)
       assert.is_nil(r.body)
+      -- a small answer is not worth compressing: nothing asked, as the C core does
+      for _, n in ipairs{ "1", "2" } do
+        r = transport(fixture("/fixture/echo"), { n = n, concurrency = "2" })[1]
+        assert.equal("", r.json.ae)
+      end
+      r = transport(fixture("/fixture/echo"), { n = "2", concurrency = "2", gzip = "1" })[1]
+      assert.equal("gzip", r.json.ae)
     end)
 
     it("reads Content-Length, chunked and close-delimited answers", function()

@@ -28,8 +28,17 @@ for b = 0, 255 do
 end
 ESCAPED[" "] = "+"
 
+local SAFE = {}
+for b = 0, 255 do SAFE[b] = ESCAPED[char(b)] == nil end
+
+-- Most names and values need no escaping (action=balance, a key of letters and digits): a loop
+-- over their bytes says so for a fraction of what gsub costs on LuaJIT (in nginx: 10k of the 42k
+-- instructions of a client:balance() went to escaping its four strings).
 local function escape(s)
-  return (s:gsub("[^A-Za-z0-9%-%._~]", ESCAPED))
+  for i = 1, #s do
+    if not SAFE[byte(s, i)] then return (s:gsub("[^A-Za-z0-9%-%._~]", ESCAPED)) end
+  end
+  return s
 end
 M.escape = escape
 

@@ -5,8 +5,8 @@
 --
 -- HTTP/1.1 POST, form-urlencoded by transport/form.lua (the C core's bytes), answers with
 -- Content-Length, chunked or read until close. No redirects are followed. gzip answers are
--- accepted and inflated through LuaJIT's FFI and the zlib nginx links (transport/gunzip.lua);
--- max_body counts inflated bytes.
+-- asked for where they can be large (ropts.gzip), inflated whenever they come, through LuaJIT's
+-- FFI and the zlib nginx links (transport/gunzip.lua); max_body counts inflated bytes.
 --
 -- Limits of cosockets, checked at construction:
 --   cainfo  cannot be set per socket: use nginx's `lua_ssl_trusted_certificate` (raises).
@@ -33,7 +33,7 @@ Transport.__index = Transport
 Transport.name = "ngx"
 M.Transport = Transport
 
-local concat, byte = table.concat, string.byte
+local concat, byte, find, sub, lower = table.concat, string.byte, string.find, string.sub, string.lower
 local floor, min, max = math.floor, math.min, math.max
 
 M.KEEPALIVE_IDLE = 60000 -- ms an idle pooled connection is kept
@@ -156,6 +156,14 @@ local function now_ms()
   return ngx.now() * 1000
 end
 
+-- nginx's cached clock, which its event loop updates each time it wakes up (nginx's own timers,
+-- the cosocket timeouts among them, run on it). Within one request only the start takes the
+-- system's time (now_ms): a handler may have computed for a while before calling; after that
+-- every wait for the panel is a wake-up of the loop, and in between nothing takes long.
+local function clock_ms()
+  return ngx.now() * 1000
+end
+
 local function failure(kind, message, sent)
   return { failure = kind, message = message, sent = sent }
 end
@@ -183,7 +191,7 @@ end
 
 -- Remaining ms before the deadline, at least 1 (0 would mean nginx's default), or nil if past.
 local function remaining(deadline)
-  local left = floor(deadline - now_ms())
+  local left = floor(deadline - clock_ms())
   if left <= 0 then return nil end
   return left
 end
@@ -208,8 +216,16 @@ local MAX_CHUNK_LINE = 4096 -- a chunk-size line with its extensions
 -- socket's timeouts set to what is left of the whole request's `timeout`, so that a panel
 -- trickling a byte now and then cannot stretch a request past its deadline (a single
 -- receive("*l") would wait `left` ms again after every byte it gets).
-local function reader(sock, self, u, deadline)
-  return { sock = sock, self = self, u = u, deadline = deadline, buf = "", pos = 1, got_any = false }
+local function reader(sock, self, u, deadline, armed)
+  return { sock = sock, self = self, u = u, deadline = deadline, buf = "", pos = 1, got_any = false,
+           armed = armed }
+end
+
+-- Sets the socket's timeouts to what is left (ms), unless they already are: `armed` is what
+-- they were last set to. -> left
+local function arm(sock, self, left, armed)
+  if left ~= armed then sock:settimeouts(min(self.connect_timeout, left), left, left) end
+  return left
 end
 
 local function protocol_failure(r, what)
@@ -221,7 +237,7 @@ end
 local function fill(r)
   local left = remaining(r.deadline)
   if not left then return nil, deadline_failure(r.self, r.u) end
-  r.sock:settimeouts(min(r.self.connect_timeout, left), left, left)
+  r.armed = arm(r.sock, r.self, left, r.armed)
   local data, err = r.sock:receiveany(READ_CHUNK)
   if not data then
     if err == "closed" then
@@ -281,50 +297,101 @@ local function read_exact(r, n, parts)
   return true
 end
 
+-- Bytes that `%s` matches: what a header value is trimmed of.
+local SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
+
+-- The header lines the transport reads; the others are counted, never copied out of the buffer.
+M.WANTED = { ["content-length"] = true, ["transfer-encoding"] = true, ["connection"] = true,
+             ["content-type"] = true, ["content-encoding"] = true, ["retry-after"] = true,
+             ["location"] = true }
+local WANTED = M.WANTED
+
 -- Header lines up to the empty one, within the bounds. -> { name = value } (lower-case names,
--- repeated ones joined by ", " once at the end) or nil, failure
+-- repeated ones joined by ", ", only the WANTED ones) or nil, failure
+--
+-- A line found whole in the buffer is read where it lies (the usual case: a panel's head comes
+-- in one packet): each line as a string, a `match` and a table per header took a fifth of the
+-- worker's time per request in bench/wrk_ngx.lua. A line that is not yet all there goes
+-- through read_line; both give the same fields.
 local function read_fields(r, what)
-  local lists, count, budget = {}, 0, M.MAX_HEAD_BYTES
+  local fields, count, budget = {}, 0, M.MAX_HEAD_BYTES
   while true do
-    local line, f, too_long = read_line(r, budget)
-    if not line then
-      if too_long then f = protocol_failure(r, what .. " larger than " .. M.MAX_HEAD_BYTES .. " bytes") end
-      return nil, f
+    local buf, pos = r.buf, r.pos
+    local lf = find(buf, "\n", pos, true)
+    local line, first, last -- the line is buf[first..last] or, when read_line took it, `line`
+    if lf and lf - pos <= budget then
+      r.pos = lf + 1
+      first, last = pos, lf - 1
+      if last >= first and byte(buf, last) == 13 then last = last - 1 end
+    else
+      local f, too_long
+      line, f, too_long = read_line(r, budget)
+      if not line then
+        if too_long then f = protocol_failure(r, what .. " larger than " .. M.MAX_HEAD_BYTES .. " bytes") end
+        return nil, f
+      end
+      buf, first, last = line, 1, #line
     end
-    if line == "" then break end
-    budget = budget - #line - 2
+    if last < first then break end
+    budget = budget - (last - first + 1) - 2
     count = count + 1
     if count > M.MAX_HEADERS then
       return nil, protocol_failure(r, "more than " .. M.MAX_HEADERS .. " " .. what)
     end
-    local name, value = line:match("^([^:]+):%s*(.-)%s*$")
-    if name then
-      name = name:lower()
-      local list = lists[name]
-      if list then list[#list + 1] = value else lists[name] = { value } end
+    -- name: ([^:]+) before the first colon; value: the rest, trimmed of %s on both sides
+    local colon = find(buf, ":", first, true)
+    if colon and colon > first and colon <= last then
+      local name = lower(sub(buf, first, colon - 1))
+      if WANTED[name] then
+        local a, b = colon + 1, last
+        while a <= b and SPACE[byte(buf, a)] do a = a + 1 end
+        while b >= a and SPACE[byte(buf, b)] do b = b - 1 end
+        local value = sub(buf, a, b)
+        local before = fields[name]
+        fields[name] = before and (before .. ", " .. value) or value
+      end
     end
   end
-  local fields = {}
-  for name, list in pairs(lists) do fields[name] = #list == 1 and list[1] or concat(list, ", ") end
   return fields
+end
+
+-- "HTTP/1.x NNN" (x a digit, NNN from 100) at the start of the line buf[pos..last]:
+-- -> minor, status (numbers), or nil
+local function status_line(buf, pos, last)
+  if last - pos < 11 then return nil end
+  local h, t1, t2, p, slash, one, dot, m, sp, d1, d2, d3 = byte(buf, pos, pos + 11)
+  if h ~= 72 or t1 ~= 84 or t2 ~= 84 or p ~= 80 or slash ~= 47 or one ~= 49 or dot ~= 46 -- HTTP/1.
+    or m < 48 or m > 57 or sp ~= 32 or d1 < 49 or d1 > 57 or d2 < 48 or d2 > 57 or d3 < 48 or d3 > 57 then
+    return nil
+  end
+  return m - 48, (d1 - 48) * 100 + (d2 - 48) * 10 + (d3 - 48)
 end
 
 -- Reads the status line and headers. -> status, headers (lower-case names; repeated joined
 -- by ", "), http_minor  or nil, failure, got_any_byte
 local function read_head(r)
   while true do
-    local line, f, too_long = read_line(r, M.MAX_HEAD_BYTES)
-    if not line then
-      if too_long then f = protocol_failure(r, "a status line too long") end
-      return nil, f, r.got_any
+    local minor, status
+    local buf, pos = r.buf, r.pos
+    local lf = find(buf, "\n", pos, true)
+    if lf and lf - pos <= M.MAX_HEAD_BYTES then
+      -- the status line is in the buffer: read where it lies
+      r.pos = lf + 1
+      local last = lf - 1
+      if last >= pos and byte(buf, last) == 13 then last = last - 1 end
+      minor, status = status_line(buf, pos, last)
+    else
+      local line, f, too_long = read_line(r, M.MAX_HEAD_BYTES)
+      if not line then
+        if too_long then f = protocol_failure(r, "a status line too long") end
+        return nil, f, r.got_any
+      end
+      minor, status = status_line(line, 1, #line)
     end
-    local minor, status = line:match("^HTTP/1%.(%d) ([1-9]%d%d)")
     if not status then return nil, protocol_failure(r, "not an HTTP answer"), true end
-    status = tonumber(status)
-    local headers
-    headers, f = read_fields(r, "header lines")
+    local headers, f = read_fields(r, "header lines")
     if not headers then return nil, f, true end
-    if status >= 200 or status == 101 then return status, headers, tonumber(minor) end
+    if status >= 200 or status == 101 then return status, headers, minor end
     -- 1xx informational answers (100 Continue): the real one follows
   end
 end
@@ -336,6 +403,16 @@ end
 
 -- Content-Length: digits, or a list of equal ones (a header repeated with one value). -> n or nil
 local function content_length(text)
+  local len = #text
+  if len > 0 and len < 16 then -- the usual one: nothing but digits
+    local n = 0
+    for i = 1, len do
+      local b = byte(text, i)
+      if b < 48 or b > 57 then n = nil break end
+      n = n * 10 + (b - 48)
+    end
+    if n then return n end
+  end
   local n
   for item in (text .. ","):gmatch("([^,]*),") do
     local digits = item:match("^%s*(%d+)%s*$")
@@ -393,6 +470,12 @@ local function read_body(r, status, headers)
     local n = content_length(length)
     if not n then return nil, protocol_failure(r, "bad Content-Length") end
     if n > self.max_body then return nil, too_large(self, u) end
+    local pos = r.pos
+    local last = pos + n - 1
+    if last <= #r.buf then -- the whole body is in the buffer: no list of parts
+      r.pos = last + 1
+      return sub(r.buf, pos, last), last == #r.buf
+    end
     local ok, f = read_exact(r, n, parts)
     if not ok then return nil, f end
     return concat(parts), r.pos > #r.buf
@@ -437,7 +520,10 @@ local function decode(self, u, result, body, headers)
   end
   -- a UTF-8 byte order mark before the JSON is no part of it (smm.core skips it too)
   local text = body:byte(1) == 0xEF and body:sub(1, 3) == "\239\187\191" and body:sub(4) or body
-  local first = text:match("^%s*(.)")
+  local b = byte(text, 1)
+  local first
+  if b == 123 or b == 91 then first = b == 123 and "{" or "[" -- the usual answer, without a match
+  else first = text:match("^%s*(.)") end
   local json, err
   if first then json, err = cjson.decode(text) end
   if json ~= nil then
@@ -448,33 +534,63 @@ local function decode(self, u, result, body, headers)
   end
 end
 
+-- u is this transport's own (url_cache): what depends only on it and the transport's options
+-- is made once and kept there.
 local function pool_name(self, u)
-  return u.connect_host .. ":" .. u.port .. ":" .. (u.tls and ("tls:" .. (self.ssl_verify and "v" or "nv"))
-    or "plain")
+  local name = u.pool
+  if not name then
+    name = u.connect_host .. ":" .. u.port .. ":" .. (u.tls and ("tls:" .. (self.ssl_verify and "v" or "nv"))
+      or "plain")
+    u.pool = name
+  end
+  return name
+end
+
+-- The request's head up to the value of Content-Length. Accept-Encoding: gzip only for the
+-- answers that can be large (ropts.gzip), as the C core does: compressing a 40-byte balance
+-- makes it larger, and asking costs every request; a compressed answer is inflated all the same.
+local function head_of(self, u, gzip)
+  local key = gzip and "head_gzip" or "head"
+  local head = u[key]
+  if not head then
+    head = "POST " .. u.path .. " HTTP/1.1\r\n" ..
+      "Host: " .. u.host_header .. "\r\n" ..
+      "User-Agent: " .. self.user_agent .. "\r\n" ..
+      "Accept: application/json\r\n" ..
+      ((gzip and gunzip.available) and "Accept-Encoding: gzip\r\n" or "") ..
+      "Content-Type: application/x-www-form-urlencoded\r\n" ..
+      "Content-Length: "
+    u[key] = head
+  end
+  return head
 end
 
 -- One attempt over one connection. fresh: never take a pooled connection.
 -- -> result, retry_fresh (true when a reused connection died before any answer byte)
-local function exchange(self, u, body, idempotent, fresh, started, deadline)
+local function exchange(self, u, body, idempotent, fresh, started, deadline, gzip)
   local sock, err = ngx.socket.tcp()
   if not sock then return failure("network", "cannot create a socket: " .. tostring(err), false) end
-  local pool = pool_name(self, u)
+  local copts = u.connect_opts
+  if not copts then
+    copts = { pool = pool_name(self, u) }
+    u.connect_opts = copts
+  end
   if fresh then
     fresh_counter = fresh_counter + 1
-    pool = pool .. ":fresh:" .. fresh_counter .. ":" .. tostring(sock)
+    copts = { pool = copts.pool .. ":fresh:" .. fresh_counter .. ":" .. tostring(sock) }
   end
   local left = remaining(deadline)
   if not left then return deadline_failure(self, u) end
-  sock:settimeouts(min(self.connect_timeout, left), left, left)
+  local armed = arm(sock, self, left, nil)
   local ok
-  ok, err = sock:connect(u.connect_host, u.port, { pool = pool })
+  ok, err = sock:connect(u.connect_host, u.port, copts)
   if not ok then return connect_failure(err, u, "connecting") end
   local reused = (sock:getreusedtimes() or 0) > 0
 
   if u.tls and not reused then
     left = remaining(deadline)
     if not left then sock:close(); return deadline_failure(self, u) end
-    sock:settimeouts(min(self.connect_timeout, left), left, left)
+    armed = arm(sock, self, left, armed)
     local session
     session, err = sock:sslhandshake(nil, u.host, self.ssl_verify)
     if not session then
@@ -488,31 +604,21 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
   end
 
   local keep = not fresh
-  local head = {
-    "POST " .. u.path .. " HTTP/1.1",
-    "Host: " .. u.host_header,
-    "User-Agent: " .. self.user_agent,
-    "Accept: application/json",
-    gunzip.available and "Accept-Encoding: gzip" or "Accept-Encoding: identity",
-    "Content-Type: application/x-www-form-urlencoded",
-    "Content-Length: " .. #body,
-    keep and "Connection: keep-alive" or "Connection: close",
-  }
-  if u.auth then head[#head + 1] = "Authorization: " .. u.auth end
-  head[#head + 1] = ""
-  head[#head + 1] = body
+  local request = head_of(self, u, gzip) .. #body ..
+    (keep and "\r\nConnection: keep-alive" or "\r\nConnection: close") ..
+    (u.auth and ("\r\nAuthorization: " .. u.auth) or "") .. "\r\n\r\n" .. body
   left = remaining(deadline)
   if not left then sock:close(); return deadline_failure(self, u) end
-  sock:settimeouts(min(self.connect_timeout, left), left, left)
+  armed = arm(sock, self, left, armed)
   local bytes
-  bytes, err = sock:send(concat(head, "\r\n"))
+  bytes, err = sock:send(request)
   if not bytes then
     sock:close()
     if reused and idempotent then return nil, true end
     return io_failure(err, u, "sending to")
   end
 
-  local r = reader(sock, self, u, deadline)
+  local r = reader(sock, self, u, deadline, armed)
   local status, headers, minor = read_head(r)
   if not status then
     sock:close()
@@ -539,7 +645,7 @@ local function exchange(self, u, body, idempotent, fresh, started, deadline)
     content_type = headers["content-type"],
     retry_after = retry_after_seconds(headers["retry-after"]),
     location = headers.location,
-    time = now_ms() - started, -- ms, as the C core
+    time = clock_ms() - started, -- ms, as the C core
   }
   local failed = decode(self, u, result, content, headers)
   return failed or result
@@ -570,11 +676,13 @@ local function post(self, url, body, ropts)
   local deadline = started + self.timeout
   -- A request that changes something (add) always goes over a new connection: a pooled one may
   -- have died unseen, and sending it again would place a second order.
-  local ok, result, again = pcall(exchange, self, u, body, idempotent, not idempotent, started, deadline)
+  local gzip = ropts ~= nil and ropts.gzip == true
+  local ok, result, again = pcall(exchange, self, u, body, idempotent, not idempotent, started, deadline,
+    gzip)
   if ok and again then
     -- a pooled connection had been closed by the panel before our request reached it: safe to
     -- send again (idempotent), over a new connection
-    ok, result = pcall(exchange, self, u, body, idempotent, true, started, deadline)
+    ok, result = pcall(exchange, self, u, body, idempotent, true, started, deadline, gzip)
   end
   if not ok then return internal_failure(result) end
   return result
