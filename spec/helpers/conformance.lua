@@ -124,6 +124,31 @@ function M.run(name, new, bu)
         end)
       end
 
+      -- A transport may keep the body of fields it sent before (the ngx one does): the same
+      -- table, changed in between, must go out as it is now.
+      it("the same fields table, changed between requests, sends what it holds each time", function()
+        local fields = { key = "k1", action = "balance" }
+        local steps = {
+          { function() end, "action=balance&key=k1" },
+          { function() fields.key = "k2" end, "action=balance&key=k2" },
+          { function() fields.order = 7 end, "action=balance&key=k2&order=7" },
+          { function() fields.order = 7.5 end, "action=balance&key=k2&order=7.5" },
+          { function() fields.order = nil end, "action=balance&key=k2" },
+          { function() fields.action = nil end, "key=k2" },
+          { function() fields.key = nil; fields.zz, fields.aa = "k2", "balance" end, "aa=balance&zz=k2" },
+        }
+        for i, step in ipairs(steps) do
+          step[1]()
+          local r = t:request(srv.url, fields, { idempotent = true })
+          assert.is_nil(r.failure, r.message)
+          assert.equal(step[2], r.body, "step " .. i)
+        end
+        local other = { action = "balance", key = "k2" } -- another table of the same fields
+        assert.equal("action=balance&key=k2", t:request(srv.url, other, { idempotent = true }).body)
+        other.key = math.huge
+        assert.is_false(pcall(t.request, t, srv.url, other, { idempotent = true }))
+      end)
+
       it("request_many sends each item's own bytes", function()
         local list, want = {}, {}
         for i = 1, 4 do list[i], want[i] = M.FORMS[i][2], M.FORMS[i][3] end

@@ -113,6 +113,25 @@ local function bytewise(a, b)
   end
   return #a < #b
 end
+-- LuaJIT compares strings bytewise (unsigned bytes, then length) whatever the locale: `<` is
+-- the same order there, and costs one comparison instead of a loop.
+if rawget(_G, "jit") then bytewise = function(a, b) return a < b end end
+
+-- A request has a handful of fields: an insertion sort in Lua stays in the compiled trace
+-- on LuaJIT, where table.sort (a C function calling the Lua comparator back) ends it; above a
+-- few dozen fields, table.sort's fewer comparisons win.
+local function sort_names(names, n)
+  if n > 24 then return sort(names, bytewise) end
+  for i = 2, n do
+    local name = names[i]
+    local j = i - 1
+    while j >= 1 and bytewise(name, names[j]) do
+      names[j + 1] = names[j]
+      j = j - 1
+    end
+    names[j + 1] = name
+  end
+end
 
 -- fields -> body. item (optional, > 0): the position in a request_many list, named in errors.
 function M.encode(fields, item)
@@ -130,7 +149,7 @@ function M.encode(fields, item)
     n = n + 1
     names[n] = name
   end
-  sort(names, bytewise)
+  sort_names(names, n)
   local parts = {}
   for i = 1, n do
     local name = names[i]

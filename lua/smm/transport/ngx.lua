@@ -109,6 +109,38 @@ end
 
 M.encode = form.encode
 
+-- The last body each transport encoded, with the fields it came from (names -> values): a
+-- client sends the same few fields again and again (balance: key and action, in the same table
+-- every call), and comparing them costs a fraction of encoding them. Only small sets are kept,
+-- so that a miss costs little; kept here rather than on the transport, since the body holds
+-- the key.
+local MEMO_FIELDS = 4
+local memos = setmetatable({}, { __mode = "k" })
+
+local function encode_memo(self, fields)
+  local memo = memos[self]
+  if memo then
+    local seen, values = 0, memo.values
+    for name, v in pairs(fields) do
+      if values[name] ~= v then seen = -1; break end
+      seen = seen + 1
+    end
+    if seen == memo.n then return memo.body end
+  end
+  local body = form.encode(fields) -- raises on a field it cannot carry: nothing is kept then
+  local values, n = {}, 0
+  for name, v in pairs(fields) do
+    n = n + 1
+    if n > MEMO_FIELDS then
+      memos[self] = nil
+      return body
+    end
+    values[name] = v
+  end
+  memos[self] = { values = values, n = n, body = body }
+  return body
+end
+
 ---------------------------------------------------------------------------------------------
 -- URLs
 
@@ -694,7 +726,7 @@ function Transport:request(url, fields, ropts)
   if type(fields) ~= "table" then
     error("smm transport ngx: request: fields must be a table, got " .. type(fields), 2)
   end
-  return post(self, url, M.encode(fields), ropts)
+  return post(self, url, encode_memo(self, fields), ropts)
 end
 
 -- url, { fields, ... }, { idempotent =, concurrency = } -> { result, ... } in the same order.
