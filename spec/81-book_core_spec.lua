@@ -27,7 +27,7 @@ local function order(n)
 end
 
 for _, engine in ipairs(books.ENGINES) do
-  describe("the order book's core on " .. engine, function()
+  describe("the order book's core on " .. engine .. " #book", function()
     local sb, store, book, client, now
 
     setup(function()

@@ -78,7 +78,7 @@ end
 local function polls(sb) return sb:admin("polls") end
 
 for _, engine in ipairs({ "sqlite", "postgresql" }) do
-  describe("book:sync on " .. engine, function()
+  describe("book:sync on " .. engine .. " #book", function()
     local sb, pg, dir, book, client, t
     local url
 

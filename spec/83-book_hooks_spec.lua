@@ -40,7 +40,7 @@ local function order(n)
   return { service = 1, link = "https://example.com/p/" .. n, quantity = 100 }
 end
 
-describe("smm.book.hooks", function()
+describe("smm.book.hooks #book", function()
   local sb, dir, book, client, now
 
   setup(function()
@@ -164,7 +164,7 @@ describe("smm.book.hooks", function()
     assert.same({ delivered = 0, failed = 1, pending = 1 }, summary)
     assert.is_true(socket.gettime() - t0 < 10)
     assert.matches("timed out after 300 ms", events_of(book)[1].last_error)
-    assert.equal("", shell("pgrep -f 'slee[p] 30; touch' || true"))
+    assert.equal("", shell("env -u LD_PRELOAD pgrep -f 'slee[p] 30; touch' || true"))
   end)
 
   describe("a webhook", function()
@@ -290,7 +290,7 @@ end)
 -- that moment (its own connection), skips them; once the first's lease has run out (it was
 -- killed), the other takes them. And `stop` ends a call with the rest left as they were.
 local function lease_cases(engine, open_url, reset, finish)
-  describe("two deliverers on one " .. engine .. " book", function()
+  describe("two deliverers on one " .. engine .. " book #book", function()
     local sb, now, a, b
     setup(function() sb = sandbox.start{ key = KEY } end)
     teardown(function()
@@ -368,7 +368,7 @@ if pg_ok then
     return pg.url
   end, function() if pg then pg:reset() end end, function() if pg then pg:stop() end end)
 else
-  describe("two deliverers on one PostgreSQL book", function()
+  describe("two deliverers on one PostgreSQL book #book", function()
     pending("no PostgreSQL here: " .. tostring(pg_why))
   end)
 end

@@ -39,7 +39,7 @@ local BAD_URLS = {
   { "postgresql://u:" .. PASSWORD .. "\r\n@127.0.0.1/db", "control characters" },
 }
 
-describe("the order book refuses a book URL that does not parse", function()
+describe("the order book refuses a book URL that does not parse #book", function()
   for _, case in ipairs(BAD_URLS) do
     it("refuses " .. string.format("%q", tostring(case[1])):gsub("\\\n", "\\n"), function()
       local book, err = smm.book.open(case[1])
@@ -52,7 +52,7 @@ describe("the order book refuses a book URL that does not parse", function()
   end
 end)
 
-describe("the order book refuses a SQLite book it cannot open", function()
+describe("the order book refuses a SQLite book it cannot open #book", function()
   local dir
   setup(function() dir = books.tempdir() end)
   teardown(function() os.execute("rm -rf " .. cli.quote(dir)) end)
@@ -74,7 +74,7 @@ describe("the order book refuses a SQLite book it cannot open", function()
 end)
 
 for _, engine in ipairs(books.ENGINES) do
-  describe("the order book on " .. engine .. " against misuse and a failing store", function()
+  describe("the order book on " .. engine .. " against misuse and a failing store #book", function()
     local sb, store, book, client
 
     setup(function()
@@ -213,7 +213,7 @@ for _, engine in ipairs(books.ENGINES) do
   end)
 end
 
-describe("the order book on a SQLite file it cannot write", function()
+describe("the order book on a SQLite file it cannot write #book", function()
   local sb, dir, mnt
 
   setup(function()

@@ -32,7 +32,7 @@ local function eventually(seconds, check)
 end
 
 for _, engine in ipairs(books.ENGINES) do
-  describe("the order book across processes on " .. engine, function()
+  describe("the order book across processes on " .. engine .. " #book", function()
     local sb, store
 
     setup(function()

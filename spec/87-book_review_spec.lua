@@ -9,7 +9,7 @@ local errors = require "smm.errors"
 local function order(n) return { service = 1, link = "https://x.test/" .. n, quantity = 100 } end
 
 for _, engine in ipairs(books.ENGINES) do
-  describe("the order book reviewed on " .. engine, function()
+  describe("the order book reviewed on " .. engine .. " #book", function()
     local sb, store
 
     setup(function()

@@ -8,7 +8,7 @@ local books = require "helpers.book"
 local function order(n) return { service = 1, link = "https://w.test/" .. n, quantity = 100 } end
 
 for _, engine in ipairs(books.ENGINES) do
-  describe("client:batch with a window, through a book on " .. engine, function()
+  describe("client:batch with a window, through a book on " .. engine .. " #book", function()
     local sb, store
 
     setup(function()
