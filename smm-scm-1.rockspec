@@ -65,6 +65,7 @@ build = {
       ["smm.options"] = "lua/smm/options.lua",
       ["smm.poll"] = "lua/smm/poll.lua",
       ["smm.price"] = "lua/smm/price.lua",
+      ["smm.random"] = "lua/smm/random.lua",
       ["smm.ratelimit"] = "lua/smm/ratelimit.lua",
       ["smm.retry"] = "lua/smm/retry.lua",
       ["smm.services"] = "lua/smm/services.lua",

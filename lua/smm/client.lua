@@ -10,6 +10,7 @@ local transports = require "smm.transport"
 local services = require "smm.services"
 local shared = require "smm.shared"
 local poll = require "smm.poll"
+local random = require "smm.random"
 
 local M = {}
 
@@ -251,22 +252,11 @@ end
 -- A ref names one order for good: printable, short enough for any index.
 local MAX_REF = 200
 
-local function random_hex(bytes)
-  local f = io.open("/dev/urandom", "rb")
-  local raw = f and f:read(bytes)
-  if f then f:close() end
-  if not raw or #raw < bytes then
-    raw = tostring({}) .. os.clock() .. os.time() .. math.random()
-    return (raw:gsub("[^%w]", "")):sub(-bytes * 2)
-  end
-  return (raw:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-end
-
 -- The ref of an add through a book: the caller's, checked, or a new one (an order placed
 -- without a ref is recorded all the same).
 local function ref_of(opts)
   local ref = type(opts) == "table" and opts.ref or nil
-  if ref == nil then return "auto-" .. os.date("!%Y%m%dT%H%M%SZ") .. "-" .. random_hex(8) end
+  if ref == nil then return "auto-" .. os.date("!%Y%m%dT%H%M%SZ") .. "-" .. random.hex(8) end
   if type(ref) ~= "string" or ref == "" or #ref > MAX_REF or ref:find("%c") then
     return nil, errors.invalid("ref", "must be a non-empty string of at most " .. MAX_REF ..
       " bytes without control characters, got " .. validate.shown(ref), "add")

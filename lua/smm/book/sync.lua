@@ -21,6 +21,7 @@
 -- transaction of its own; the book's work is done while the panel's answers travel (follow).
 local normalize = require "smm.normalize"
 local events = require "smm.book.events"
+local random = require "smm.random"
 
 local M = {}
 
@@ -55,17 +56,6 @@ local function default_worker()
   local host = (read_file("/proc/sys/kernel/hostname") or os.getenv("HOSTNAME") or "host"):gsub("%s+", "")
   local pid = (read_file("/proc/self/stat") or ""):match("^(%d+)")
   return host .. ":" .. (pid or tostring({}):match("0x(%x+)") or tostring(os.time()))
-end
-
--- A token part no other round shares, even of a worker given the same name twice.
-local function nonce()
-  local f = io.open("/dev/urandom", "rb")
-  local bytes = f and f:read(6)
-  if f then f:close() end
-  if bytes and #bytes == 6 then
-    return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-  end
-  return string.format("%x%x", os.time(), math.floor(os.clock() * 1e6)) .. tostring({}):match("0x(%x+)")
 end
 
 local function checked_options(client, opts)
@@ -529,7 +519,8 @@ function M.round(book, client, opts)
   if not c then error("smm.book: sync: not a book (use smm.book.open)", 3) end
   local panel = client.url
   local summary = new_summary()
-  local round_token = o.worker .. ":" .. nonce()
+  -- a token part no other round shares, even of a worker given the same name twice
+  local round_token = o.worker .. ":" .. random.hex(6)
   local stopped_err
   local result = { bookmod.guarded(book, function(db, now)
     local s = sql_for(db)
@@ -658,7 +649,8 @@ end
 
 function M.threaded_round(book, client, o)
   local panel = client.url
-  local round_token = o.worker .. ":" .. nonce()
+  -- a token part no other round shares, even of a worker given the same name twice
+  local round_token = o.worker .. ":" .. random.hex(6)
   local ok, summary, stopped_err = pcall(function()
     local summary, due = book:step("sync_begin", panel, o, new_summary())
     if not summary then error(due, 0) end
