@@ -66,6 +66,7 @@ build = {
       ["smm.poll"] = "lua/smm/poll.lua",
       ["smm.price"] = "lua/smm/price.lua",
       ["smm.random"] = "lua/smm/random.lua",
+      ["smm.router.catalog"] = "lua/smm/router/catalog.lua",
       ["smm.ratelimit"] = "lua/smm/ratelimit.lua",
       ["smm.retry"] = "lua/smm/retry.lua",
       ["smm.services"] = "lua/smm/services.lua",

@@ -111,6 +111,33 @@ M.MIGRATIONS = {
   { version = 5, statements = {
     "CREATE TABLE sync_slices (token TEXT PRIMARY KEY, lease_until BIGINT NOT NULL)",
   } },
+  -- Several panels (smm.router): the router's choice for an order (JSON: product, panel name,
+  -- reason, the candidates passed over and why); each panel's health as every process sees it
+  -- (the circuit breaker, the balance from answers); the panels' service lists as snapshots,
+  -- the catalog's memory between runs and what `watch` diffs against.
+  { version = 6, statements = {
+    "ALTER TABLE orders ADD COLUMN route TEXT",
+    [[CREATE TABLE panels (
+        name TEXT PRIMARY KEY,         -- the panel's name in the router's list
+        url TEXT NOT NULL,             -- without credentials
+        state TEXT NOT NULL,           -- up | down | probing
+        failures INTEGER NOT NULL DEFAULT 0,
+        down_until BIGINT,
+        balance TEXT,
+        currency TEXT,
+        balance_at BIGINT,
+        last_error TEXT,
+        updated_at BIGINT NOT NULL
+      )]],
+    [[CREATE TABLE catalog_snapshots (
+        id {serial},
+        panel TEXT NOT NULL,           -- the panel's name
+        taken_at BIGINT NOT NULL,
+        digest TEXT NOT NULL,          -- of the normalised list: an unchanged list is not stored again
+        services TEXT NOT NULL         -- the normalised list (JSON)
+      )]],
+    "CREATE INDEX catalog_snapshots_panel ON catalog_snapshots (panel, id)",
+  } },
 }
 
 M.LATEST = M.MIGRATIONS[#M.MIGRATIONS].version
