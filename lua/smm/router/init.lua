@@ -7,7 +7,10 @@
 --     panels = { { name = "a", url = "https://a.example/api/v2", key = KEY_A, low_balance = "5.00" },
 --                { name = "b", url = "https://b.example/api/v2", key = KEY_B, timeout = 20000 } },
 --     products = { ["ig-followers"] = { a = 1, b = 17 } },
---     [breaker = { failures = 3, cool_off = 60000 }], [clock = function() return ms end] }
+--     [breaker = { failures = 3, cool_off = 60000 }], [clock = function() return ms end],
+--     [balance_ttl = 300] }
+-- balance_ttl (seconds, the book's clock): a balance known to be short of an order's price and
+-- older than this is asked anew before the panel is left out for it.
 --   local q = router:quote{ product = "ig-followers", quantity = 1000 }
 --   local order, err = router:add{ product = "ig-followers", link = L, quantity = 1000, ref = "shop-1" }
 --
@@ -36,7 +39,7 @@ M.Router = Router
 
 local function usage(message, level) error("smm.router: " .. message, (level or 2) + 1) end
 
-local NEW_OPTIONS = { "book", "panels", "products", "breaker", "clock" }
+local NEW_OPTIONS = { "book", "panels", "products", "breaker", "clock", "balance_ttl" }
 local ROUTER_KEYS = { name = true, low_balance = true } -- the rest of a panel entry is smm.new's
 local NAME_PATTERN = "^[%w_%.%-]+$"
 
@@ -86,9 +89,13 @@ function M.new(opts)
     usage("new: breaker.cool_off must be a number of milliseconds >= 0, got " .. tostring(cool_off))
   end
   if opts.clock ~= nil and type(opts.clock) ~= "function" then usage("new: 'clock' must be a function (ms)") end
+  local balance_ttl = opts.balance_ttl or 300
+  if type(balance_ttl) ~= "number" or balance_ttl < 0 then
+    usage("new: 'balance_ttl' must be a number of seconds >= 0, got " .. tostring(balance_ttl))
+  end
 
   local self = setmetatable({ book = book, order = {}, by_name = {}, by_url = {},
-                              products = opts.products or {} }, Router)
+                              products = opts.products or {}, balance_ttl = balance_ttl }, Router)
   local listed = {}
   for i, entry in ipairs(opts.panels) do
     if type(entry) ~= "table" then usage("new: panels[" .. i .. "] must be a table") end
@@ -219,6 +226,21 @@ local function find_service(list, id)
   end
 end
 
+-- Is the panel's balance known to be below `total`? A balance older than balance_ttl is asked
+-- anew first (one balance request): a panel topped up since must not stay left out. row.balance
+-- is then the answer's.
+local function short(self, p, row, total)
+  if not (row and row.balance and money.is_decimal(row.balance)) then return false end
+  if money.compare(row.balance, total) >= 0 then return false end
+  if self.book:now() - (row.balance_at or 0) > self.balance_ttl then
+    local b = self:balance(p.name)[p.name]
+    if not (b.balance and money.is_decimal(b.balance)) then return false end
+    row.balance = b.balance
+    return money.compare(b.balance, total) < 0
+  end
+  return true
+end
+
 -- Candidates and exclusions for checked routing options `r` and the order's fields (priced as
 -- they would be sent). Lists are fetched only for panels that may take the order.
 local function offers(self, r, order)
@@ -263,7 +285,7 @@ local function offers(self, r, order)
               (problem and (" " .. problem) or "") .. ")")
           elseif r.max_cost and money.compare(total, r.max_cost) > 0 then
             exclude(p, id, "over_max_cost", "costs " .. total .. ", more than max_cost " .. r.max_cost)
-          elseif row and row.balance and money.is_decimal(row.balance) and money.compare(row.balance, total) < 0 then
+          elseif short(self, p, row, total) then
             exclude(p, id, "short_of_funds", "costs " .. total .. ", more than its balance " .. row.balance)
           else
             candidates[#candidates + 1] = { panel = p.name, service = id, name = s.name, rate = s.rate,
