@@ -148,9 +148,9 @@ for _, engine in ipairs(books.ENGINES) do
     end)
 
     it("a service gone from the panel since its list was cached: placed with the next", function()
-      with_own_a({}, function(own, r_)
+      with_own_a({}, function(own)
         local products = { followers = { a = 12, b = 1, c = 1 } }
-        r_ = rt.router(book, { a = own, b = sbs.b, c = sbs.c }, { products = products })
+        local r_ = rt.router(book, { a = own, b = sbs.b, c = sbs.c }, { products = products })
         assert.equal("a", assert(r_:quote{ product = "followers", quantity = 1000 }).candidates[1].panel)
         own:config{ services_count = 5 } -- service 12 is gone; the client's list still has it
         local before = rt.adds(sbs)
@@ -167,8 +167,8 @@ for _, engine in ipairs(books.ENGINES) do
     it("a quantity out of the panel's bounds (its list changed): placed with the next", function()
       -- the generated list's service 1 takes 20..20000; the default one 50..10000
       -- (c's service 3 takes 10..50000, at 0.35 x 3: 30 cost 0.0315 there, 0.027 on a)
-      with_own_a({ services_count = 5 }, function(own, r_)
-        r_ = rt.router(book, { a = own, b = sbs.b, c = sbs.c }, { products = { followers = { a = 1, c = 3 } } })
+      with_own_a({ services_count = 5 }, function(own)
+        local r_ = rt.router(book, { a = own, b = sbs.b, c = sbs.c }, { products = { followers = { a = 1, c = 3 } } })
         local q = assert(r_:quote{ product = "followers", quantity = 30 })
         assert.same({ "a", 20, "0.027" }, { q.candidates[1].panel, q.candidates[1].min, q.candidates[1].price })
         own:config{ services_count = 0 }

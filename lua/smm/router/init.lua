@@ -50,17 +50,24 @@ local function default_clock()
 end
 
 local function check_products(products, by_name)
-  if type(products) ~= "table" then usage("new: 'products' must be a table { [product] = { [panel] = service id } }", 3) end
+  if type(products) ~= "table" then
+    usage("new: 'products' must be a table { [product] = { [panel] = service id } }", 3)
+  end
   for product, map in pairs(products) do
-    if type(product) ~= "string" or product == "" then usage("new: a product name must be a non-empty string", 3) end
-    if type(map) ~= "table" then usage("new: product '" .. product .. "' must map panel names to service ids", 3) end
+    if type(product) ~= "string" or product == "" then
+      usage("new: a product name must be a non-empty string", 3)
+    end
+    if type(map) ~= "table" then
+      usage("new: product '" .. product .. "' must map panel names to service ids", 3)
+    end
     for name, id in pairs(map) do
       if not by_name[name] then
-        usage("new: product '" .. product .. "' names panel '" .. tostring(name) .. "', which is not in 'panels'", 3)
+        usage("new: product '" .. product .. "' names panel '" .. tostring(name) ..
+          "', which is not in 'panels'", 3)
       end
       if not validate.id(id, "service", "add") then
-        usage("new: product '" .. product .. "' on panel '" .. name .. "': service must be a whole number >= 1, got " ..
-          validate.shown(id), 3)
+        usage("new: product '" .. product .. "' on panel '" .. name ..
+          "': service must be a whole number >= 1, got " .. validate.shown(id), 3)
       end
     end
   end
@@ -88,7 +95,9 @@ function M.new(opts)
   if type(cool_off) ~= "number" or cool_off < 0 then
     usage("new: breaker.cool_off must be a number of milliseconds >= 0, got " .. tostring(cool_off))
   end
-  if opts.clock ~= nil and type(opts.clock) ~= "function" then usage("new: 'clock' must be a function (ms)") end
+  if opts.clock ~= nil and type(opts.clock) ~= "function" then
+    usage("new: 'clock' must be a function (ms)")
+  end
   local balance_ttl = opts.balance_ttl or 300
   if type(balance_ttl) ~= "number" or balance_ttl < 0 then
     usage("new: 'balance_ttl' must be a number of seconds >= 0, got " .. tostring(balance_ttl))
@@ -341,10 +350,11 @@ local function recorded(self, row)
   if not row or row.state == "failed" then return nil end
   local p = self.by_url[row.panel]
   if row.state == "sending" or row.state == "in_doubt" then
-    return nil, errors.new{ kind = "book", code = "in_doubt", action = "add", ref = row.ref, state = row.state,
-      book = self.book.name, panel = p and p.name or row.panel,
+    return nil, errors.new{ kind = "book", code = "in_doubt", action = "add", ref = row.ref,
+      state = row.state, book = self.book.name, panel = p and p.name or row.panel,
       message = "order " .. string.format("%q", row.ref) .. " is in doubt with panel " ..
-        (p and p.name or row.panel) .. ": nothing was sent; settle it with book:resolve(ref, order_id | false)" }
+        (p and p.name or row.panel) ..
+        ": nothing was sent; settle it with book:resolve(ref, order_id | false)" }
   end
   return { order = row.order_id, ref = row.ref, recorded = true, state = row.state, status = row.status,
            panel = p and p.name or row.panel, route = type(row.route) == "table" and row.route or nil }
@@ -402,7 +412,9 @@ function Router:add(a)
       local reason = "cheapest"
       if #passed_over > first then
         local after = {}
-        for i = first + 1, #passed_over do after[#after + 1] = passed_over[i].panel .. " " .. passed_over[i].reason end
+        for i = first + 1, #passed_over do
+          after[#after + 1] = passed_over[i].panel .. " " .. passed_over[i].reason
+        end
         reason = "cheapest left (" .. table.concat(after, ", ") .. ")"
       end
       if state == "probe" then reason = reason .. ", probing a panel that was down" end
@@ -449,7 +461,9 @@ local function grouped(self, refs, action)
   if #list == 0 then usage(action .. "(refs): refs must be a ref or a non-empty list of refs", 3) end
   local groups, order, results = {}, {}, {}
   for _, ref in ipairs(list) do
-    if type(ref) ~= "string" then usage(action .. "(refs): each ref must be a string, got " .. type(ref), 3) end
+    if type(ref) ~= "string" then
+      usage(action .. "(refs): each ref must be a string, got " .. type(ref), 3)
+    end
     local row, err = self.book:get(ref)
     if err then
       results[ref] = { error = err }
@@ -457,14 +471,16 @@ local function grouped(self, refs, action)
       results[ref] = { error = errors.new{ kind = "book", code = "not_found", action = action, ref = ref,
         message = "no order with ref " .. string.format("%q", ref) } }
     elseif not row.order_id then
-      results[ref] = { error = errors.new{ kind = "book", code = row.state == "failed" and "not_placed" or "in_doubt",
-        action = action, ref = ref, state = row.state,
+      results[ref] = { error = errors.new{ kind = "book",
+        code = row.state == "failed" and "not_placed" or "in_doubt", action = action, ref = ref,
+        state = row.state,
         message = "order " .. string.format("%q", ref) .. " has no order id (" .. row.state .. ")" } }
     else
       local p = self.by_url[row.panel]
       if not p then
-        results[ref] = { error = errors.new{ kind = "book", code = "unknown_panel", action = action, ref = ref,
-          message = "order " .. string.format("%q", ref) .. " is on " .. row.panel .. ", not a panel of this router" } }
+        results[ref] = { error = errors.new{ kind = "book", code = "unknown_panel", action = action,
+          ref = ref, message = "order " .. string.format("%q", ref) .. " is on " .. row.panel ..
+            ", not a panel of this router" } }
       else
         local g = groups[p]
         if not g then
@@ -490,8 +506,10 @@ local function by_ref(self, refs, action, fn)
     local by_id, err = fn(p.client, g.ids)
     for id, owners in pairs(g.refs) do
       local entry = by_id and by_id[id]
-      if entry == nil then entry = { error = err or errors.new{ kind = "api", code = "unknown", action = action,
-        message = "panel " .. p.name .. " answered nothing for order " .. id } } end
+      if entry == nil then
+        entry = { error = err or errors.new{ kind = "api", code = "unknown", action = action,
+          message = "panel " .. p.name .. " answered nothing for order " .. id } }
+      end
       for _, ref in ipairs(owners) do
         results[ref] = entry
         if type(entry) == "table" and entry.panel == nil then entry.panel = p.name end
@@ -500,7 +518,7 @@ local function by_ref(self, refs, action, fn)
   end
   if type(refs) ~= "table" then
     local entry = results[refs]
-    if type(entry) == "table" and entry.error ~= nil and errors.is(entry.error) then return nil, entry.error end
+    if type(entry) == "table" and errors.is(entry.error) then return nil, entry.error end
     return entry
   end
   return results
@@ -547,7 +565,9 @@ end
 -- a low one emits panel.low_balance).
 function Router:balance(name)
   local list = self.order
-  if name ~= nil then list = { self.by_name[name] or usage("balance(name): no panel named " .. validate.shown(name)) } end
+  if name ~= nil then
+    list = { self.by_name[name] or usage("balance(name): no panel named " .. validate.shown(name)) }
+  end
   local out = {}
   for _, p in ipairs(list) do
     local b, err = p.client:balance()
