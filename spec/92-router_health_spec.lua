@@ -188,6 +188,14 @@ for _, engine in ipairs(books.ENGINES) do
       for _, t in ipairs(books.texts(book)) do
         assert.is_nil(t.value:find(env.KEY, 1, true), t.table .. "." .. t.column)
       end
+      -- delivered through the book's hooks like the orders' events
+      local seen = {}
+      assert(book:deliver({ { fn = function(event)
+        if event.type:find("^panel%.") then seen[#seen + 1] = event end
+        return true
+      end } }))
+      assert.equal(2, #seen)
+      assert.same({ "panel.low_balance", "a", "999.10" }, { seen[1].type, seen[1].name, seen[1].balance })
     end)
 
     it("a balance known to be short is asked anew once it is older than balance_ttl", function()
