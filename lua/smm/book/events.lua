@@ -3,7 +3,9 @@
 -- reads the rows later and marks them delivered; a receiver may see one twice and dedupes by id.
 --
 -- Event types: order.placed, order.failed, order.in_doubt, order.resolved, order.status
--- (old and new), order.final, order.stale, refill.placed, refill.status.
+-- (old and new), order.final, order.stale, refill.placed, refill.status; and of each panel of
+-- smm.router (ref empty, panel its URL, data.name its name): panel.down, panel.up,
+-- panel.low_balance (smm.book.panels).
 local json = require "smm.json"
 
 local M = {}
