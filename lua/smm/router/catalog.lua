@@ -23,7 +23,7 @@
 --   cat:snapshot(name) -> { id, panel, taken_at, digest, services = list } | nil (none yet)
 --                         | nil, err
 --
--- Products:
+-- Products (the map is cat.map: cat.products is the method):
 --   cat:products() -> { { product = name, services = { [panel] = id } }, ... }  by name
 --   cat:suggest([{ min_score = 60 }]) -> suggestions (smm.router.match, every field worked
 --     out), errs ({ [panel] = err } for lists that could not be fetched, or nil)
@@ -66,7 +66,7 @@ function M.new(opts)
     if not OPTIONS[k] then usage("new: unknown option '" .. tostring(k) .. "'", 2) end
     if type(v) ~= OPTIONS[k] then usage("new: option '" .. k .. "' must be a " .. OPTIONS[k], 2) end
   end
-  local self = setmetatable({ panels = {}, order = {}, products = opts.products or {},
+  local self = setmetatable({ panels = {}, order = {}, map = opts.products or {},
     book = opts.book, seen = {}, snaps = {}, memo = match.memo() }, Catalog)
   for i, p in ipairs(opts.panels) do
     if type(p) ~= "table" or type(p.name) ~= "string" or p.name == "" or p.client == nil then
@@ -76,7 +76,7 @@ function M.new(opts)
     self.panels[p.name] = p
     self.order[#self.order + 1] = p.name
   end
-  for product, map in pairs(self.products) do
+  for product, map in pairs(self.map) do
     if type(product) ~= "string" or type(map) ~= "table" then
       usage("new: products must map a product name to { [panel] = service id }", 2)
     end
@@ -191,10 +191,10 @@ local function record(self, db, now, fetched)
     end
     if any then
       local names = {}
-      for product in pairs(self.products) do names[#names + 1] = product end
+      for product in pairs(self.map) do names[#names + 1] = product end
       table.sort(names)
       for _, product in ipairs(names) do
-        local map = self.products[product]
+        local map = self.map[product]
         local was, old_cheap, old_rate = standing(self, map, before)
         local now_panels, new_cheap, new_rate, new_id = standing(self, map, after)
         local data, type_
@@ -293,7 +293,7 @@ end
 
 function Catalog:products()
   local out = {}
-  for product, map in pairs(self.products) do
+  for product, map in pairs(self.map) do
     local services = {}
     for k, v in pairs(map) do services[k] = v end
     out[#out + 1] = { product = product, services = services }
@@ -303,7 +303,7 @@ function Catalog:products()
 end
 
 function Catalog:offers(product)
-  local map = self.products[product]
+  local map = self.map[product]
   if type(map) ~= "table" then usage("no product named '" .. tostring(product) .. "'", 2) end
   local out = {}
   for _, name in ipairs(self.order) do
@@ -338,7 +338,7 @@ function Catalog:suggest(opts)
       errs[name] = err
     end
   end
-  local out = match.suggest(lists, { products = self.products, min_score = opts.min_score,
+  local out = match.suggest(lists, { products = self.map, min_score = opts.min_score,
     memo = self.memo })
   return match.plain(out), errs
 end
