@@ -159,17 +159,18 @@ local function record(self, db, now, fetched)
   return db:transaction(function()
     if db.dialect.lock_catalog then db:rows(db.dialect.lock_catalog) end
     local result, written = {}, {}
-    local before, after = {}, {}
+    local before, after, known = {}, {}, {}
     local any = false
     for _, name in ipairs(self.order) do
-      local last = snapshot.last(db, name)
-      local old = last_list(self, db, name, last)
       local e = encoded[name]
-      before[name], after[name] = old, old
       if e then
+        local last = snapshot.last(db, name)
+        known[name] = true
         if last and last.digest == e.digest then
           result[name] = { changed = false, snapshot = last.id, events = 0 }
+          before[name], after[name] = e.list, e.list
         else
+          local old = last_list(self, db, name, last)
           local id = snapshot.store(db, now, name, e.text, e.digest)
           self.snaps[name] = { id = id, list = e.list }
           local n = 0
@@ -179,13 +180,22 @@ local function record(self, db, now, fetched)
               written[#written + 1] = { type = c.type, panel = name, data = c.data }
               n = n + 1
             end
-            after[name] = e.list
+            before[name], after[name] = old, e.list
             any = true
           else
             -- a baseline: before and after alike, nothing to tell
             before[name], after[name] = e.list, e.list
           end
           result[name] = { changed = true, snapshot = id, events = n }
+        end
+      end
+    end
+    if any then
+      -- the panels not fetched now count with their last snapshot (read only when needed)
+      for _, name in ipairs(self.order) do
+        if not known[name] then
+          local old = last_list(self, db, name, snapshot.last(db, name))
+          before[name], after[name] = old, old
         end
       end
     end
