@@ -144,6 +144,9 @@ describe("catalog interface", function()
       "smm.router.catalog: new: product 'p': panel 'a' service id must be a whole number >= 1, not 17")
     assert.has_error(function() catalog.new{ panels = { panels[1], panels[1] } } end,
       "smm.router.catalog: new: two panels named 'a'")
+    assert.has_error(function() catalog.new{ panels = panels, book = {} } end,
+      "smm.router.catalog: new: book must be a book opened in this process (smm.book.open without"
+      .. " thread_pool)")
     local cat = catalog.new{ panels = panels }
     assert.has_error(function() cat:offers("nope") end, "smm.router.catalog: no product named 'nope'")
     assert.has_error(function() cat:list("b") end, "smm.router.catalog: no panel named 'b'")

@@ -50,6 +50,8 @@ local M = {}
 local Catalog = {}
 Catalog.__index = Catalog
 
+local function book_module() return require("smm.book") end
+
 local OPTIONS = { panels = "table", products = "table", book = "table" }
 
 local function usage(message, level) error("smm.router.catalog: " .. message, (level or 1) + 1) end
@@ -68,6 +70,10 @@ function M.new(opts)
   end
   local self = setmetatable({ panels = {}, order = {}, map = opts.products or {},
     book = opts.book, seen = {}, snaps = {}, memo = match.memo() }, Catalog)
+  if opts.book and not book_module().connections[opts.book] then
+    -- a book of nginx's worker threads (thread_pool) keeps its connection in the threads
+    usage("new: book must be a book opened in this process (smm.book.open without thread_pool)", 2)
+  end
   for i, p in ipairs(opts.panels) do
     if type(p) ~= "table" or type(p.name) ~= "string" or p.name == "" or p.client == nil then
       usage("new: panels[" .. i .. "] must be { name = text, client = client }", 2)
@@ -102,7 +108,6 @@ end
 ------------------------------------------------------------------------------------------
 -- snapshots
 
-local function book_module() return require("smm.book") end
 
 -- The last snapshot's list of a panel, from the cache when its id is the book's last.
 local function last_list(self, db, name, last)
