@@ -35,8 +35,10 @@
 --                     panels (those that did), services (its map)
 --   product.cheapest  a product whose cheapest panel changed: product, old_panel, old_rate,
 --                     new_panel, new_rate, service (the new panel's id); rates per 1000, exact
--- (a panel whose list could not be fetched counts with its last snapshot). Events carry the
--- panel's name (column panel); the book's hooks deliver them like order events.
+-- (a panel whose list could not be fetched counts with its last snapshot). A service event names
+-- its panel as the router's panel events do: the panel's URL in the column panel (and
+-- data.panel), its name in data.name (the service's name is data.service_name); the book's
+-- hooks deliver them like order events.
 --   -> { panels = { { name =, changed =, snapshot = id | nil, events = n, err = err | nil },
 --        ... }, events = { { type =, panel =, data = }, ... } } | nil, err (the book failed)
 local money = require "smm.money"
@@ -79,7 +81,9 @@ function M.new(opts)
       usage("new: panels[" .. i .. "] must be { name = text, client = client }", 2)
     end
     if self.panels[p.name] then usage("new: two panels named '" .. p.name .. "'", 2) end
-    self.panels[p.name] = p
+    -- events name a panel as the router's do: its URL (no key, no credentials), data.name
+    local url = type(p.client) == "table" and p.client.url
+    self.panels[p.name] = { name = p.name, client = p.client, url = type(url) == "string" and url or p.name }
     self.order[#self.order + 1] = p.name
   end
   for product, map in pairs(self.map) do
@@ -180,8 +184,10 @@ local function record(self, db, now, fetched)
           self.snaps[name] = { id = id, list = e.list }
           local n = 0
           if old then
+            local url = self.panels[name].url
             for _, c in ipairs(watch.diff(old, e.list)) do
-              events.emit(db, now, c.type, nil, name, c.data)
+              c.data.name = name
+              events.emit(db, now, c.type, nil, url, c.data)
               written[#written + 1] = { type = c.type, panel = name, data = c.data }
               n = n + 1
             end
