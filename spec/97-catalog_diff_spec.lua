@@ -144,12 +144,19 @@ describe("catalog interface", function()
       "smm.router.catalog: new: product 'p': panel 'a' service id must be a whole number >= 1, not 17")
     assert.has_error(function() catalog.new{ panels = { panels[1], panels[1] } } end,
       "smm.router.catalog: new: two panels named 'a'")
-    assert.has_error(function() catalog.new{ panels = panels, book = {} } end,
-      "smm.router.catalog: new: book must be a book opened in this process (smm.book.open without"
-      .. " thread_pool)")
+    -- a book whose connection is not in this process (nginx's thread pool): no snapshots
+    local threaded = catalog.new{ panels = panels, book = {} }
+    assert.is_truthy(threaded:list("a", { refresh = true }))
+    assert.has_error(function() threaded:watch() end, "smm.router.catalog: watch(): snapshots need a"
+      .. " book opened in this process (smm.book.open without thread_pool)")
     local cat = catalog.new{ panels = panels }
     assert.has_error(function() cat:offers("nope") end, "smm.router.catalog: no product named 'nope'")
     assert.has_error(function() cat:list("b") end, "smm.router.catalog: no panel named 'b'")
     assert.has_error(function() cat:refresh("b") end, "smm.router.catalog: no panel named 'b'")
+    local list, info = assert(cat:refresh("a")) -- no book: the fetch alone
+    assert.are.equal(2, #list)
+    assert.is_false(info.changed)
+    assert.has_error(function() cat:snapshot("a") end,
+      "smm.router.catalog: snapshot(name): the catalog has no book")
   end)
 end)

@@ -18,6 +18,7 @@
 -- book's outbox in the same transaction (below), whichever call fetched it, so no change is
 -- ever stored without being told. A panel's first snapshot is its baseline: no events.
 --   cat:refresh(name) -> list, { changed = bool, snapshot = id, events = n } | nil, err
+--     (without a book, or with a thread-pool book: the fetch alone, changed = false)
 --     (list(name, { refresh = true }) is the same fetch; it returns the list even when the
 --     book could not store it: the next refresh or watch stores it and tells its changes)
 --   cat:snapshot(name) -> { id, panel, taken_at, digest, services = list } | nil (none yet)
@@ -72,10 +73,10 @@ function M.new(opts)
   end
   local self = setmetatable({ panels = {}, order = {}, map = opts.products or {},
     book = opts.book, seen = {}, snaps = {}, memo = match.memo() }, Catalog)
-  if opts.book and not book_module().connections[opts.book] then
-    -- a book of nginx's worker threads (thread_pool) keeps its connection in the threads
-    usage("new: book must be a book opened in this process (smm.book.open without thread_pool)", 2)
-  end
+  -- Snapshots need the book's connection in this process: a book of nginx's worker threads
+  -- (thread_pool) keeps it in the threads. With such a book lists are not snapshotted, and
+  -- refresh, snapshot and watch refuse (the router's own use of the book is unaffected).
+  self.snapshots = opts.book ~= nil and book_module().connections[opts.book] ~= nil
   for i, p in ipairs(opts.panels) do
     if type(p) ~= "table" or type(p.name) ~= "string" or p.name == "" or p.client == nil then
       usage("new: panels[" .. i .. "] must be { name = text, client = client }", 2)
@@ -251,11 +252,20 @@ local function fetched_anew(self, name, list)
   return true
 end
 
+local function need_snapshots(self, what)
+  if not self.book then usage(what .. ": the catalog has no book", 3) end
+  if not self.snapshots then
+    usage(what .. ": snapshots need a book opened in this process (smm.book.open without"
+      .. " thread_pool)", 3)
+  end
+end
+
 function Catalog:refresh(name)
   local p = panel_of(self, name, 2)
   local list, err = p.client:services{ refresh = true }
   if not list then return nil, err end
   self.seen[name] = list
+  if not self.snapshots then return list, { changed = false, events = 0 } end -- nowhere to store
   local result, rerr = recorded(self, { [name] = list })
   if not result then return nil, rerr end
   return list, result[name] or { changed = false, events = 0 }
@@ -266,7 +276,7 @@ function Catalog:list(name, opts)
   if opts ~= nil and type(opts) ~= "table" then usage("list(name, opts): opts must be a table", 2) end
   local list, err = p.client:services(opts)
   if not list then return nil, err end
-  if self.book and fetched_anew(self, name, list) then
+  if self.snapshots and fetched_anew(self, name, list) then
     -- best effort here: a list that could not be stored is stored by the next refresh/watch
     local ok = recorded(self, { [name] = list })
     if not ok then self.seen[name] = nil end
@@ -276,7 +286,7 @@ end
 
 function Catalog:snapshot(name)
   panel_of(self, name, 2)
-  if not self.book then usage("snapshot(name): the catalog has no book", 2) end
+  need_snapshots(self, "snapshot(name)")
   return book_module().guarded(self.book, function(db)
     local row = db:row("SELECT " .. db:columns("id taken_at") .. ", panel, digest " ..
       "FROM catalog_snapshots WHERE panel = ? ORDER BY id DESC LIMIT 1", name)
@@ -287,7 +297,7 @@ function Catalog:snapshot(name)
 end
 
 function Catalog:watch()
-  if not self.book then usage("watch(): the catalog has no book", 2) end
+  need_snapshots(self, "watch()")
   local fetched, errs = {}, {}
   for _, name in ipairs(self.order) do
     local list, err = self.panels[name].client:services{ refresh = true }
