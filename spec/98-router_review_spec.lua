@@ -1,0 +1,171 @@
+-- A cold review of smm.router, against three real sandbox panels and a real SQLite book: bad
+-- input to a routed add is refused before anything is sent (a misspelled routing option is
+-- not sent along as a panel field while the guarantee it asked for is dropped; a typo in the
+-- order's fields does not take a down panel's probe and put it back up); a service that cannot
+-- take the order's fields is left out for the panel whose service can; an error of the caller
+-- or of the book is no news of a panel's health. Counts are the sandboxes' own.
+local env = require "helpers.env"
+local books = require "helpers.book"
+local rt = require "helpers.router"
+local cjson = require "cjson"
+
+-- likes: a's service 3 has no refill and is the cheapest (0.35 / 1000); b's service 1 has
+-- refill (1.80 / 1000). views: a's service 4 has no drip-feed (1.2345 / 1000), b's 1 has.
+local PRODUCTS = { likes = { a = 3, b = 1 }, views = { a = 4, b = 1 }, followers = { a = 1, b = 1, c = 1 } }
+
+local function requests(sbs)
+  local out = {}
+  for _, name in ipairs(rt.NAMES) do out[name] = env.count(sbs[name]) end
+  return out
+end
+
+local function adds_total(sbs)
+  local n = 0
+  for _, v in pairs(rt.adds(sbs)) do n = n + v end
+  return n
+end
+
+local function panel_events(book, type_)
+  local rows = books.db(book):rows("SELECT data FROM events WHERE type = ? ORDER BY id", type_)
+  local out = {}
+  for i, row in ipairs(rows) do out[i] = cjson.decode(row.data) end
+  return out
+end
+
+local function state_of(router, name)
+  for _, p in ipairs(assert(router:panels())) do
+    if p.name == name then return p end
+  end
+end
+
+describe("smm.router review: bad input refused before anything is sent #router", function()
+  local sbs, store, book, router, now_ms, n
+
+  setup(function()
+    sbs = rt.start()
+    store = books.store("sqlite")
+    n = 0
+  end)
+
+  before_each(function()
+    now_ms = 1000000
+    book = store:open()
+    router = rt.router(book, sbs, { products = PRODUCTS, breaker = { failures = 1, cool_off = 1000 },
+      clock = function() return now_ms end, client = { retries = 0 } })
+  end)
+
+  after_each(function()
+    if book then book:close() end
+    for _, name in ipairs(rt.NAMES) do
+      sbs[name]:reset()
+      sbs[name]:config{ balance = "1000.00" }
+    end
+  end)
+
+  teardown(function()
+    if store then store:close() end
+    rt.stop(sbs)
+  end)
+
+  local function ref()
+    n = n + 1
+    return "review-" .. n
+  end
+
+  it("places a refill order with the panel whose service has refill (the guarantee works)", function()
+    local res, err = router:add{ product = "likes", link = "https://x.test/r0", quantity = 1000, ref = ref(),
+      refill = true }
+    assert.is_nil(err)
+    assert.equal("b", res.panel)
+    assert.same({ a = 0, b = 1, c = 0 }, rt.adds(sbs))
+  end)
+
+  it("refuses a misspelled routing option instead of sending it as a panel field", function()
+    for _, typo in ipairs{ { refil = true }, { cancle = true }, { prefr = { "b" } }, { aviod = { "a" } },
+                           { max_cots = "0.10" }, { maxcost = "0.10" } } do
+      local order = { product = "likes", link = "https://x.test/r1", quantity = 1000, ref = ref() }
+      local name = next(typo)
+      order[name] = typo[name]
+      local res, err = router:add(order)
+      assert.is_nil(res, name)
+      assert.equal("invalid", err.kind, name)
+      assert.equal(name, err.field, name)
+      assert.is_nil(book:get(order.ref), name) -- not even claimed
+    end
+    assert.equal(0, adds_total(sbs))
+    for _, name in ipairs(rt.NAMES) do
+      for _, o in ipairs(sbs[name]:orders()) do
+        assert.is_nil(o.refil, "a panel received refil as an order field")
+      end
+    end
+  end)
+
+  it("refuses prefer and avoid that are not lists of names (a map would be ignored)", function()
+    for _, bad in ipairs{ { prefer = { b = true } }, { avoid = { a = true } } } do
+      local order = { product = "followers", link = "https://x.test/r2", quantity = 1000, ref = ref() }
+      local name = next(bad)
+      order[name] = bad[name]
+      local res, err = router:add(order)
+      assert.is_nil(res, name)
+      assert.equal("invalid", err.kind, name)
+      assert.equal(name, err.field, name)
+      local q, qerr = router:quote{ product = "followers", quantity = 1000, [name] = bad[name] }
+      assert.is_nil(q, name)
+      assert.equal(name, qerr.field, name)
+    end
+    assert.equal(0, adds_total(sbs))
+  end)
+
+  it("a typo in the order's fields sends nothing and leaves a down panel's probe alone", function()
+    sbs.a:fault("error500", { action = "add" })
+    local _, err = router:add{ product = "followers", link = "https://x.test/r3", quantity = 1000, ref = ref() }
+    assert.equal(500, err.status)
+    assert.equal("down", state_of(router, "a").state)
+    now_ms = now_ms + 5000 -- the cool-off is over: the next add to a would be its probe
+    local before = requests(sbs)
+    local res
+    res, err = router:add{ product = "followers", lnik = "https://x.test/r3", link = "https://x.test/r3",
+      quantity = 1000, ref = ref() }
+    assert.is_nil(res)
+    assert.equal("invalid", err.kind)
+    assert.equal("lnik", err.field)
+    assert.same(before, requests(sbs)) -- not a list, not a balance, not an add
+    local a = state_of(router, "a")
+    assert.equal("down", a.state)
+    assert.equal(1, a.failures)
+    assert.same({}, panel_events(book, "panel.up"))
+  end)
+
+  it("leaves out a panel whose service cannot take the order's fields, for one whose can", function()
+    local order = { product = "views", link = "https://x.test/r4", quantity = 1000, runs = 2, interval = 5,
+      ref = ref() }
+    local res, err = router:add(order)
+    assert.is_nil(err)
+    assert.equal("b", res.panel)
+    assert.equal("unfit", res.route.passed_over[1].reason)
+    assert.equal("a", res.route.passed_over[1].panel)
+    assert.same({ a = 0, b = 1, c = 0 }, rt.adds(sbs))
+  end)
+
+  it("an error of the caller's or the book's is no news of a panel: a down panel stays down", function()
+    sbs.a:fault("error500", { action = "add" })
+    router:add{ product = "followers", link = "https://x.test/r5", quantity = 1000, ref = ref() }
+    assert.equal("down", state_of(router, "a").state)
+    now_ms = now_ms + 5000
+    -- a real refusal of bad input by a's own client (nothing sent) and a real book error
+    local client = router:panel("a")
+    local _, invalid = client:add{ service = 1, lnik = "https://x.test/r5", link = "https://x.test/r5",
+      quantity = 1000 }
+    assert.equal("invalid", invalid.kind)
+    local _, conflict = client:add({ service = 1, link = "https://x.test/other", quantity = 1000 },
+      { ref = "review-" .. n })
+    assert.equal("book", conflict.kind)
+    local p = router.by_name.a
+    assert.equal("probe", (router.health:try(p)))
+    router.health:outcome(p, false, invalid)
+    router.health:outcome(p, false, conflict)
+    local a = state_of(router, "a")
+    assert.equal("probing", a.state)
+    assert.same({}, panel_events(book, "panel.up"))
+  end)
+end)
