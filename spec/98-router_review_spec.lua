@@ -169,3 +169,44 @@ describe("smm.router review: bad input refused before anything is sent #router",
     assert.same({}, panel_events(book, "panel.up"))
   end)
 end)
+
+for _, engine in ipairs(books.ENGINES) do
+  describe("smm.router review: a panel still failing after its cool-off is down again, on " .. engine .. " #router",
+    function()
+      local sbs, store, book, router, now_ms
+
+      setup(function()
+        sbs = rt.start()
+        store = books.store(engine)
+        book = store:open()
+        now_ms = 1000000
+        router = rt.router(book, sbs, { breaker = { failures = 1, cool_off = 1000 },
+          clock = function() return now_ms end, client = { retries = 0 } })
+      end)
+
+      teardown(function()
+        if book then book:close() end
+        if store then store:close() end
+        rt.stop(sbs)
+      end)
+
+      it("after the cool-off, one failed ask puts it down again: the next adds ask it nothing", function()
+        sbs.a:fault("html503", { action = "services", times = 100 })
+        for i = 1, 2 do
+          assert.equal("b", assert(router:add{ product = "followers", link = "https://x.test/d" .. i,
+            quantity = 1000, ref = engine .. "-d" .. i }).panel)
+        end
+        assert.equal(1, env.count(sbs.a))
+        now_ms = now_ms + 5000 -- the cool-off is over: a is asked once more, and fails
+        for i = 3, 6 do
+          assert.equal("b", assert(router:add{ product = "followers", link = "https://x.test/d" .. i,
+            quantity = 1000, ref = engine .. "-d" .. i }).panel)
+        end
+        assert.equal(2, env.count(sbs.a))
+        local a = state_of(router, "a")
+        assert.equal("down", a.state)
+        assert.equal(now_ms + 1000, a.down_until)
+        assert.equal(1, #panel_events(book, "panel.down")) -- down once, not told again
+      end)
+    end)
+end
