@@ -210,3 +210,32 @@ for _, engine in ipairs(books.ENGINES) do
       end)
     end)
 end
+
+describe("smm.router review: an order in doubt names its ref #router", function()
+  local sbs, store, book, router
+
+  setup(function()
+    sbs = rt.start()
+    store = books.store("sqlite")
+    book = store:open()
+    router = rt.router(book, sbs, { client = { retries = 0 } })
+  end)
+
+  teardown(function()
+    if book then book:close() end
+    if store then store:close() end
+    rt.stop(sbs)
+  end)
+
+  it("without a ref given, the error of an ambiguous add names the one made for it", function()
+    sbs.a:fault("error500", { action = "add" }) -- performed? unknown: in doubt with a
+    local res, err = router:add{ product = "followers", link = "https://x.test/auto", quantity = 1000 }
+    assert.is_nil(res)
+    assert.is_true(err.ambiguous)
+    assert.equal("a", err.panel)
+    assert.is_string(err.ref)
+    local row = assert(book:get(err.ref))
+    assert.equal("in_doubt", row.state)
+    assert.same({ a = 1, b = 0, c = 0 }, rt.adds(sbs))
+  end)
+end)

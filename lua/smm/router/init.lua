@@ -413,7 +413,8 @@ end
 -- The order as client:add returns it, with panel = name and route = { product, panel, service,
 -- price, reason, passed_over = { { panel, service, reason, message }, ... } }. err.code
 -- "no_panel" (err.passed_over: why each was left) when none took it; "in_doubt" for a ref in
--- doubt; any other error is the chosen panel's (err.panel names it).
+-- doubt; any other error is the chosen panel's (err.panel names it, err.ref the order's ref:
+-- without a ref given, the one made for it, which book:resolve(ref, ...) settles).
 function Router:add(a)
   if type(a) ~= "table" then usage("add(order): order must be a table") end
   if a.service ~= nil then usage("add(order): a routed order names a product, not a service") end
@@ -504,8 +505,8 @@ function Router:add(a)
       self.health:outcome(p, false, aerr)
       local why = placement.not_placed_here(aerr)
       if not why then
-        aerr.panel = p.name
-        aerr.route = route
+        -- the ref (made here when the caller gave none) is what settles an order in doubt
+        aerr.panel, aerr.route, aerr.ref = p.name, route, ref
         return nil, aerr
       end
       passed_over[#passed_over + 1] = { panel = p.name, service = c.service, reason = why,
