@@ -239,3 +239,47 @@ describe("smm.router review: an order in doubt names its ref #router", function(
     assert.same({ a = 1, b = 0, c = 0 }, rt.adds(sbs))
   end)
 end)
+
+describe("smm.router review: a key the panel echoes, a password in the URL #router", function()
+  local sbs, store, book
+
+  setup(function()
+    sbs = rt.start({ echo_key = true })
+    store = books.store("sqlite")
+    book = store:open()
+  end)
+
+  teardown(function()
+    if book then book:close() end
+    if store then store:close() end
+    rt.stop(sbs)
+  end)
+
+  it("reach no row of the book, no event, no route, no error and no printed router", function()
+    local PASSWORD = "PASS-W0RD-7c1d"
+    local WRONG = env.KEY .. "-wr/o+n&g\"" -- echoed as the panel's error text, in its JSON escape
+    local router = require("smm.router").new{ book = book, products = rt.PRODUCTS,
+      breaker = { failures = 1, cool_off = 60000 }, panels = {
+        { name = "a", url = "http://user:" .. PASSWORD .. "@" .. sbs.a.url:sub(8), key = WRONG, retries = 0 },
+        { name = "b", url = "http://user:" .. PASSWORD .. "@" .. sbs.b.url:sub(8), key = env.KEY .. "-wrong-b",
+          retries = 0 },
+        { name = "c", url = sbs.c.url, key = rt.KEYS.c, retries = 0 } } }
+    -- a: its list answered at 500 with the key echoed (a failure: last_error, panel.down);
+    -- b: refuses the key at 200 (the order passes over it, the message in the route)
+    sbs.a:fault("close", { status = 500, action = "services" })
+    local res = assert(router:add{ product = "followers", link = "https://x.test/s", quantity = 1000, ref = "s1" })
+    assert.equal("c", res.panel)
+    local seen = {
+      res, router:panels(), router:quote{ product = "followers", quantity = 1000 }, router:balance(),
+      tostring(router), books.texts(book),
+    }
+    local _, err = router:add{ product = "followers", link = "https://x.test/s2", quantity = 1000, ref = "s2",
+      avoid = { "c" } }
+    seen[#seen + 1] = err
+    assert.equal("no_panel", err.code)
+    -- the echo did reach the client (scrubbed there), so this is no empty test
+    assert.matches("Invalid API key", state_of(router, "a").last_error, 1, true)
+    assert.is_false(env.leaks_key(seen))
+    assert.is_nil(env.find_any(seen, { PASSWORD, "wr/o+n", "wr\\/o" }))
+  end)
+end)
