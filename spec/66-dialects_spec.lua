@@ -330,6 +330,31 @@ describe("dialects: the option", function()
     assert(smm.new{ url = url, key = KEY, dialect = "api_token", transport = t })
   end)
 
+  it("smm.core's option headers: lines \"Name: value\" only, never shown in its refusals", function()
+    local core = require "smm.core"
+    local bad = {
+      { "X-Api-Key: " .. KEY .. "\r\nHost: evil", "must not contain CR, LF or NUL" },
+      { "X-Api-Key: " .. KEY .. "\0", "must not contain CR, LF or NUL" },
+      { "X-Api-Key:", "has an empty value" },
+      { "X-Api-Key:   ", "has an empty value" },
+      { "Bad Name: " .. KEY, "token name" },
+      { KEY, "token name" },
+      { 42, "must be a string" },
+    }
+    for _, case in ipairs(bad) do
+      local ok, err = pcall(core.new, { headers = { "X-Ok: 1", case[1] } })
+      assert.is_false(ok)
+      assert.truthy(err:find("item 2 ", 1, true) and err:find(case[2], 1, true), err)
+      assert.is_false(leaks(err))
+    end
+    local many = {}
+    for i = 1, 17 do many[i] = "X-" .. i .. ": v" end
+    assert.is_false(pcall(core.new, { headers = many }))
+    assert.is_false(pcall(core.new, { headers = "X-Api-Key: v" }))
+    local h = core.new{ headers = { "X-Api-Key: v" } }
+    h:close()
+  end)
+
   it("client:call refuses the dialect's key field as a field", function()
     local c = smm.new{ url = url, key = KEY, dialect = "api_token" }
     local res, err = c:call("balance", { api_token = "x" })
