@@ -363,6 +363,22 @@ describe("dialects: the option", function()
     assert.equal("api_token", err.field)
   end)
 
+  it("the sandbox's dialect can be changed by POST /sandbox/config", function()
+    local sb = env.sandbox()
+    local c = env.client(sb, { dialect = "bearer", retries = 0 })
+    local _, err = c:balance()
+    local bad = sb:config{ dialect = "bearerr" }
+    local good = sb:config{ dialect = "bearer" }
+    local b = c:balance()
+    sb:stop()
+    assert.equal("invalid_key", err and err.code)
+    assert.is_false(bad.ok)
+    assert.truthy(bad.error:find("bearerr", 1, true))
+    assert.is_true(good.ok)
+    assert.equal("bearer", good.config.dialect)
+    assert.equal("100.00", b and b.balance)
+  end)
+
   it("a custom dialect works against a panel that speaks it", function()
     local sb = env.sandbox{ dialect = "x_api_key" }
     local c = env.client(sb, { dialect = { name = "my-panel", key_header = "X-API-KEY" } })
