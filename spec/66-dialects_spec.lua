@@ -355,6 +355,41 @@ describe("dialects: the option", function()
     h:close()
   end)
 
+  it("the key header never goes into a proxy's CONNECT request", function()
+    -- a proxy that prints the head of the one request it gets (the CONNECT), then closes
+    local script = [=[
+      local socket = require "socket"
+      local srv = assert(socket.bind("127.0.0.1", 0))
+      local _, port = srv:getsockname()
+      io.stdout:write(port, "\n"); io.stdout:flush()
+      srv:settimeout(10)
+      local conn = srv:accept()
+      if conn then
+        conn:settimeout(5)
+        while true do
+          local line = conn:receive("*l")
+          if not line or line == "" then break end
+          io.stdout:write(line, "\n")
+        end
+        conn:close()
+      end
+      io.stdout:write("END\n")
+    ]=]
+    local pipe = assert(io.popen("lua5.4 -e " .. ("%q"):format(script):gsub("\\\n", "\n"), "r"))
+    local port = assert(tonumber(pipe:read("*l")))
+    local c = smm.new{ url = "https://panel.test/api/v2", key = KEY, dialect = "x_api_key", retries = 0,
+                       proxy = "http://127.0.0.1:" .. port, timeout = 5000 }
+    local res, err = c:balance()
+    c:close()
+    local head = pipe:read("*a")
+    pipe:close()
+    assert.is_nil(res)
+    assert.is_false(deep_leaks(err))
+    assert.truthy(head:find("^CONNECT panel.test:443"), head)
+    assert.is_nil(head:lower():find("x-api-key", 1, true), head)
+    assert.is_false(leaks(head))
+  end)
+
   it("client:call refuses the dialect's key field as a field", function()
     local c = smm.new{ url = url, key = KEY, dialect = "api_token" }
     local res, err = c:call("balance", { api_token = "x" })
