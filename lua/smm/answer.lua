@@ -77,8 +77,8 @@ function M.read(result, ctx)
       if ctx.error_field then
         dialects.adopt_errors(json, ctx.error_field)
       elseif json.errors ~= nil and json.error == nil then
-        json.error, json.errors = dialects.error_text(json.errors), nil
-        if json.error ~= nil then hint = OTHER_DIALECT end
+        local text = dialects.error_text(json.errors)
+        if text then json.error, json.errors, hint = text, nil, OTHER_DIALECT end
       end
       if json.error ~= nil and not normalize.is_error(json.error) then
         json.error = nil -- {"order": 23501, "error": null}: the field is there, the error is not

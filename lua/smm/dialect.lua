@@ -128,8 +128,8 @@ end
 -- order. The first message comes first, so that errors.api_code classifies it by its start.
 local function messages(v, into, depth)
   local t = type(v)
-  if t == "string" or t == "number" then
-    if tostring(v):find("%S") then into[#into + 1] = tostring(v) end
+  if t == "string" then -- messages only: a count ({"errors": 0}) is no error
+    if v:find("%S") then into[#into + 1] = v end
   elseif t == "table" and depth < 3 then
     if type(v.message) == "string" then return messages(v.message, into, depth + 1) end
     if v[1] ~= nil then
@@ -152,12 +152,13 @@ end
 
 -- A decoded answer of dialect d read as the common form: each object's d.error_field (at the
 -- top, in a multi-id answer's entries, and in their values: {"order": 1, "refill": {"errors":
--- ...}}) becomes `error` with its text. Empty values ([], "", null) are no error and go. In place.
+-- ...}}) becomes `error` with its text. Values with no message ([], "", null, a count) are no
+-- error and stay as they are. In place.
 local function adopt(t, field, depth)
   local v = t[field]
-  if v ~= nil then
-    t[field] = nil
-    if t.error == nil then t.error = M.error_text(v) end
+  if v ~= nil and t.error == nil then
+    local text = M.error_text(v)
+    if text then t.error, t[field] = text, nil end
   end
   if depth < 2 then
     for _, item in pairs(t) do
