@@ -33,6 +33,7 @@ build = {
       ["smm.sandbox.dialect"] = "lua/smm/sandbox/dialect.lua",
       ["smm.sandbox.faults"] = "lua/smm/sandbox/faults.lua",
       ["smm.sandbox.http"] = "lua/smm/sandbox/http.lua",
+      ["smm.sandbox.jsonread"] = "lua/smm/sandbox/jsonread.lua",
       ["smm.sandbox.panel"] = "lua/smm/sandbox/panel.lua",
       ["smm.sandbox.services"] = "lua/smm/sandbox/services.lua",
     },
