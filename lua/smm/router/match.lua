@@ -72,7 +72,8 @@ M.WORDS = WORDS
 
 -- A memo for suggest/score: what was worked out about names, types and categories, kept by the
 -- caller across calls (names rarely change between two fetches).
-function M.memo() return { names = {}, types = {}, cats = {} } end
+-- size: how many names it holds (a long-lived caller starts a new one past a bound).
+function M.memo() return { names = {}, types = {}, cats = {}, size = 0 } end
 
 -- What a service is made of at the coarsest: its network and what it sells. Names that share
 -- these (and the type) are compared when nothing finer brought them together ("Instagram Post
@@ -97,9 +98,11 @@ local DAY_WORDS = { day = true, days = true, d = true }
 --   coarse  the key's network and product words only ("instagram like"), or nil
 --   days  the refill period the name states ("R30", "[Refill 30D]", "30 days refill",
 --         "Refill 30"; "lifetime" = 36500), or nil
-local function name_info(names, name)
+local function name_info(memo, name)
+  local names = memo.names
   local info = names[name]
   if info then return info end
+  memo.size = memo.size + 1
   local s = lower(name)
   if find(s, "[\226\239\240-\244]") then
     s = gsub(s, "[\240-\244][\128-\191][\128-\191][\128-\191]", " ") -- emojis and the like
@@ -216,7 +219,7 @@ local function category_score(memo, ca, cb)
   if not row then row = {} memo.cats[ca] = row end
   local v = row[cb]
   if v then return v end
-  v = percent(dice(name_info(memo.names, ca).set, name_info(memo.names, cb).set))
+  v = percent(dice(name_info(memo, ca).set, name_info(memo, cb).set))
   row[cb] = v
   return v
 end
@@ -237,8 +240,8 @@ local function pair(a, b, memo)
   if lo > hi then return nil, "bounds do not overlap" end
   local name, days_a, days_b = 100, nil, nil
   if a.name ~= b.name then
-    local ia = name_info(memo.names, tostring(a.name or ""))
-    local ib = name_info(memo.names, tostring(b.name or ""))
+    local ia = name_info(memo, tostring(a.name or ""))
+    local ib = name_info(memo, tostring(b.name or ""))
     name = percent(0.8 * dice(ia.set, ib.set) + 0.2 * dice(ia.all, ib.all))
     days_a, days_b = ia.days, ib.days
   end
@@ -493,7 +496,6 @@ function M.suggest(lists, opts)
   opts = opts or {}
   check(lists, opts)
   local memo = opts.memo or M.memo()
-  local names = memo.names
   local min_score = opts.min_score or M.MIN_SCORE
   local npanels = #lists
   local known = {}
@@ -563,7 +565,7 @@ function M.suggest(lists, opts)
     for _, g in ipairs(rest) do
       g.first = first_of(g, npanels)
       local rep = g[g.first]
-      local info = name_info(names, tostring(rep.name or ""))
+      local info = name_info(memo, tostring(rep.name or ""))
       local k = pass == 1 and info.full or pass == 2 and info.key or info.coarse
       k = k and (type_of(memo.types, rep.type) .. "\0" .. k)
       if not k then
