@@ -280,7 +280,7 @@ for _, engine in ipairs(books.ENGINES) do
 
     it("tells a change once when " .. WATCHERS .. " processes watch the same book at once", function()
       assert(cat:watch())
-      local url = books.db(book) and store.url
+      local url = store.url
       sbs.a:services{ service = 1, rate = "0.97" }
       -- the panel answers slowly: every watcher has fetched before any records
       sbs.a:config{ latency = 300 }
