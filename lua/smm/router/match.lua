@@ -104,6 +104,9 @@ local function name_info(memo, name)
   if info then return info end
   memo.size = memo.size + 1
   local s = lower(name)
+  if find(s, "tik", 1, true) or find(s, "you", 1, true) then
+    s = gsub(gsub(s, "tik[%s%-]*tok", "tiktok"), "you[%s%-]+tube", "youtube")
+  end
   if find(s, "[\226\239\240-\244]") then
     s = gsub(s, "[\240-\244][\128-\191][\128-\191][\128-\191]", " ") -- emojis and the like
     s = gsub(s, "\226[\128-\191][\128-\191]", " ")  -- U+2000-U+2FFF: dashes, arrows, symbols
@@ -362,15 +365,44 @@ end
 
 -- Level 2b: the groups of one block scored pairwise, the best pairs merged first, never two
 -- services of one panel in a group.
+local function signature(g, npanels)
+  local t = {}
+  for p = 1, npanels do t[p] = g[p] and "1" or "0" end
+  return concat(t)
+end
+
 local function merge_block(block, npanels, memo, min_score)
+  -- only groups of disjoint panel sets can merge: compared by sets, never two of one set
+  local sets, set_order = {}, {}
+  for i, g in ipairs(block) do
+    local sig = signature(g, npanels)
+    local list = sets[sig]
+    if not list then
+      list = {}
+      sets[sig] = list
+      set_order[#set_order + 1] = sig
+    end
+    list[#list + 1] = i
+  end
   local cands = {}
-  for i = 1, #block - 1 do
-    local u = block[i]
-    for j = i + 1, #block do
-      local v = block[j]
-      if disjoint(u, v, npanels) then
-        local sc = pair(u[u.first], v[v.first], memo)
-        if sc and sc >= min_score then cands[#cands + 1] = { sc, i, j } end
+  for x = 1, #set_order - 1 do
+    for y = x + 1, #set_order do
+      local a, b = set_order[x], set_order[y]
+      local apart = true
+      for k = 1, npanels do
+        if byte(a, k) == 49 and byte(b, k) == 49 then apart = false break end -- a panel in both
+      end
+      if apart then
+        for _, i in ipairs(sets[a]) do
+          local u = block[i]
+          for _, j in ipairs(sets[b]) do
+            local v = block[j]
+            local sc = pair(u[u.first], v[v.first], memo)
+            if sc and sc >= min_score then
+              if i < j then cands[#cands + 1] = { sc, i, j } else cands[#cands + 1] = { sc, j, i } end
+            end
+          end
+        end
       end
     end
   end
