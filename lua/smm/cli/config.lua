@@ -54,7 +54,7 @@ M.OPTIONS = {
   url = text, key = text, timeout = ms, connect_timeout = ms, retries = count, retry_base = ms,
   retry_max = ms, concurrency = count, max_body = count, services_ttl = ms, proxy = text,
   cainfo = text, user_agent = text, ssl_verify = bool, validate = bool, rate_limit = rate,
-  book = text, webhook_secret = text,
+  book = text, webhook_secret = text, dialect = text, -- dialect: checked by smm.new
 }
 
 -- Options of the command line itself, not of smm.new: the order book's URL and the secret that
