@@ -140,7 +140,8 @@ function Ctx:client()
   if not r then error({ usage = err }, 0) end
   if r.warning then output.warn(r.warning) end
   if not r.url then
-    error({ usage = "no panel URL: give --url, set SMM_API_URL, or add a profile to " .. r.path }, 0)
+    error({ usage = r.choose_panel or ("no panel URL: give --url, set SMM_API_URL, or add a profile to " ..
+      r.path) }, 0)
   end
   if not r.key then
     error({ usage = "no API key for " .. config.printable_url(r.url) ..
