@@ -1,0 +1,320 @@
+-- The commands over several panels (smm.router, built from the config's [panel NAME] sections
+-- and its [products] map): `smm panels`, `smm quote --product`, `smm add --product`,
+-- `smm match` and `smm watch`. Each is (ctx) -> exit code, as in commands.lua; ctx:router()
+-- makes the router (and opens the book it records in).
+local args = require "smm.cli.args"
+local output = require "smm.cli.output"
+local cli_book = require "smm.cli.book"
+local config = require "smm.cli.config"
+local money = require "smm.money"
+
+local M = {}
+
+local EXIT = require("smm.cli.commands").EXIT
+
+local function iso(ms)
+  if type(ms) ~= "number" then return nil end
+  return cli_book.iso(math.floor(ms / 1000))
+end
+
+-- An error as one line for a table cell or a JSON field (the keys scrubbed by ctx:scrub).
+local function error_text(ctx, err)
+  if err == nil then return nil end
+  if type(err) ~= "table" then return ctx:scrub(tostring(err)) end
+  local text = tostring(err.message or err.kind)
+  if err.kind and err.kind ~= "api" and err.kind ~= "invalid" then text = err.kind .. ": " .. text end
+  return ctx:scrub((text:gsub("[%s;]+$", "")))
+end
+
+-- panels --------------------------------------------------------------------------------------
+-- Each panel asked now: its balance and its services (the breaker and the balance recorded as
+-- the router records them), then the state the book holds for it.
+function M.panels(ctx)
+  local ok, problem = args.check(ctx, "panels", { "book" })
+  if not ok then return ctx:usage(problem) end
+  if #ctx.args > 0 then return ctx:usage("'smm panels' takes no arguments") end
+  local router, r = ctx:router()
+  local names = {}
+  for i, p in ipairs(r.panels) do names[i] = p.name end
+  if ctx.flags.panel then names = { ctx.flags.panel } end
+  local asked, failed, first_err = {}, 0, nil
+  for _, name in ipairs(names) do
+    local entry = {}
+    local b, berr = router:balance(name)
+    if b then entry.balance, entry.currency = b.balance, b.currency else entry.err = berr end
+    local list, lerr = router:panel(name):services()
+    if list then entry.services = #list else entry.err = entry.err or lerr end
+    if entry.err then
+      failed = failed + 1
+      first_err = first_err or entry.err
+    end
+    asked[name] = entry
+  end
+  local states, serr = router:panels()
+  if not states then return ctx:fail(serr) end
+  local by_name = {}
+  for _, s in ipairs(states) do by_name[s.name] = s end
+  local rows = {}
+  for _, name in ipairs(names) do
+    local s, a = by_name[name] or {}, asked[name]
+    local url
+    for _, p in ipairs(r.panels) do if p.name == name then url = p.url end end
+    rows[#rows + 1] = {
+      name = name, url = config.printable_url(url), state = s.state or (a.err and "down" or "up"),
+      balance = a.balance or s.balance, currency = a.currency or s.currency, services = a.services,
+      failures = s.failures, down_until = iso(s.down_until),
+      error = error_text(ctx, a.err), last_error = s.last_error and ctx:scrub(tostring(s.last_error)) or nil,
+    }
+  end
+  if output.json_mode() then
+    output.json(output.array(rows))
+  else
+    output.print_table({
+      { title = "PANEL", key = "name" },
+      { title = "STATE", key = "state", colour = function(row)
+          return row.state == "up" and "green" or (row.state == "down" and "red" or "yellow") end },
+      { title = "BALANCE", get = function(row)
+          return row.balance and (row.balance .. (row.currency and (" " .. row.currency) or "")) end,
+        align = "right" },
+      { title = "SERVICES", key = "services", align = "right" },
+      { title = "FAILURES", key = "failures", align = "right", drop = 1 },
+      { title = "URL", key = "url", shrink = 12, drop = 2 },
+      { title = "LAST ERROR", get = function(row) return row.error or row.last_error end, shrink = 12,
+        colour = function() return "red" end },
+    }, rows, { width = output.terminal_size() })
+  end
+  if failed == 0 then return 0 end
+  if failed < #names then return EXIT.partial end
+  return require("smm.cli").exit_code(first_err)
+end
+
+-- quote --product -----------------------------------------------------------------------------
+-- The routing request of quote and add: product, quantity, guarantees, preferences. nil, problem
+-- for a usage error.
+local function route_request(ctx, r)
+  local f = ctx.flags
+  local product = f.product
+  if not r.products[product] then
+    local names = {}
+    for name in pairs(r.products) do names[#names + 1] = name end
+    table.sort(names)
+    if #names == 0 then return nil, "no [products] in " .. r.path .. ": map product = panel:service there" end
+    local guess = args.suggest(product, names)
+    return nil, "no product '" .. product .. "' in " .. r.path .. " (products: " .. table.concat(names, ", ") ..
+      ")" .. (guess and ("; did you mean '" .. guess .. "'?") or "")
+  end
+  if f.quantity == nil then return nil, "how many? (--quantity N)" end
+  local quantity = args.tointeger(tonumber(f.quantity))
+  if not quantity or quantity < 1 then
+    return nil, "option --quantity must be a whole number from 1, got '" .. tostring(f.quantity) .. "'"
+  end
+  local req = { product = product, quantity = quantity, refill = f.refill or nil, cancel = f.cancel or nil }
+  if f["max-cost"] then
+    if not money.is_decimal(f["max-cost"]) or f["max-cost"]:find("^%-") then
+      return nil, "option --max-cost must be a decimal amount, like 2.50, got '" .. f["max-cost"] .. "'"
+    end
+    req.max_cost = f["max-cost"]
+  end
+  for _, flag in ipairs{ "prefer", "avoid" } do
+    local list = args.names(f[flag])
+    if list then
+      for _, name in ipairs(list) do
+        if not config.find_panel(r, name) then return nil, "--" .. flag .. ": " .. config.no_such_panel(r, name) end
+      end
+      req[flag] = list
+    end
+  end
+  return req
+end
+M.route_request = route_request
+
+local CANDIDATE_COLUMNS = {
+  { title = "PANEL", key = "panel" },
+  { title = "SERVICE", key = "service", align = "right" },
+  { title = "NAME", key = "name", shrink = 16, weight = 2 },
+  { title = "RATE", key = "rate", align = "right" },
+  { title = "PRICE", key = "price", align = "right", colour = function() return "bold" end },
+  { title = "MIN", key = "min", align = "right" },
+  { title = "MAX", key = "max", align = "right" },
+  { title = "REFILL", key = "refill", drop = 2 },
+  { title = "CANCEL", key = "cancel", drop = 1 },
+}
+
+local EXCLUDED_COLUMNS = {
+  { title = "LEFT OUT", key = "panel" },
+  { title = "SERVICE", key = "service", align = "right" },
+  { title = "REASON", key = "reason", colour = function() return "yellow" end },
+  { title = "", key = "message", shrink = 10 },
+}
+
+local function quote_doc(ctx, req, q)
+  local doc = { product = req.product, quantity = req.quantity, candidates = output.array(),
+                excluded = output.array() }
+  for i, c in ipairs(q.candidates or {}) do
+    local row = {}
+    for k, v in pairs(c) do row[k] = v end
+    doc.candidates[i] = row
+  end
+  for i, e in ipairs(q.excluded or {}) do
+    doc.excluded[i] = { panel = e.panel, service = e.service, reason = e.reason,
+                        message = e.message and ctx:scrub(tostring(e.message)) or nil }
+  end
+  return doc
+end
+
+local function print_quote(doc)
+  if #doc.candidates > 0 then
+    output.print_table(CANDIDATE_COLUMNS, doc.candidates, { width = output.terminal_size() })
+  else
+    output.say("no panel can take " .. string.format("%d", doc.quantity) .. " of " .. doc.product)
+  end
+  if #doc.excluded > 0 then
+    output.say("")
+    output.print_table(EXCLUDED_COLUMNS, doc.excluded, { width = output.terminal_size() })
+  end
+end
+
+function M.quote(ctx)
+  local ok, problem = args.check(ctx, "quote", { "product", "quantity", "refill", "cancel", "max-cost",
+    "prefer", "avoid", "book" })
+  if not ok then return ctx:usage(problem) end
+  if #ctx.args > 0 then return ctx:usage("quote --product takes no SERVICE QUANTITY words (--quantity N)") end
+  if ctx.flags.panel then
+    return ctx:usage("--panel with --product: the product's panels are in [products] (--prefer, --avoid)")
+  end
+  local router, r = ctx:router()
+  local req
+  req, problem = route_request(ctx, r)
+  if not req then return ctx:usage(problem) end
+  local q, err = router:quote(req)
+  if not q then return ctx:fail(err) end
+  local doc = quote_doc(ctx, req, q)
+  if output.json_mode() then output.json(doc) else print_quote(doc) end
+  if #doc.candidates == 0 then
+    output.error("no panel can take " .. string.format("%d", req.quantity) .. " of " .. req.product ..
+      " (see the reasons above)", { kind = "error", code = "no_candidate" })
+    return EXIT.error
+  end
+  return 0
+end
+
+-- add --product -------------------------------------------------------------------------------
+-- Quoted first (the choice and its price shown, and asked about), then placed by router:add
+-- through the book: the cheapest able panel, failing over only when the one tried provably
+-- did not place it. max_cost is --max-cost, else the dearest price shown: a fail-over never
+-- spends more than the person agreed to.
+local function already_recorded(ref, row)
+  if cli_book.IN_DOUBT[row.state] then
+    output.error("ref " .. ref .. " is in doubt (" .. (row.state == "sending" and
+      "its add was sent and no answer was recorded" or tostring(row.error or "its answer was lost")) ..
+      "): nothing was sent; " .. cli_book.settle_advice(ref), { kind = "book", code = "in_doubt" })
+    return EXIT.ref_in_doubt
+  end
+  local panel = type(row.route) == "table" and row.route.panel or nil
+  if output.json_mode() then
+    output.json{ order = row.order_id, ref = ref, recorded = true, state = row.state, status = row.status,
+      service = row.service, panel = panel }
+  else
+    output.say("order ", string.format("%d", row.order_id), panel and (" on panel " .. panel) or "", " (ref ",
+      ref, ") was placed earlier", row.status and (", status " .. row.status) or "", ": nothing was sent")
+  end
+  return 0
+end
+
+function M.add(ctx)
+  local ok, problem = args.check(ctx, "add", { "product", "link", "quantity", "ref", "book", "max-cost",
+    "prefer", "avoid", "refill", "cancel" })
+  if not ok then return ctx:usage(problem) end
+  if #ctx.args > 0 then
+    return ctx:usage("unexpected argument '" .. ctx.args[1] .. "' (order fields are given as --flags)")
+  end
+  if ctx.flags.panel then
+    return ctx:usage("--panel with --product: the product's panels are in [products] (--prefer, --avoid)")
+  end
+  local ref = ctx.flags.ref
+  if ref ~= nil and (ref == "" or #ref > 200 or ref:find("%c")) then
+    return ctx:usage("option --ref must be 1 to 200 characters without control characters")
+  end
+  if ctx.flags.link == nil or ctx.flags.link == "" then return ctx:usage("which link? (--link URL)") end
+  local router, r = ctx:router()
+  local req
+  req, problem = route_request(ctx, r)
+  if not req then return ctx:usage(problem) end
+  local book = ctx:book(true)
+  if ref then
+    local row, err = book:get(ref)
+    if err then return ctx:fail(err, "nothing was sent") end
+    if row and row.state ~= "failed" then
+      local product = type(row.route) == "table" and row.route.product or nil
+      if product ~= req.product then
+        output.error("ref " .. ref .. " names another order in the book (" .. (product and ("product " ..
+          product) or ("service " .. tostring(row.service))) .. "): nothing was sent; a ref names one order",
+          { kind = "book", code = "ref_conflict" })
+        return EXIT.error
+      end
+      return already_recorded(ref, row)
+    end
+  end
+  local q, qerr = router:quote(req)
+  if not q then return ctx:fail(qerr, "nothing was sent") end
+  local doc = quote_doc(ctx, req, q)
+  if #doc.candidates == 0 then
+    if not output.json_mode() then print_quote(doc) end
+    output.error("no panel can take " .. string.format("%d", req.quantity) .. " of " .. req.product ..
+      ": nothing was sent", { kind = "error", code = "no_candidate" })
+    return EXIT.error
+  end
+  local best, dearest = doc.candidates[1], doc.candidates[1].price
+  for _, c in ipairs(doc.candidates) do
+    if money.compare(c.price, dearest) > 0 then dearest = c.price end
+  end
+  if not output.json_mode() or not ctx.flags.yes then
+    local lines = { "product   " .. req.product, "link      " .. ctx.flags.link,
+      "quantity  " .. string.format("%d", req.quantity) }
+    for i, c in ipairs(doc.candidates) do
+      lines[#lines + 1] = string.format("%-9s %s: service %d, %s", i == 1 and "panels" or "", c.panel, c.service,
+        output.paint(c.price, i == 1 and "bold" or nil))
+    end
+    output.note(table.concat(lines, "\n"))
+  end
+  local question = "Place this order with panel " .. best.panel .. " for " .. best.price ..
+    (#doc.candidates > 1 and (" (at most " .. (req.max_cost or dearest) .. " on another panel)") or "") .. "?"
+  local confirmed = require("smm.cli.commands").confirm(ctx, question)
+  if confirmed ~= true then return confirmed end
+  local call = { product = req.product, link = ctx.flags.link, quantity = req.quantity, ref = ref,
+                 max_cost = req.max_cost or dearest, prefer = req.prefer, avoid = req.avoid,
+                 refill = req.refill, cancel = req.cancel }
+  local res, err = router:add(call)
+  if not res then
+    if err.kind == "book" and err.code == "in_doubt" then return ctx:fail(err) end
+    if err.kind == "book" then return ctx:fail(err, "nothing was sent") end
+    if err.ambiguous then
+      return ctx:fail(err, "the order may have been placed" .. (err.panel and (" on panel " .. err.panel) or "") ..
+        " and is recorded in doubt: " .. cli_book.settle_advice(err.ref or ref or "REF"))
+    end
+    return ctx:fail(err)
+  end
+  if res.recorded then
+    local row = book:get(res.ref) or { order_id = res.order, state = res.state, status = res.status }
+    return already_recorded(res.ref, row)
+  end
+  local route = type(res.route) == "table" and res.route or {}
+  local panel = res.panel or route.panel
+  local price = res.price or route.price
+  if res.book_error then
+    output.error(string.format("order %d was placed on panel %s, but the book could not record it: %s; " ..
+      "once the book works again: smm doubt %s %d", res.order, tostring(panel),
+      ctx:scrub(tostring(res.book_error)), res.ref, res.order), { kind = "book", code = res.book_error.code })
+    return EXIT.ambiguous
+  end
+  if output.json_mode() then
+    output.json{ order = res.order, ref = res.ref, panel = panel, service = res.service or route.service,
+      product = req.product, price = price, route = res.route }
+  else
+    output.say("order ", output.paint(string.format("%d", res.order), "green"), " placed on panel ",
+      tostring(panel), price and (" (" .. price .. ")") or "", ", ref ", res.ref)
+  end
+  return 0
+end
+
+return M
