@@ -43,7 +43,7 @@ several panels (the config's [panel NAME] sections and [products] map; see docs/
   panels                                                      each panel: state, balance, services, last error
   quote --product P --quantity N [--refill] [--cancel]        the candidates, cheapest first, and the left out
   add --product P --link L --quantity N [--ref R] [--max-cost X] [--prefer a,b] [--avoid c]
-                                                              routed to the cheapest able panel, through the book
+                                                              to the cheapest able panel, through the book
   match [--min-score S]                                       suggested products, to paste into [products]
   watch                                                       what changed in the panels' service lists
   sandbox [--port N ...]                                      run the sandbox panel
@@ -89,7 +89,8 @@ local COMMANDS = {
   add = routed("add", commands.add),
   panels = function(ctx) return require("smm.cli.panels").panels(ctx) end,
   match = function(ctx) return require("smm.cli.panels").match(ctx) end,
-  watch = function(ctx) return require("smm.cli.panels").watch(ctx) end, status = commands.status, wait = commands.wait, refill = commands.refill,
+  watch = function(ctx) return require("smm.cli.panels").watch(ctx) end,
+  status = commands.status, wait = commands.wait, refill = commands.refill,
   ["refill-status"] = commands.refill_status, refill_status = commands.refill_status,
   cancel = commands.cancel, config = commands.config, sandbox = commands.sandbox,
   batch = function(ctx) return require("smm.cli.batch").run(ctx) end,

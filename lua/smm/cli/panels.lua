@@ -100,8 +100,8 @@ local function route_request(ctx, r)
     table.sort(names)
     if #names == 0 then return nil, "no [products] in " .. r.path .. ": map product = panel:service there" end
     local guess = args.suggest(product, names)
-    return nil, "no product '" .. product .. "' in " .. r.path .. " (products: " .. table.concat(names, ", ") ..
-      ")" .. (guess and ("; did you mean '" .. guess .. "'?") or "")
+    return nil, "no product '" .. product .. "' in " .. r.path .. " (products: " ..
+      table.concat(names, ", ") .. ")" .. (guess and ("; did you mean '" .. guess .. "'?") or "")
   end
   if f.quantity == nil then return nil, "how many? (--quantity N)" end
   local quantity = args.tointeger(tonumber(f.quantity))
@@ -119,7 +119,9 @@ local function route_request(ctx, r)
     local list = args.names(f[flag])
     if list then
       for _, name in ipairs(list) do
-        if not config.find_panel(r, name) then return nil, "--" .. flag .. ": " .. config.no_such_panel(r, name) end
+        if not config.find_panel(r, name) then
+          return nil, "--" .. flag .. ": " .. config.no_such_panel(r, name)
+        end
       end
       req[flag] = list
     end
@@ -272,8 +274,8 @@ function M.add(ctx)
     local lines = { "product   " .. req.product, "link      " .. ctx.flags.link,
       "quantity  " .. string.format("%d", req.quantity) }
     for i, c in ipairs(doc.candidates) do
-      lines[#lines + 1] = string.format("%-9s %s: service %d, %s", i == 1 and "panels" or "", c.panel, c.service,
-        output.paint(c.price, i == 1 and "bold" or nil))
+      lines[#lines + 1] = string.format("%-9s %s: service %d, %s", i == 1 and "panels" or "", c.panel,
+        c.service, output.paint(c.price, i == 1 and "bold" or nil))
     end
     output.note(table.concat(lines, "\n"))
   end
@@ -289,8 +291,8 @@ function M.add(ctx)
     if err.kind == "book" and err.code == "in_doubt" then return ctx:fail(err) end
     if err.kind == "book" then return ctx:fail(err, "nothing was sent") end
     if err.ambiguous then
-      return ctx:fail(err, "the order may have been placed" .. (err.panel and (" on panel " .. err.panel) or "") ..
-        " and is recorded in doubt: " .. cli_book.settle_advice(err.ref or ref or "REF"))
+      return ctx:fail(err, "the order may have been placed" .. (err.panel and (" on panel " .. err.panel) or
+        "") .. " and is recorded in doubt: " .. cli_book.settle_advice(err.ref or ref or "REF"))
     end
     return ctx:fail(err)
   end
