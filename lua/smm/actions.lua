@@ -302,6 +302,9 @@ function M.add(ctx, order, opts, s)
   if opts.validate ~= nil and type(opts.validate) ~= "boolean" then
     error("smm: client:add(order, opts): option 'validate' must be a boolean", 3)
   end
+  if opts.route ~= nil and type(opts.route) ~= "table" then
+    error("smm: client:add(order, opts): option 'route' must be a table (smm.router's choice)", 3)
+  end
   local fields, err = validate.add(order)
   if not fields then return refused(err) end
   local ok

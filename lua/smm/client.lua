@@ -284,7 +284,9 @@ local function intent_of(client, op, opts)
   if not ref then return nil, err end
   local fields = {}
   for name, value in pairs(op.requests[1]) do fields[name] = value end
-  return { panel = client.url, ref = ref, fields = fields, quote = known_quote(client, fields) }
+  -- route: smm.router's choice for this order, recorded with it (the client only passes it on)
+  return { panel = client.url, ref = ref, fields = fields, quote = known_quote(client, fields),
+           route = type(opts) == "table" and opts.route or nil }
 end
 
 -- list[i] = { op, opts }: each op claimed in place (it gets .intent), or replaced by its
@@ -534,6 +536,7 @@ end
 
 -- syntax: res, err = client:add(order [, { max_cost = "5.00", validate = true, ref = "shop-1234" }])
 -- ref: through a client made with a book, the order's idempotency key (see smm.book).
+-- route: a table recorded with the order in the book (smm.router passes its choice there).
 function Client:add(order, opts)
   if type(opts) == "table" and opts.ref ~= nil and not self.book then
     error("smm: client:add(order, opts): option 'ref' needs a client made with an order book " ..
