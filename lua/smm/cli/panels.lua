@@ -40,8 +40,8 @@ function M.panels(ctx)
   local asked, failed, first_err = {}, 0, nil
   for _, name in ipairs(names) do
     local entry = {}
-    local b, berr = router:balance(name)
-    if b then entry.balance, entry.currency = b.balance, b.currency else entry.err = berr end
+    local b = router:balance(name)[name]
+    if b.err then entry.err = b.err else entry.balance, entry.currency = b.balance, b.currency end
     local list, lerr = router:panel(name):services()
     if list then entry.services = #list else entry.err = entry.err or lerr end
     if entry.err then
@@ -194,7 +194,8 @@ function M.quote(ctx)
   if output.json_mode() then output.json(doc) else print_quote(doc) end
   if #doc.candidates == 0 then
     output.error("no panel can take " .. string.format("%d", req.quantity) .. " of " .. req.product ..
-      " (see the reasons above)", { kind = "error", code = "no_candidate" })
+      (output.json_mode() and " (see excluded)" or " (see LEFT OUT)"), { kind = "error",
+      code = "no_candidate" })
     return EXIT.error
   end
   return 0
@@ -248,7 +249,8 @@ function M.add(ctx)
     if err then return ctx:fail(err, "nothing was sent") end
     if row and row.state ~= "failed" then
       local product = type(row.route) == "table" and row.route.product or nil
-      if product ~= req.product then
+      if product ~= req.product or row.link ~= ctx.flags.link or
+        tonumber(row.quantity) ~= req.quantity then
         output.error("ref " .. ref .. " names another order in the book (" .. (product and ("product " ..
           product) or ("service " .. tostring(row.service))) .. "): nothing was sent; a ref names one order",
           { kind = "book", code = "ref_conflict" })
