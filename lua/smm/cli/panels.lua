@@ -321,4 +321,107 @@ function M.add(ctx)
   return 0
 end
 
+-- match ---------------------------------------------------------------------------------------
+-- Suggested products (smm.router.match over every panel's list), printed so that a person can
+-- paste the lines they accept into [products]: each suggestion is comment lines (its score, the
+-- reasons, each member service) and then `product = panel:service, ...`. A suggestion whose
+-- members are all a product already is shown commented out; one that adds panels to a product
+-- takes that product's name (its line replaces the old one).
+local function members_line(s, panels)
+  local parts = {}
+  for _, p in ipairs(panels) do
+    local id = s.services[p.name]
+    if id then parts[#parts + 1] = p.name .. ":" .. string.format("%d", id) end
+  end
+  return table.concat(parts, ", ")
+end
+
+local function extends(s)
+  if type(s.known) ~= "table" then return nil end
+  local product
+  for _, name in pairs(s.known) do
+    if product and product ~= name then return nil end -- members of two products: no one name
+    product = name
+  end
+  return product
+end
+
+function M.match(ctx)
+  local ok, problem = args.check(ctx, "match", { "min-score", "book" })
+  if not ok then return ctx:usage(problem) end
+  if #ctx.args > 0 then return ctx:usage("'smm match' takes no arguments") end
+  local min_score
+  if ctx.flags["min-score"] then
+    min_score = args.to_number(ctx.flags["min-score"])
+    if not min_score or min_score < 0 or min_score > 100 then
+      return ctx:usage("option --min-score must be a number from 0 to 100, got '" .. ctx.flags["min-score"] ..
+        "'")
+    end
+  end
+  local router, r = ctx:router()
+  local lists, failed = {}, {}
+  for _, p in ipairs(r.panels) do
+    local list, err = router.catalog:list(p.name)
+    if list then
+      lists[#lists + 1] = { name = p.name, services = list }
+    else
+      failed[#failed + 1] = { panel = p.name, err = err }
+    end
+  end
+  for _, f in ipairs(failed) do
+    output.error("panel " .. f.panel .. ": " .. error_text(ctx, f.err) .. " (its services are left out)",
+      type(f.err) == "table" and f.err or nil)
+  end
+  if #lists < 2 then
+    if #failed > 0 then return require("smm.cli").exit_code(failed[1].err) end
+    return ctx:usage("smm match compares the services of two panels or more: " .. r.path .. " has one")
+  end
+  local match = require "smm.router.match"
+  local suggestions = match.suggest(lists, { products = r.products, min_score = min_score })
+  local docs = output.array()
+  for i, s in ipairs(suggestions) do
+    local name = s.mapped or extends(s) or s.product
+    -- each member's record: s.records[panel] (or s.members, { panel, service = record })
+    local records = {}
+    for panel, rec in pairs(s.records or {}) do records[panel] = rec end
+    for _, m in ipairs(s.members or {}) do records[m.panel] = m.service end
+    local members = output.array()
+    for _, p in ipairs(r.panels) do
+      local sv = records[p.name]
+      if sv then members[#members + 1] = { service = sv.service, name = sv.name, category = sv.category,
+                     type = sv.type, rate = sv.rate, min = sv.min, max = sv.max, refill = sv.refill,
+                     cancel = sv.cancel, panel = p.name } end
+    end
+    docs[i] = { product = name, score = s.score, services = s.services, members = members,
+                reasons = output.array(match.explain(s)), mapped = s.mapped, extends = not s.mapped and
+                extends(s) or nil, line = name .. " = " .. members_line(s, r.panels) }
+  end
+  if output.json_mode() then
+    output.json(docs)
+  else
+    local cols = output.terminal_size()
+    for _, d in ipairs(docs) do
+      output.say(output.paint("# score " .. string.format("%d", d.score), "bold"), ": ",
+        table.concat(d.reasons, ", "))
+      for _, m in ipairs(d.members) do
+        local line = string.format("#   %s:%d  %s  (%s, %s, %s-%s)", m.panel, m.service, tostring(m.name),
+          tostring(m.category), tostring(m.rate), tostring(m.min), tostring(m.max))
+        output.say(cols and output.cut(line, cols) or line)
+      end
+      if d.mapped then
+        output.say(output.paint("# " .. d.line .. "   (already in [products])", "dim"))
+      elseif d.extends then
+        output.say("# adds panels to " .. d.extends .. ": this line replaces its line")
+        output.say(output.paint(d.line, "green"))
+      else
+        output.say(output.paint(d.line, "green"))
+      end
+      output.say("")
+    end
+    output.say(string.format("# %d suggestion%s (score >= %s): paste the lines you accept into [products] " ..
+      "of %s", #docs, #docs == 1 and "" or "s", tostring(min_score or match.MIN_SCORE), r.path))
+  end
+  return #failed > 0 and EXIT.partial or 0
+end
+
 return M
