@@ -359,8 +359,8 @@ function M.resolve(flags, getenv)
   for name, value in pairs(source.options or {}) do
     if M.SETTINGS[name] then
       r.settings[name] = value
-    elseif M.PANEL_OPTIONS[name] or name == "name" then -- luacheck: ignore 542
-      -- the router's (dialect, low_balance) and where the key came from: not smm.new's
+    elseif (M.PANEL_OPTIONS[name] and name ~= "dialect") or name == "name" then -- luacheck: ignore 542
+      -- the router's low_balance and where the key came from: not smm.new's (dialect is)
     elseif name ~= "url" and name ~= "key" and name ~= "_line" then
       r.options[name] = value
     end
