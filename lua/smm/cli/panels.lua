@@ -316,7 +316,8 @@ function M.add(ctx)
       product = req.product, price = price, route = res.route }
   else
     output.say("order ", output.paint(string.format("%d", res.order), "green"), " placed on panel ",
-      tostring(panel), price and (" (" .. price .. ")") or "", ", ref ", res.ref)
+      tostring(panel), price and (" (" .. price .. ")") or "", ", ref ", res.ref,
+      route.reason and route.reason ~= "cheapest" and (": " .. route.reason) or "")
   end
   return 0
 end
