@@ -12,6 +12,12 @@ local M = {}
 
 local EXIT = require("smm.cli.commands").EXIT
 
+local function router_panel_names(ctx)
+  local names = {}
+  for i, p in ipairs(ctx.router_config and ctx.router_config.panels or {}) do names[i] = p.name end
+  return names
+end
+
 local function iso(ms)
   if type(ms) ~= "number" then return nil end
   return cli_book.iso(math.floor(ms / 1000))
@@ -423,6 +429,82 @@ function M.match(ctx)
       "of %s", #docs, #docs == 1 and "" or "s", tostring(min_score or match.MIN_SCORE), r.path))
   end
   return #failed > 0 and EXIT.partial or 0
+end
+
+-- watch ---------------------------------------------------------------------------------------
+-- Each panel's service list against its last snapshot in the book (smm.router's watch): the
+-- changes, each also an event in the book's outbox (delivered by `smm sync`'s hooks). A table
+-- (coloured on a terminal); --json: one JSON object a line, one a change, so that a pipe can
+-- act on each as it comes.
+
+-- A before/after value as text: money and counts as they are, a table as "name value, ...".
+local function value_text(v)
+  if v == nil then return nil end
+  if type(v) == "boolean" then return v and "yes" or "no" end
+  if type(v) == "number" then
+    return output.math_type(v) == "integer" and string.format("%d", v) or tostring(v)
+  end
+  if type(v) ~= "table" then return tostring(v) end
+  local names = {}
+  for k in pairs(v) do names[#names + 1] = k end
+  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
+  local parts = {}
+  for _, k in ipairs(names) do parts[#parts + 1] = tostring(k) .. " " .. value_text(v[k]) end
+  return table.concat(parts, ", ")
+end
+
+local function change_colour(row)
+  local t = tostring(row.type or row.change or "")
+  if t:find("removed") or t:find("lost") or t:find("up$") or t:find("orphan") then return "red" end
+  if t:find("added") or t:find("down$") then return "green" end
+  return "yellow"
+end
+
+function M.watch(ctx)
+  local ok, problem = args.check(ctx, "watch", { "book" })
+  if not ok then return ctx:usage(problem) end
+  if #ctx.args > 0 then return ctx:usage("'smm watch' takes no arguments") end
+  local router = ctx:router()
+  local watcher = router.watch and router or router.catalog
+  local changes, err = watcher:watch()
+  if not changes then return ctx:fail(err) end
+  local failed, first_err, rows = 0, nil, {}
+  for _, c in ipairs(changes) do
+    local row = {}
+    for k, v in pairs(c) do row[k] = v end
+    if row.err then
+      failed = failed + 1
+      first_err = first_err or row.err
+      row.error, row.err = error_text(ctx, row.err), nil
+    end
+    if type(row.message) == "string" then row.message = ctx:scrub(row.message) end
+    rows[#rows + 1] = row
+  end
+  if output.json_mode() then
+    for _, row in ipairs(rows) do io.stdout:write(output.encode(row), "\n") end
+    io.stdout:flush()
+  elseif #rows == 0 then
+    output.say("no changes")
+  else
+    output.print_table({
+      { title = "PANEL", key = "panel" },
+      { title = "CHANGE", get = function(row) return row.type or row.change end, colour = change_colour },
+      { title = "PRODUCT", key = "product", drop = 2 },
+      { title = "SERVICE", key = "service", align = "right" },
+      { title = "NAME", key = "name", shrink = 12, drop = 1 },
+      { title = "BEFORE", get = function(row) return value_text(row.before) end, align = "right" },
+      { title = "AFTER", get = function(row)
+          local text = value_text(row.after)
+          if row.percent then text = (text or "") .. " (" .. tostring(row.percent) .. "%)" end
+          return text
+        end, align = "right" },
+      { title = "", get = function(row) return row.error end, shrink = 10,
+        colour = function() return "red" end },
+    }, rows, { width = output.terminal_size() })
+  end
+  if failed == 0 then return 0 end
+  if failed < #router_panel_names(ctx) then return EXIT.partial end
+  return require("smm.cli").exit_code(first_err)
 end
 
 return M
