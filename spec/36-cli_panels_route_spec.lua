@@ -284,6 +284,22 @@ describe("smm over several panels: panels, quote --product, add --product", func
       assert.equal("short_of_funds", row.route.passed_over[1].reason)
     end)
 
+    it("every panel refuses for funds: each tried once, none placed it, exit 1, the book says failed", function()
+      for _, name in ipairs{ "a", "b", "c" } do sbs[name]:config{ balance = "0.10" } end
+      local r = smm("add --product ig-followers --link https://ig.example/n --quantity 1000 --ref none-1 --yes")
+      assert.equal(1, r.code, r.err)
+      assert.truthy(r.err:find("no panel could take this order of ig-followers", 1, true), r.err)
+      assert.same({ 1, 1, 1 }, { adds("a"), adds("b"), adds("c") })
+      assert.same({ 0, 0, 0 }, { stats("a").orders, stats("b").orders, stats("c").orders })
+      local row = route_of("none-1")
+      assert.truthy(row == nil or row.state == "failed", row and row.state)
+      -- the balances are known now: a quote leaves every panel out as short of funds, nothing sent
+      r = smm("quote --product ig-followers --quantity 1000 --json")
+      assert.equal(1, r.code)
+      for _, e in ipairs(cli.json(r.out).excluded) do assert.equal("short_of_funds", e.reason) end
+      assert.same({ 1, 1, 1 }, { adds("a"), adds("b"), adds("c") })
+    end)
+
     it("an ambiguous failure at the cheapest panel: exit 4, in doubt there, no other panel asked", function()
       sbs.b:fault("reset_after_read", { action = "add" })
       local r = smm("add --product ig-followers --link https://ig.example/d --quantity 1000 --ref doubt-1 --yes")
