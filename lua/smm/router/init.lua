@@ -7,7 +7,10 @@
 --     panels = { { name = "a", url = "https://a.example/api/v2", key = KEY_A, low_balance = "5.00" },
 --                { name = "b", url = "https://b.example/api/v2", key = KEY_B, timeout = 20000 } },
 --     products = { ["ig-followers"] = { a = 1, b = 17 } },
---     [breaker = { failures = 3, cool_off = 60000 }], [clock = function() return ms end] }
+--     [breaker = { failures = 3, cool_off = 60000 }], [clock = function() return ms end],
+--     [balance_ttl = 300] }
+-- balance_ttl (seconds, the book's clock): a balance known to be short of an order's price and
+-- older than this is asked anew before the panel is left out for it.
 --   local q = router:quote{ product = "ig-followers", quantity = 1000 }
 --   local order, err = router:add{ product = "ig-followers", link = L, quantity = 1000, ref = "shop-1" }
 --
@@ -36,7 +39,7 @@ M.Router = Router
 
 local function usage(message, level) error("smm.router: " .. message, (level or 2) + 1) end
 
-local NEW_OPTIONS = { "book", "panels", "products", "breaker", "clock" }
+local NEW_OPTIONS = { "book", "panels", "products", "breaker", "clock", "balance_ttl" }
 local ROUTER_KEYS = { name = true, low_balance = true } -- the rest of a panel entry is smm.new's
 local NAME_PATTERN = "^[%w_%.%-]+$"
 
@@ -47,17 +50,24 @@ local function default_clock()
 end
 
 local function check_products(products, by_name)
-  if type(products) ~= "table" then usage("new: 'products' must be a table { [product] = { [panel] = service id } }", 3) end
+  if type(products) ~= "table" then
+    usage("new: 'products' must be a table { [product] = { [panel] = service id } }", 3)
+  end
   for product, map in pairs(products) do
-    if type(product) ~= "string" or product == "" then usage("new: a product name must be a non-empty string", 3) end
-    if type(map) ~= "table" then usage("new: product '" .. product .. "' must map panel names to service ids", 3) end
+    if type(product) ~= "string" or product == "" then
+      usage("new: a product name must be a non-empty string", 3)
+    end
+    if type(map) ~= "table" then
+      usage("new: product '" .. product .. "' must map panel names to service ids", 3)
+    end
     for name, id in pairs(map) do
       if not by_name[name] then
-        usage("new: product '" .. product .. "' names panel '" .. tostring(name) .. "', which is not in 'panels'", 3)
+        usage("new: product '" .. product .. "' names panel '" .. tostring(name) ..
+          "', which is not in 'panels'", 3)
       end
       if not validate.id(id, "service", "add") then
-        usage("new: product '" .. product .. "' on panel '" .. name .. "': service must be a whole number >= 1, got " ..
-          validate.shown(id), 3)
+        usage("new: product '" .. product .. "' on panel '" .. name ..
+          "': service must be a whole number >= 1, got " .. validate.shown(id), 3)
       end
     end
   end
@@ -85,10 +95,16 @@ function M.new(opts)
   if type(cool_off) ~= "number" or cool_off < 0 then
     usage("new: breaker.cool_off must be a number of milliseconds >= 0, got " .. tostring(cool_off))
   end
-  if opts.clock ~= nil and type(opts.clock) ~= "function" then usage("new: 'clock' must be a function (ms)") end
+  if opts.clock ~= nil and type(opts.clock) ~= "function" then
+    usage("new: 'clock' must be a function (ms)")
+  end
+  local balance_ttl = opts.balance_ttl or 300
+  if type(balance_ttl) ~= "number" or balance_ttl < 0 then
+    usage("new: 'balance_ttl' must be a number of seconds >= 0, got " .. tostring(balance_ttl))
+  end
 
   local self = setmetatable({ book = book, order = {}, by_name = {}, by_url = {},
-                              products = opts.products or {} }, Router)
+                              products = opts.products or {}, balance_ttl = balance_ttl }, Router)
   local listed = {}
   for i, entry in ipairs(opts.panels) do
     if type(entry) ~= "table" then usage("new: panels[" .. i .. "] must be a table") end
@@ -219,6 +235,21 @@ local function find_service(list, id)
   end
 end
 
+-- Is the panel's balance known to be below `total`? A balance older than balance_ttl is asked
+-- anew first (one balance request): a panel topped up since must not stay left out. row.balance
+-- is then the answer's.
+local function short(self, p, row, total)
+  if not (row and row.balance and money.is_decimal(row.balance)) then return false end
+  if money.compare(row.balance, total) >= 0 then return false end
+  if self.book:now() - (row.balance_at or 0) > self.balance_ttl then
+    local b = self:balance(p.name)[p.name]
+    if not (b.balance and money.is_decimal(b.balance)) then return false end
+    row.balance = b.balance
+    return money.compare(b.balance, total) < 0
+  end
+  return true
+end
+
 -- Candidates and exclusions for checked routing options `r` and the order's fields (priced as
 -- they would be sent). Lists are fetched only for panels that may take the order.
 local function offers(self, r, order)
@@ -263,7 +294,7 @@ local function offers(self, r, order)
               (problem and (" " .. problem) or "") .. ")")
           elseif r.max_cost and money.compare(total, r.max_cost) > 0 then
             exclude(p, id, "over_max_cost", "costs " .. total .. ", more than max_cost " .. r.max_cost)
-          elseif row and row.balance and money.is_decimal(row.balance) and money.compare(row.balance, total) < 0 then
+          elseif short(self, p, row, total) then
             exclude(p, id, "short_of_funds", "costs " .. total .. ", more than its balance " .. row.balance)
           else
             candidates[#candidates + 1] = { panel = p.name, service = id, name = s.name, rate = s.rate,
@@ -319,10 +350,11 @@ local function recorded(self, row)
   if not row or row.state == "failed" then return nil end
   local p = self.by_url[row.panel]
   if row.state == "sending" or row.state == "in_doubt" then
-    return nil, errors.new{ kind = "book", code = "in_doubt", action = "add", ref = row.ref, state = row.state,
-      book = self.book.name, panel = p and p.name or row.panel,
+    return nil, errors.new{ kind = "book", code = "in_doubt", action = "add", ref = row.ref,
+      state = row.state, book = self.book.name, panel = p and p.name or row.panel,
       message = "order " .. string.format("%q", row.ref) .. " is in doubt with panel " ..
-        (p and p.name or row.panel) .. ": nothing was sent; settle it with book:resolve(ref, order_id | false)" }
+        (p and p.name or row.panel) ..
+        ": nothing was sent; settle it with book:resolve(ref, order_id | false)" }
   end
   return { order = row.order_id, ref = row.ref, recorded = true, state = row.state, status = row.status,
            panel = p and p.name or row.panel, route = type(row.route) == "table" and row.route or nil }
@@ -380,7 +412,9 @@ function Router:add(a)
       local reason = "cheapest"
       if #passed_over > first then
         local after = {}
-        for i = first + 1, #passed_over do after[#after + 1] = passed_over[i].panel .. " " .. passed_over[i].reason end
+        for i = first + 1, #passed_over do
+          after[#after + 1] = passed_over[i].panel .. " " .. passed_over[i].reason
+        end
         reason = "cheapest left (" .. table.concat(after, ", ") .. ")"
       end
       if state == "probe" then reason = reason .. ", probing a panel that was down" end
@@ -427,7 +461,9 @@ local function grouped(self, refs, action)
   if #list == 0 then usage(action .. "(refs): refs must be a ref or a non-empty list of refs", 3) end
   local groups, order, results = {}, {}, {}
   for _, ref in ipairs(list) do
-    if type(ref) ~= "string" then usage(action .. "(refs): each ref must be a string, got " .. type(ref), 3) end
+    if type(ref) ~= "string" then
+      usage(action .. "(refs): each ref must be a string, got " .. type(ref), 3)
+    end
     local row, err = self.book:get(ref)
     if err then
       results[ref] = { error = err }
@@ -435,14 +471,16 @@ local function grouped(self, refs, action)
       results[ref] = { error = errors.new{ kind = "book", code = "not_found", action = action, ref = ref,
         message = "no order with ref " .. string.format("%q", ref) } }
     elseif not row.order_id then
-      results[ref] = { error = errors.new{ kind = "book", code = row.state == "failed" and "not_placed" or "in_doubt",
-        action = action, ref = ref, state = row.state,
+      results[ref] = { error = errors.new{ kind = "book",
+        code = row.state == "failed" and "not_placed" or "in_doubt", action = action, ref = ref,
+        state = row.state,
         message = "order " .. string.format("%q", ref) .. " has no order id (" .. row.state .. ")" } }
     else
       local p = self.by_url[row.panel]
       if not p then
-        results[ref] = { error = errors.new{ kind = "book", code = "unknown_panel", action = action, ref = ref,
-          message = "order " .. string.format("%q", ref) .. " is on " .. row.panel .. ", not a panel of this router" } }
+        results[ref] = { error = errors.new{ kind = "book", code = "unknown_panel", action = action,
+          ref = ref, message = "order " .. string.format("%q", ref) .. " is on " .. row.panel ..
+            ", not a panel of this router" } }
       else
         local g = groups[p]
         if not g then
@@ -468,8 +506,10 @@ local function by_ref(self, refs, action, fn)
     local by_id, err = fn(p.client, g.ids)
     for id, owners in pairs(g.refs) do
       local entry = by_id and by_id[id]
-      if entry == nil then entry = { error = err or errors.new{ kind = "api", code = "unknown", action = action,
-        message = "panel " .. p.name .. " answered nothing for order " .. id } } end
+      if entry == nil then
+        entry = { error = err or errors.new{ kind = "api", code = "unknown", action = action,
+          message = "panel " .. p.name .. " answered nothing for order " .. id } }
+      end
       for _, ref in ipairs(owners) do
         results[ref] = entry
         if type(entry) == "table" and entry.panel == nil then entry.panel = p.name end
@@ -478,7 +518,7 @@ local function by_ref(self, refs, action, fn)
   end
   if type(refs) ~= "table" then
     local entry = results[refs]
-    if type(entry) == "table" and entry.error ~= nil and errors.is(entry.error) then return nil, entry.error end
+    if type(entry) == "table" and errors.is(entry.error) then return nil, entry.error end
     return entry
   end
   return results
@@ -525,7 +565,9 @@ end
 -- a low one emits panel.low_balance).
 function Router:balance(name)
   local list = self.order
-  if name ~= nil then list = { self.by_name[name] or usage("balance(name): no panel named " .. validate.shown(name)) } end
+  if name ~= nil then
+    list = { self.by_name[name] or usage("balance(name): no panel named " .. validate.shown(name)) }
+  end
   local out = {}
   for _, p in ipairs(list) do
     local b, err = p.client:balance()
