@@ -32,6 +32,7 @@ build = {
       ["smm.sandbox.decimal"] = "lua/smm/sandbox/decimal.lua",
       ["smm.sandbox.faults"] = "lua/smm/sandbox/faults.lua",
       ["smm.sandbox.http"] = "lua/smm/sandbox/http.lua",
+      ["smm.sandbox.jsonread"] = "lua/smm/sandbox/jsonread.lua",
       ["smm.sandbox.panel"] = "lua/smm/sandbox/panel.lua",
       ["smm.sandbox.services"] = "lua/smm/sandbox/services.lua",
     },

@@ -22,6 +22,12 @@
 --   POST config    any of balance, numbers, status_style, error_style, error_status,
 --                   invisible_calls, dup_link, echo_key, latency, steps, clock, tick,
 --                   services_count, content_type, key, rates_for
+--   GET  services  the catalogue in force: every service's fields (kind included)
+--   POST services  change the catalogue (answers {ok, count} or {ok = false, error}):
+--                   list=JSON (replace it: the --services file's format), count=N (a generated
+--                   one; 0 = the built-in one), service=ID remove=1 (drop one), service=ID +
+--                   any of rate, min, max, refill, cancel, dripfeed, name, category, type, kind
+--                   (edit one; an unknown ID adds it: name, type, rate, min, max needed)
 --   POST advance   steps=N: advance every order and refill N steps
 --   GET  polls     status requests per order id asked: {total, distinct, max,
 --                   by_id = {["ID"] = n}}; POST polls clears the counts
@@ -32,6 +38,10 @@
 -- Per-account prices, as real panels have: rates_for = "KEY=FACTOR[,KEY=FACTOR]" (or
 -- --rates-for) multiplies every rate by the integer FACTOR for requests made with KEY, in the
 -- service list and in charges (the balance stays shared).
+-- Its own catalogue: services = "FILE" (or --services FILE; or a Lua list of records), a JSON
+-- list of { service, name, type, category, rate, min, max, refill, cancel, [dripfeed], [kind] }
+-- (rates as exact decimal text or JSON numbers, kind inferred from type when left out), so
+-- several sandboxes can sell different catalogues; a reset goes back to it.
 -- Nothing here is shared with the client library.
 --
 -- Counting: `requests` counts API requests parsed (admin requests are not counted);
@@ -45,6 +55,8 @@ local panel = require "smm.sandbox.panel"
 local faults = require "smm.sandbox.faults"
 local json = require "smm.json"
 local decimal = require "smm.sandbox.decimal"
+local catalogue = require "smm.sandbox.services"
+local jsonread = require "smm.sandbox.jsonread"
 local gettime = require("socket").gettime
 
 local M = {}
@@ -78,7 +90,26 @@ end
 
 -- opts: host, port, keys (list or "a,b"), key, balance, steps, clock (calls|real), tick (ms),
 -- latency (ms), numbers, status_style, error_style, error_status, invisible_calls,
--- dup_link, services_count, content_type, rates_for, verbose, log (function)
+-- dup_link, services (file or list), services_count, content_type, rates_for, verbose,
+-- log (function)
+
+-- The --services option: a file of JSON or a Lua list of records -> a checked list (raises).
+local function read_services(v)
+  local list = v
+  if type(v) == "string" then
+    local f, err = io.open(v, "rb")
+    if not f then error("services: cannot read " .. tostring(err), 0) end
+    local text = f:read("*a")
+    f:close()
+    local bad
+    list, bad = jsonread.decode(text)
+    if bad then error("services: " .. v .. ": " .. bad, 0) end
+  end
+  local checked, err = catalogue.check_list(list)
+  if not checked then error(err, 0) end
+  return checked
+end
+
 function M.new(opts)
   opts = copy(opts or {})
   local keys = split_keys(opts.keys)
@@ -99,6 +130,7 @@ function M.new(opts)
     dup_link = opts.dup_link == true or opts.dup_link == "1" or opts.dup_link == "true",
     echo_key = opts.echo_key == true or opts.echo_key == "1" or opts.echo_key == "true",
     services_count = tonumber(opts.services_count or ""),
+    services = opts.services and read_services(opts.services) or nil,
     rates_for = opts.rates_for,
     content_type = opts.content_type or "application/json",
   }
@@ -327,6 +359,11 @@ function Server:admin(name, req)
     local first, last = self.panel:bulk(fields, count)
     if not first then return answer({ ok = false, error = last }) end
     return answer({ ok = true, first = first, last = last })
+  elseif name == "services" then
+    if req.method == "GET" and next(f) == nil then return answer(self.panel:services_view()) end
+    local ok, err = self.panel:edit_services(f, jsonread.decode)
+    if not ok then return answer({ ok = false, error = err }) end
+    return answer({ ok = true, count = #self.panel.services_list })
   elseif name == "advance" then
     local steps = math.tointeger(tonumber(f.steps or "1")) or 1
     self.panel:advance(steps)
