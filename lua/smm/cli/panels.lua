@@ -12,12 +12,6 @@ local M = {}
 
 local EXIT = require("smm.cli.commands").EXIT
 
-local function router_panel_names(ctx)
-  local names = {}
-  for i, p in ipairs(ctx.router_config and ctx.router_config.panels or {}) do names[i] = p.name end
-  return names
-end
-
 local function iso(ms)
   if type(ms) ~= "number" then return nil end
   return cli_book.iso(math.floor(ms / 1000))
@@ -432,31 +426,64 @@ function M.match(ctx)
 end
 
 -- watch ---------------------------------------------------------------------------------------
--- Each panel's service list against its last snapshot in the book (smm.router's watch): the
--- changes, each also an event in the book's outbox (delivered by `smm sync`'s hooks). A table
--- (coloured on a terminal); --json: one JSON object a line, one a change, so that a pipe can
--- act on each as it comes.
+-- Each panel's service list fetched anew and compared with its last snapshot in the book
+-- (smm.router.catalog's watch): the changes are stored with the new snapshots and written as
+-- events into the book's outbox in one transaction (`smm sync`'s hooks deliver them). Shown as
+-- a table, or with --json one JSON object a line, one an event ({"type", "panel", "data"}), so
+-- that a pipe can act on each. A panel whose list could not be fetched is named on stderr.
 
--- A before/after value as text: money and counts as they are, a table as "name value, ...".
-local function value_text(v)
-  if v == nil then return nil end
-  if type(v) == "boolean" then return v and "yes" or "no" end
-  if type(v) == "number" then
-    return output.math_type(v) == "integer" and string.format("%d", v) or tostring(v)
+local function bounds(min, max)
+  if min == nil and max == nil then return nil end
+  return tostring(min or "?") .. "-" .. tostring(max or "?")
+end
+
+local function yes_no(v) return v and "yes" or "no" end
+
+-- An event as a table row: { panel, change, service, name, before, after }.
+local function change_row(e)
+  local d = type(e.data) == "table" and e.data or {}
+  local row = { panel = e.panel, change = e.type, service = d.service, name = d.name, type = e.type }
+  local t = e.type
+  if t == "service.added" then
+    row.change, row.after = "added", "rate " .. tostring(d.rate) .. ", " .. tostring(bounds(d.min, d.max))
+  elseif t == "service.removed" then
+    row.change, row.before = "removed", "rate " .. tostring(d.rate) .. ", " .. tostring(bounds(d.min, d.max))
+  elseif t == "service.rate" then
+    row.change = "rate " .. tostring(d.direction or "")
+    row.before = d.old
+    row.after = tostring(d.new) .. (d.percent and (" (" .. (tostring(d.percent):find("^%-") and "" or "+") ..
+      tostring(d.percent) .. "%)") or "")
+  elseif t == "service.bounds" then
+    row.change, row.before, row.after = "min/max", bounds(d.old_min, d.old_max), bounds(d.new_min, d.new_max)
+  elseif t == "service.flags" then
+    local changed = type(d.changed) == "table" and d.changed or {}
+    local before, after = {}, {}
+    for _, f in ipairs(changed) do
+      before[#before + 1] = f .. " " .. yes_no(d["old_" .. f])
+      after[#after + 1] = f .. " " .. yes_no(d["new_" .. f])
+    end
+    row.change, row.before, row.after = table.concat(changed, "/"), table.concat(before, ", "),
+      table.concat(after, ", ")
+  elseif t == "product.orphaned" then
+    local parts = {}
+    local names = {}
+    for name in pairs(type(d.services) == "table" and d.services or {}) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do parts[#parts + 1] = name .. ":" .. tostring(d.services[name]) end
+    row.panel, row.change, row.name = nil, "product orphaned", d.product
+    row.before, row.after = table.concat(parts, ", "), "no panel"
+  elseif t == "product.cheapest" then
+    row.panel, row.change, row.name, row.service = d.new_panel, "product cheapest", d.product, d.service
+    row.before = tostring(d.old_panel) .. " " .. tostring(d.old_rate)
+    row.after = tostring(d.new_panel) .. " " .. tostring(d.new_rate)
   end
-  if type(v) ~= "table" then return tostring(v) end
-  local names = {}
-  for k in pairs(v) do names[#names + 1] = k end
-  table.sort(names, function(a, b) return tostring(a) < tostring(b) end)
-  local parts = {}
-  for _, k in ipairs(names) do parts[#parts + 1] = tostring(k) .. " " .. value_text(v[k]) end
-  return table.concat(parts, ", ")
+  return row
 end
 
 local function change_colour(row)
-  local t = tostring(row.type or row.change or "")
-  if t:find("removed") or t:find("lost") or t:find("up$") or t:find("orphan") then return "red" end
-  if t:find("added") or t:find("down$") then return "green" end
+  local t = row.type or ""
+  if t == "service.removed" or t == "product.orphaned" or row.change == "rate up" then return "red" end
+  if t == "service.added" or row.change == "rate down" then return "green" end
   return "yellow"
 end
 
@@ -464,46 +491,37 @@ function M.watch(ctx)
   local ok, problem = args.check(ctx, "watch", { "book" })
   if not ok then return ctx:usage(problem) end
   if #ctx.args > 0 then return ctx:usage("'smm watch' takes no arguments") end
-  local router = ctx:router()
-  local watcher = router.watch and router or router.catalog
-  local changes, err = watcher:watch()
-  if not changes then return ctx:fail(err) end
-  local failed, first_err, rows = 0, nil, {}
-  for _, c in ipairs(changes) do
-    local row = {}
-    for k, v in pairs(c) do row[k] = v end
-    if row.err then
+  local router, r = ctx:router()
+  local result, err = router.catalog:watch()
+  if not result then return ctx:fail(err) end
+  local failed, first_err = 0, nil
+  for _, p in ipairs(result.panels or {}) do
+    if p.err then
       failed = failed + 1
-      first_err = first_err or row.err
-      row.error, row.err = error_text(ctx, row.err), nil
+      first_err = first_err or p.err
+      output.error("panel " .. p.name .. ": " .. error_text(ctx, p.err) ..
+        " (its last snapshot stands in for it)", type(p.err) == "table" and p.err or nil)
     end
-    if type(row.message) == "string" then row.message = ctx:scrub(row.message) end
-    rows[#rows + 1] = row
   end
+  local events = result.events or {}
   if output.json_mode() then
-    for _, row in ipairs(rows) do io.stdout:write(output.encode(row), "\n") end
-    io.stdout:flush()
-  elseif #rows == 0 then
-    output.say("no changes")
+    for _, e in ipairs(events) do output.json{ type = e.type, panel = e.panel, data = e.data } end
+  elseif #events == 0 then
+    output.say("no changes since the last snapshots")
   else
+    local rows = {}
+    for i, e in ipairs(events) do rows[i] = change_row(e) end
     output.print_table({
       { title = "PANEL", key = "panel" },
-      { title = "CHANGE", get = function(row) return row.type or row.change end, colour = change_colour },
-      { title = "PRODUCT", key = "product", drop = 2 },
+      { title = "CHANGE", key = "change", colour = change_colour },
       { title = "SERVICE", key = "service", align = "right" },
-      { title = "NAME", key = "name", shrink = 12, drop = 1 },
-      { title = "BEFORE", get = function(row) return value_text(row.before) end, align = "right" },
-      { title = "AFTER", get = function(row)
-          local text = value_text(row.after)
-          if row.percent then text = (text or "") .. " (" .. tostring(row.percent) .. "%)" end
-          return text
-        end, align = "right" },
-      { title = "", get = function(row) return row.error end, shrink = 10,
-        colour = function() return "red" end },
+      { title = "NAME", key = "name", shrink = 12 },
+      { title = "BEFORE", key = "before", align = "right" },
+      { title = "AFTER", key = "after", align = "right" },
     }, rows, { width = output.terminal_size() })
   end
   if failed == 0 then return 0 end
-  if failed < #router_panel_names(ctx) then return EXIT.partial end
+  if failed < #r.panels then return EXIT.partial end
   return require("smm.cli").exit_code(first_err)
 end
 
