@@ -123,6 +123,17 @@ describe("smm over several panels: panels, quote --product, add --product", func
       r = smm("panels")
       assert.equal(3, r.code)
       assert.truthy(r.out:find("\nd%s+%a+%s+.*network"), r.out)
+      -- failures in a row trip its breaker: down, until when, the failures counted (in the book)
+      smm("panels --panel d")
+      r = smm("panels --panel d --json")
+      assert.equal(2, r.code) -- the one panel asked failed: its error's code
+      doc = cli.json(r.out)
+      assert.equal("down", doc[1].state)
+      assert.truthy(doc[1].down_until:find("^%d%d%d%d%-%d%d%-%d%dT"), doc[1].down_until)
+      assert.equal(4, doc[1].failures)
+      assert.truthy(doc[1].last_error:find("network", 1, true), doc[1].last_error)
+      r = smm("panels")
+      assert.truthy(r.out:find("\nd%s+down%s"), r.out)
     end)
 
     it("--panel NAME: that panel only", function()
