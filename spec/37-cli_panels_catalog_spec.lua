@@ -4,6 +4,7 @@
 -- with their own keys and prices, a real SQLite book in a temporary folder.
 local env = require "helpers.env"
 local cli = require "helpers.cli"
+local smm_lib = require "smm"
 
 describe("smm over several panels: match and watch", function()
   local sbs, keys, dir, vars, path, n
@@ -70,7 +71,10 @@ describe("smm over several panels: match and watch", function()
   end)
 
   before_each(function()
-    for _, sb in pairs(sbs) do sb:reset() end
+    for _, sb in pairs(sbs) do
+      sb:reset()
+      sb:services{ count = 0 } -- the built-in catalogue again
+    end
     n = n + 1
     write_config()
   end)
@@ -148,6 +152,92 @@ describe("smm over several panels: match and watch", function()
       local r = smm("match")
       assert.equal(1, r.code)
       assert.truthy(r.err:find("compares the services of two panels or more", 1, true), r.err)
+    end)
+  end)
+
+  describe("smm watch", function()
+    -- the events the book's outbox holds, as a Lua hook gets them
+    local function outbox()
+      local book = assert(smm_lib.book.open("sqlite:" .. dir .. "/orders" .. n .. ".db"))
+      local got = {}
+      assert(book:deliver({ { fn = function(e) got[#got + 1] = e return true end } }))
+      book:close()
+      return got
+    end
+
+    local function by_type(lines)
+      local out = {}
+      for line in lines:gmatch("[^\n]+") do
+        local e = cli.json(line)
+        out[e.type .. ":" .. tostring(e.panel)] = e
+      end
+      return out
+    end
+
+    it("the first run is the baseline; then each change once: a rate up, a service gone, new bounds, " ..
+      "a product's cheapest panel", function()
+      local r = smm("watch")
+      assert.equal(0, r.code, r.err)
+      assert.equal("no changes since the last snapshots\n", r.out)
+      r = smm("watch --json")
+      assert.equal(0, r.code, r.err)
+      assert.equal("", r.out)
+      sbs.a:services{ service = 1, rate = "1.00" } -- a sells at 3x: 2.70 -> 3.00
+      sbs.b:services{ service = 3, remove = 1 }    -- ig-likes' cheapest panel drops it
+      sbs.c:services{ service = 1, min = 100 }
+      r = smm("watch --json")
+      assert.equal(0, r.code, r.err)
+      local events = by_type(r.out)
+      local rate = events["service.rate:a"]
+      assert.truthy(rate, r.out)
+      assert.same({ service = 1, old = "2.70", new = "3.00", direction = "up", percent = "11.11" },
+        { service = rate.data.service, old = rate.data.old, new = rate.data.new, direction = rate.data.direction,
+          percent = rate.data.percent })
+      assert.equal(3, events["service.removed:b"].data.service)
+      local b = events["service.bounds:c"].data
+      assert.same({ 50, 100, 10000, 10000 }, { b.old_min, b.new_min, b.old_max, b.new_max })
+      local cheapest
+      for _, e in pairs(events) do
+        if e.type == "product.cheapest" and e.data.product == "ig-likes" then cheapest = e end
+      end
+      assert.truthy(cheapest, r.out)
+      assert.same({ "b", "c" }, { cheapest.data.old_panel, cheapest.data.new_panel })
+      -- the same changes are events in the book's outbox, for the hooks
+      local types = {}
+      for _, e in ipairs(outbox()) do types[e.type] = (types[e.type] or 0) + 1 end
+      assert.equal(1, types["service.rate"])
+      assert.equal(1, types["service.removed"])
+      assert.equal(1, types["service.bounds"])
+      -- told once: the next run finds nothing new
+      r = smm("watch")
+      assert.equal(0, r.code, r.err)
+      assert.equal("no changes since the last snapshots\n", r.out)
+    end)
+
+    it("a table: each change with its before and after", function()
+      assert.equal(0, smm("watch").code)
+      sbs.a:services{ service = 4, rate = "1.00" } -- 3.7035 -> 3.00 at a's 3x
+      sbs.b:services{ service = 3, refill = 1 }
+      sbs.c:services{ service = 99, name = "TikTok Saves", type = "Default", rate = "0.50", min = 10, max = 1000 }
+      local r = smm("watch")
+      assert.equal(0, r.code, r.err)
+      assert.truthy(r.out:find("^PANEL%s+CHANGE%s+SERVICE%s+NAME%s+BEFORE%s+AFTER\n"), r.out)
+      assert.truthy(r.out:find("\na%s+rate down%s+4%s+YouTube Views[^\n]-3%.7035%s+3%.00 %(%-19%.00%%%)\n"), r.out)
+      assert.truthy(r.out:find("\nb%s+refill%s+3%s+Instagram Likes[^\n]-refill no%s+refill yes\n"), r.out)
+      assert.truthy(r.out:find("\nc%s+added%s+99%s+TikTok Saves%s+rate 1%.00, 10%-1000\n"), r.out)
+    end)
+
+    it("a panel that cannot be listed: named, the others compared, exit 3", function()
+      write_config(nil, "\n[panel d]\nurl = http://127.0.0.1:" .. env.closed_port() .. "/api/v2\nkey = " ..
+        env.KEY .. "-d\nretries = 0\n")
+      local r = smm("watch")
+      assert.equal(3, r.code, r.err)
+      assert.truthy(r.err:find("smm: panel d: network", 1, true), r.err)
+      sbs.b:services{ service = 1, max = 5000 }
+      r = smm("watch --json")
+      assert.equal(3, r.code, r.err)
+      local events = by_type(r.out)
+      assert.equal(5000, events["service.bounds:b"].data.new_max)
     end)
   end)
 end)
