@@ -29,6 +29,8 @@
 --   6. the order book: bench/book_sync.lua (a sync round over 100,000 orders against /status, on
 --      SQLite and PostgreSQL, and the RSS after) and bench/book_batch.lua (smm batch
 --      --concurrency 8 of 2,000 rows); see bench_book.
+--   7. several panels: bench/catalog_merge.lua (merging three 10,000-service lists into products
+--      against fetching one; SMM_BENCH_CATALOG=0 skips it).
 --   + callgrind instructions per balance call: client vs bare libcurl (difference of two runs
 --     of different lengths, so start-up and warm-up cancel).
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/bench/[^/]*$") or ".")
@@ -467,6 +469,19 @@ local function bench_book()
     without and (without .. "/s") or "", r or "", ">= 0.8", r ~= nil and tonumber(r) >= 0.8)
 end
 
+-- Several panels: bench/catalog_merge.lua (three sandbox panels of 10,000 services each).
+local function bench_catalog()
+  if os.getenv("SMM_BENCH_CATALOG") == "0" then return end
+  local ok, s = pcall(run, LUA .. " " .. quote(root .. "/bench/catalog_merge.lua") .. " 2>&1")
+  if not ok then note("  bench/catalog_merge.lua failed: %s", tostring(s)) end
+  local m, f, r = tostring(s):match("catalog merge: ([%d.]+) ms vs fetch ([%d.]+) ms = ([%d.]+)")
+  row("merge 3 x 10k services / fetch 1", m and (m .. " ms") or "failed", f and (f .. " ms") or "",
+    r or "", "<= 1.5", r ~= nil and tonumber(r) <= 1.5)
+  for line in tostring(s):gmatch("[^\n]+") do
+    if not line:find("^catalog merge: ") then note("  %s", line) end
+  end
+end
+
 local function main()
   assert(io.open(CURL_LOOP), CURL_LOOP .. " not built: run `make bench`")
   nginx.start()
@@ -478,6 +493,7 @@ local function main()
   bench_rss()
   local ir = bench_callgrind()
   bench_book()
+  bench_catalog()
   nginx.stop()
   bench_nginx_lua()
   bench_wrk_ngx()

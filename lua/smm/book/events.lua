@@ -4,6 +4,9 @@
 --
 -- Event types: order.placed, order.failed, order.in_doubt, order.resolved, order.status
 -- (old and new), order.final, order.stale, refill.placed, refill.status.
+-- From the catalog's watch (smm.router.catalog, smm.router.watch; ref is empty, panel the
+-- panel's name): service.added, service.removed, service.rate (old, new, change, percent,
+-- direction), service.bounds, service.flags, product.orphaned, product.cheapest.
 local json = require "smm.json"
 
 local M = {}

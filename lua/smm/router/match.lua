@@ -26,8 +26,9 @@
 --   1. services are grouped by exact name (and type): resellers often carry a provider's names
 --      verbatim, and a name found on every panel is a group at the cost of a table lookup;
 --   2. what is left is grouped a) by type and the full normalised name (tags and numbers in),
---      then b) by type and the name's key, and only within such a block are services scored
---      against each other (at most BLOCK_LIMIT at once).
+--      then b) by type and the name's key, then c) by type and the key's network and product
+--      words; in b) and c) only services within one block are scored against each other (at
+--      most BLOCK_LIMIT at once). A group takes in more panels from one step to the next.
 -- Normalised names are remembered in the memo (the catalog keeps one across calls). And the
 -- suggestions are worded on demand: each holds its score at once, the rest (services, records,
 -- reason, mapped, known) when first read, the product names of the whole list when any is
@@ -73,6 +74,17 @@ M.WORDS = WORDS
 -- caller across calls (names rarely change between two fetches).
 function M.memo() return { names = {}, types = {}, cats = {} } end
 
+-- What a service is made of at the coarsest: its network and what it sells. Names that share
+-- these (and the type) are compared when nothing finer brought them together ("Instagram Post
+-- Likes" and "Instagram Likes").
+local COARSE = {}
+for w in gmatch([[instagram youtube tiktok facebook twitter telegram spotify linkedin twitch
+    discord threads snapchat pinterest reddit soundcloud vk kick follower like view comment member
+    subscriber play share save vote reel story impression mention retweet reaction hour stream
+    listener invite visit click repost watch]], "%S+") do
+  COARSE[w] = true
+end
+
 local byte = string.byte
 local DAY_WORDS = { day = true, days = true, d = true }
 
@@ -82,6 +94,7 @@ local DAY_WORDS = { day = true, days = true, d = true }
 --   full  main and tag words folded, noise dropped, numbers kept ("[Server 1]" and "- Srv 1"
 --         alike), refill periods dropped (days says those), sorted
 --   set / all   the words of key / of full, as sets (for likeness)
+--   coarse  the key's network and product words only ("instagram like"), or nil
 --   days  the refill period the name states ("R30", "[Refill 30D]", "30 days refill",
 --         "Refill 30"; "lifetime" = 36500), or nil
 local function name_info(names, name)
@@ -154,7 +167,12 @@ local function name_info(names, name)
   end
   sort(list)
   sort(full)
-  info = { key = concat(list, " "), full = concat(full, " "), set = set, all = all, days = days }
+  local coarse = {}
+  for i = 1, #list do
+    if COARSE[list[i]] then coarse[#coarse + 1] = list[i] end
+  end
+  info = { key = concat(list, " "), full = concat(full, " "), set = set, all = all, days = days,
+    coarse = #coarse > 0 and concat(coarse, " ") or nil }
   names[name] = info
   return info
 end
@@ -534,23 +552,28 @@ function M.suggest(lists, opts)
       rest[#rest + 1] = g
     end
   end
-  for pass = 1, 2 do
+  for pass = 1, 3 do
     if npanels < 2 or #rest == 0 then break end
-    local blocks, order = {}, {}
+    local blocks, order, left_out = {}, {}, {}
     for _, g in ipairs(rest) do
       g.first = first_of(g, npanels)
       local rep = g[g.first]
       local info = name_info(names, tostring(rep.name or ""))
-      local k = type_of(memo.types, rep.type) .. "\0" .. (pass == 1 and info.full or info.key)
-      local b = blocks[k]
-      if not b then
-        b = {}
-        blocks[k] = b
-        order[#order + 1] = k
+      local k = pass == 1 and info.full or pass == 2 and info.key or info.coarse
+      k = k and (type_of(memo.types, rep.type) .. "\0" .. k)
+      if not k then
+        left_out[#left_out + 1] = g
+      else
+        local b = blocks[k]
+        if not b then
+          b = {}
+          blocks[k] = b
+          order[#order + 1] = k
+        end
+        b[#b + 1] = g
       end
-      b[#b + 1] = g
     end
-    local left = {}
+    local left = left_out
     for _, k in ipairs(order) do
       local block = blocks[k]
       if pass == 1 then
@@ -581,7 +604,7 @@ function M.suggest(lists, opts)
         end
       end
       for _, g in ipairs(block) do
-        if g.n == npanels or (pass == 2 and g.n > 1) then
+        if g.n == npanels then
           local score, reason, first = group_score(g, npanels, memo)
           if score then
             emit(g, score, reason, first)
@@ -596,6 +619,13 @@ function M.suggest(lists, opts)
       end
     end
     rest = left
+  end
+  -- what found no service of every panel: groups of two or more panels
+  for _, g in ipairs(rest) do
+    if g.n > 1 then
+      local score, reason, first = group_score(g, npanels, memo)
+      if score then emit(g, score, reason, first) end
+    end
   end
 
   -- 3. best first (a counting sort: scores are 0-100), in the order found within a score
