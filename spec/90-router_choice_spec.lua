@@ -217,6 +217,13 @@ for _, engine in ipairs(books.ENGINES) do
       assert.equal("a", again.panel)
       assert.equal("a", again.route.panel)
       same_adds(before, sbs)
+      -- the same ref for another order (another link) is refused, nothing sent
+      local res, err = router:add{ product = "followers", link = "https://x.test/other", quantity = 1000, ref = r,
+        avoid = { "a" } }
+      assert.is_nil(res)
+      assert.equal("ref_conflict", err.code)
+      same_adds(before, sbs)
+      assert.equal(first.order, assert(book:get(r)).order_id)
     end)
 
     it("status, refill, cancel and wait go by ref to the panel holding each order, ids colliding", function()

@@ -106,6 +106,14 @@ for _, engine in ipairs(books.ENGINES) do
       assert.equal("down", state_of(other, "a").state)
       assert.equal("b", assert(other:add(order())).panel)
       assert.equal(requests, sbs.a:stats().requests)
+      -- and so does another process
+      local child = books.child(books.root .. "/spec/helpers/router_child.lua",
+        { store.url, sbs.a.url, sbs.b.url, sbs.c.url, now_ms, ref() })
+      local p = assert(io.popen(child .. " 2>&1"))
+      local line = p:read("*a")
+      p:close()
+      assert.equal("a=down b=up c=up add=b", (line:gsub("%s+$", "")))
+      assert.equal(requests, sbs.a:stats().requests)
       -- after the cool-off: one order probes a; it answers, a is up
       now_ms = now_ms + COOL_OFF
       res = assert(router:add(order()))
@@ -180,6 +188,14 @@ for _, engine in ipairs(books.ENGINES) do
       for _, t in ipairs(books.texts(book)) do
         assert.is_nil(t.value:find(env.KEY, 1, true), t.table .. "." .. t.column)
       end
+      -- delivered through the book's hooks like the orders' events
+      local seen = {}
+      assert(book:deliver({ { fn = function(event)
+        if event.type:find("^panel%.") then seen[#seen + 1] = event end
+        return true
+      end } }))
+      assert.equal(2, #seen)
+      assert.same({ "panel.low_balance", "a", "999.10" }, { seen[1].type, seen[1].name, seen[1].balance })
     end)
 
     it("a balance known to be short is asked anew once it is older than balance_ttl", function()

@@ -7,6 +7,8 @@
 -- From the catalog's watch (smm.router.catalog, smm.router.watch; ref is empty, panel the
 -- panel's name): service.added, service.removed, service.rate (old, new, change, percent,
 -- direction), service.bounds, service.flags, product.orphaned, product.cheapest.
+-- Of each panel of smm.router (ref empty, panel its URL, data.name its name): panel.down,
+-- panel.up, panel.low_balance (smm.book.panels).
 local json = require "smm.json"
 
 local M = {}

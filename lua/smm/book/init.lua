@@ -171,12 +171,25 @@ end
 -- the ref (see there).
 -- A routed order (intent.route, smm.router) may go to another panel's service for the same
 -- product once its first panel provably did not place it: the same ref, routed for the same
--- product, is the same order whatever panel and service it ends with.
+-- product with the same fields but the service, is the same order whatever panel and service it
+-- ends with.
+local function but_service(fields)
+  local copy = {}
+  for name, value in pairs(fields) do
+    if name ~= "service" and name ~= "key" and name ~= "action" then copy[name] = value end
+  end
+  return json.encode(copy)
+end
+
 local function rerouted(row, intent)
   if type(intent.route) ~= "table" or type(row.route) ~= "string" then return false end
   local ok, cjson = pcall(require, "cjson.safe")
   local before = ok and cjson.decode(row.route)
-  return type(before) == "table" and before.product ~= nil and before.product == intent.route.product
+  if type(before) ~= "table" or before.product == nil or before.product ~= intent.route.product then
+    return false
+  end
+  local fields = cjson.decode(row.fields)
+  return type(fields) == "table" and but_service(whole_numbers(fields)) == but_service(intent.fields)
 end
 
 local function claim(book, db, now, intent)

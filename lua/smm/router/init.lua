@@ -229,10 +229,19 @@ local function routing(self, q, action)
            avoided = avoided, max_cost = max_cost }
 end
 
+-- A list's services by id, made once per list (a client's cached list is the same table until
+-- it is fetched anew): a 10,000-service list is not scanned at every add.
+local indexes = setmetatable({}, { __mode = "k" })
 local function find_service(list, id)
-  for _, s in ipairs(list) do
-    if s.service == id then return s end
+  local index = indexes[list]
+  if not index then
+    index = {}
+    for _, s in ipairs(list) do
+      if s.service ~= nil and index[s.service] == nil then index[s.service] = s end
+    end
+    indexes[list] = index
   end
+  return index[id]
 end
 
 -- Is the panel's balance known to be below `total`? A balance older than balance_ttl is asked
@@ -312,7 +321,7 @@ local function offers(self, r, order)
     return a.index < b.index
   end)
   for _, c in ipairs(candidates) do c.index, c.rank = nil, nil end
-  return { candidates = candidates, excluded = excluded }
+  return { candidates = candidates, excluded = excluded }, by
 end
 
 -- syntax: q, err = router:quote{ product =, quantity =, [refill = true], [cancel = true],
@@ -327,7 +336,9 @@ function Router:quote(q)
   validate.options(q, QUOTE_OPTIONS, "router:quote(q)", 2)
   local r, err = routing(self, q, "quote")
   if not r then return nil, err end
-  return offers(self, r, { quantity = r.quantity })
+  local out, oerr = offers(self, r, { quantity = r.quantity })
+  if not out then return nil, oerr end
+  return out
 end
 
 ---------------------------------------------------------------------------------------------
@@ -346,6 +357,8 @@ end
 
 -- The answer for a ref the book already holds: the order as recorded (placed with any panel),
 -- or the refusal of one in doubt. nil: the ref is free (unknown, or provably not placed).
+-- (An add finds out at its claim, in the book's one transaction: a routed ref is the same order
+-- on any panel, see smm.book's claim; only an add that tried no panel asks here.)
 local function recorded(self, row)
   if not row or row.state == "failed" then return nil end
   local p = self.by_url[row.panel]
@@ -391,20 +404,20 @@ function Router:add(a)
   end
   order.quantity = r.quantity
 
-  -- a ref the book holds: answered from the book, nothing sent anywhere
-  local row, berr = self.book:get(ref)
-  if berr then return nil, berr end
-  local done, derr = recorded(self, row)
-  if done or derr then return done, derr end
-
-  local q, qerr = offers(self, r, order)
-  if not q then return nil, qerr end
+  local q, rows = offers(self, r, order)
+  if not q then return nil, rows end -- the book's error
   local passed_over = copy_list(q.excluded)
   local first = #passed_over
   for _, c in ipairs(q.candidates) do
     local p = self.by_name[c.panel]
-    local state, terr = self.health:try(p)
-    if not state then return nil, terr end
+    -- the breaker is asked (a write) only of a panel the book did not show up: most adds
+    -- cost the book one read of the panels, not a transaction each
+    local row, state = rows[p.name], "up"
+    if row and row.state ~= "up" then
+      local terr
+      state, terr = self.health:try(p)
+      if not state then return nil, terr end
+    end
     if state == "down" then
       passed_over[#passed_over + 1] = { panel = p.name, service = c.service, reason = "down",
         message = "went down before this order" }
@@ -427,13 +440,16 @@ function Router:add(a)
           local rrow = self.book:get(ref)
           return recorded(self, rrow) or res
         end
-        self.health:outcome(p, true)
-        self.health:spent(p, c.price)
+        if state ~= "up" or (row and row.failures ~= 0) then self.health:outcome(p, true) end
+        if row and row.balance then self.health:spent(p, c.price) end
         res.panel, res.route = p.name, route
         return res
       end
       if aerr.kind == "book" then -- in doubt, a ref used for another order, the book failing
-        aerr.panel = aerr.panel or p.name
+        if aerr.code == "in_doubt" then -- as the book has it, naming the panel that holds it
+          local done, derr = recorded(self, (self.book:get(ref)))
+          if done or derr then return done, derr end
+        end
         return nil, aerr
       end
       self.health:outcome(p, false, aerr)
@@ -448,6 +464,9 @@ function Router:add(a)
       if why == "short_of_funds" then self:balance(p.name) end -- what it has, for the next quotes
     end
   end
+  -- nothing was tried: a ref the book holds is still answered as the book has it
+  local done, derr = recorded(self, (self.book:get(ref)))
+  if done or derr then return done, derr end
   return nil, no_panel(r.product, passed_over)
 end
 
