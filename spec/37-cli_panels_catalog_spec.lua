@@ -147,6 +147,15 @@ describe("smm over several panels: match and watch", function()
       assert.truthy(#cli.json(r.out) >= 5)
     end)
 
+    it("--panel does not apply to match and watch (they compare every panel)", function()
+      for _, command in ipairs{ "match", "watch" } do
+        local r = smm(command .. " --panel a")
+        assert.equal(1, r.code)
+        assert.equal("smm: option --panel does not apply to 'smm " .. command .. "'\n", r.err)
+      end
+      assert.equal(0, sbs.a:stats().requests)
+    end)
+
     it("one panel: nothing to compare, a usage error", function()
       cli.write_file(path, "[panel a]\nurl = " .. sbs.a.url .. "\nkey = " .. keys.a .. "\n")
       local r = smm("match")

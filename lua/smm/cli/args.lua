@@ -172,10 +172,14 @@ function M.parse(argv)
   return r
 end
 
+-- Commands that have no one panel to choose: --panel means nothing there and is refused.
+M.NO_PANEL = { doubt = true, report = true, match = true, watch = true }
+
 -- Refuses flags that the command does not take. allowed: arrays of flag names.
 function M.check(parsed, command, ...)
   local ok = {}
   for _, name in ipairs(M.GLOBAL) do ok[name] = true end
+  if M.NO_PANEL[command] then ok.panel = nil end
   for _, list in ipairs{ ... } do
     for _, name in ipairs(list) do ok[name] = true end
   end

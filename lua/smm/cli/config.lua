@@ -298,8 +298,9 @@ function M.resolve(flags, getenv)
     if problem then return nil, problem end
     local panel = M.find_panel(r, flags.panel)
     if not panel then return nil, M.no_such_panel(r, flags.panel) end
+    -- a key that cannot be read is said when a request needs it (the book alone does not)
     local key, kerr = M.panel_key(panel, getenv)
-    if not key then return nil, kerr end
+    r.key_problem = kerr
     source = { url = panel.url, key = key, options = panel, label = "panel " .. panel.name,
                key_label = M.key_source(panel) }
     r.panel = panel.name

@@ -164,6 +164,7 @@ function Ctx:client()
     error({ usage = r.choose_panel or ("no panel URL: give --url, set SMM_API_URL, or add a profile to " ..
       r.path) }, 0)
   end
+  if not r.key and r.key_problem then error({ usage = r.key_problem }, 0) end
   if not r.key then
     error({ usage = "no API key for " .. config.printable_url(r.url) ..
       ": set SMM_API_KEY, add key = ... to a profile in " .. r.path .. ", or give --key" }, 0)

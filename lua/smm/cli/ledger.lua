@@ -62,6 +62,19 @@ function M.orders(ctx)
     else filter.status = normalize.status and normalize.status(status) or status end
   end
   filter.ref = ctx.flags.ref
+  if ctx.flags.panel then
+    -- a [panel NAME] of the config: the book keys its orders by the panel's printable URL
+    -- (found without reading its key: the book is all this command reads)
+    local config = require "smm.cli.config"
+    local flags = {}
+    for k, v in pairs(ctx.flags) do flags[k] = v end
+    flags.panel = nil
+    local r, err = config.resolve(flags)
+    if not r then return ctx:usage(err) end
+    local panel = config.find_panel(r, ctx.flags.panel)
+    if not panel then return ctx:usage(config.no_such_panel(r, ctx.flags.panel)) end
+    filter.panel = config.printable_url(panel.url)
+  end
   if ctx.flags.since then
     filter.since, problem = cli_book.since(ctx.flags.since)
     if not filter.since then return ctx:usage(problem) end
