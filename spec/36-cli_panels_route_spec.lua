@@ -346,6 +346,49 @@ describe("smm over several panels: panels, quote --product, add --product", func
       assert.same({ 0, 0, 0 }, { adds("a"), adds("b"), adds("c") })
     end)
 
+    it("smm sync follows the routed orders of every panel; --panel NAME one panel's", function()
+      assert.equal(0, smm("add --product ig-followers --link https://ig.example/s1 --quantity 1000 --ref s-1 " ..
+        "--yes").code)
+      assert.equal(0, smm("add --product ig-followers --link https://ig.example/s2 --quantity 1000 --ref s-2 " ..
+        "--avoid b --yes").code)
+      -- time passes for the book: the orders are due for a check
+      local function due()
+        local book = assert(smm_lib.book.open(book_url()))
+        require("smm.book").connections[book].db:run("UPDATE orders SET next_check = 0")
+        book:close()
+      end
+      due()
+      local r = smm("sync --once --panel c --json")
+      assert.equal(0, r.code, r.err)
+      assert.equal(1, cli.json(r.out).sync.checked)
+      assert.equal(0, stats("b").actions.status or 0)
+      due()
+      r = smm("sync --once --json")
+      assert.equal(0, r.code, r.err)
+      local doc = cli.json(r.out)
+      assert.equal(2, doc.sync.checked) -- b's order and c's
+      assert.equal(1, stats("b").actions.status)
+      assert.equal(2, stats("c").actions.status)
+      assert.equal(0, stats("a").actions.status or 0)
+      assert.truthy(doc.sync.next_due > 1e9 and doc.sync.next_due < 1e10, doc.sync.next_due) -- a time, not a sum
+      local s1, s2 = route_of("s-1"), route_of("s-2")
+      assert.equal("Pending", s1.status)        -- b's order: asked once
+      assert.equal("In progress", s2.status)    -- c's: asked twice (the sandbox moves on each time)
+      -- a panel that does not answer: the round failed (exit 2, as with one panel), the other
+      -- panel's order recorded all the same
+      sbs.b:fault("html503", { action = "status", times = 5 })
+      due()
+      r = smm("sync --once --json")
+      assert.equal(2, r.code, r.err)
+      assert.truthy(r.err:find("round 1 failed: smm http error (status) [HTTP 503]", 1, true), r.err)
+      doc = cli.json(r.out)
+      assert.truthy(doc.error:find("HTTP 503", 1, true), doc.error)
+      assert.truthy(doc.sync.checked >= 1, doc.sync.checked)
+      assert.equal(3, stats("c").actions.status)
+      assert.equal("Completed", route_of("s-2").status)
+      assert.equal("Pending", route_of("s-1").status)
+    end)
+
     it("usage errors: no link, --service with --product, --panel; nothing sent", function()
       for _, case in ipairs{
         { "add --product ig-followers --quantity 100 --yes", "which link? (--link URL)" },
