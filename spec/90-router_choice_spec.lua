@@ -185,7 +185,8 @@ for _, engine in ipairs(books.ENGINES) do
       assert.same({ "a", "b", "c" }, panels_of(q))
     end)
 
-    it("equal prices go in prefer's order, then in the panels' order", function()
+    it("preferred panels that can take the order go first, in prefer's order; the rest cheapest first, " ..
+      "equal prices in the panels' order", function()
       sbs.c:config{ rates_for = rt.KEYS.c .. "=1" }
       finally(function() sbs.c:config{ rates_for = rt.KEYS.c .. "=3" } end)
       local fresh = rt.router(book, sbs, { products = PRODUCTS }) -- new clients: lists fetched anew
@@ -193,9 +194,17 @@ for _, engine in ipairs(books.ENGINES) do
       assert.same({ "a", "c", "b" }, panels_of(q))
       q = assert(fresh:quote{ product = "followers", quantity = 1000, prefer = { "c" } })
       assert.same({ "c", "a", "b" }, panels_of(q))
-      -- prefer does not outrank price: b costs more
+      -- prefer outranks price (a panel trusted more is worth paying for): b costs more
       q = assert(fresh:quote{ product = "followers", quantity = 1000, prefer = { "b", "c" } })
-      assert.same({ "c", "a", "b" }, panels_of(q))
+      assert.same({ "b", "c", "a" }, panels_of(q))
+      q = assert(fresh:quote{ product = "followers", quantity = 1000, prefer = { "b" } })
+      assert.same({ "b", "a", "c" }, panels_of(q))
+      -- but not max_cost: a preferred panel above it is left out like any other
+      local b_price = q.candidates[1].price
+      q = assert(fresh:quote{ product = "followers", quantity = 1000, prefer = { "b" },
+        max_cost = q.candidates[2].price })
+      assert.same({ "a", "c" }, panels_of(q))
+      assert.truthy(b_price)
       local before = rt.adds(sbs)
       local r = ref()
       local res = assert(fresh:add{ product = "followers", link = "https://x.test/" .. r, quantity = 1000,

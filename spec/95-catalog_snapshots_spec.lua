@@ -121,7 +121,8 @@ for _, engine in ipairs(books.ENGINES) do
       assert.are.equal(2, count(book, "catalog_snapshots WHERE panel = ?", "b"))
       local rate = of_type(outbox(book), "service.rate")
       assert.are.equal(1, #rate)
-      assert.are.equal("b", rate[1].panel)
+      assert.are.equal(sbs.b.url, rate[1].panel) -- the panel's URL, as order and panel events
+      assert.are.equal("b", rate[1].data.name)
       assert.are.same({ "0.08", "0.09", "0.01", "12.50", "up" }, { rate[1].data.old, rate[1].data.new,
         rate[1].data.change, rate[1].data.percent, rate[1].data.direction })
     end)
@@ -149,16 +150,17 @@ for _, engine in ipairs(books.ENGINES) do
       local rows = outbox(book)
       assert.are.equal(6, #rows)
       local rate = of_type(rows, "service.rate")[1]
-      assert.are.same({ service = 1, name = "Instagram Followers [Refill 30D]", old = "0.90",
+      assert.are.same({ service = 1, service_name = "Instagram Followers [Refill 30D]", old = "0.90",
         new = "0.99", change = "0.09", percent = "10.00", direction = "up", type = "service.rate",
-        panel = "a", at = rate.data.at }, rate.data)
+        name = "a", panel = sbs.a.url, at = rate.data.at }, rate.data)
       assert.is_nil(rate.ref)
-      assert.are.equal("a", rate.panel)
+      assert.are.equal(sbs.a.url, rate.panel)
       local added = of_type(rows, "service.added")[1].data
-      assert.are.same({ 4, "TikTok Views", "0.01", 100, 1000000, false }, { added.service, added.name,
+      assert.are.same({ 4, "TikTok Views", "0.01", 100, 1000000, false }, { added.service, added.service_name,
         added.rate, added.min, added.max, added.refill })
       local removed = of_type(rows, "service.removed")[1].data
-      assert.are.same({ 3, "YouTube Views", "1.20" }, { removed.service, removed.name, removed.rate })
+      assert.are.same({ 3, "YouTube Views", "1.20", "a" }, { removed.service, removed.service_name,
+        removed.rate, removed.name })
       local bounds = of_type(rows, "service.bounds")[1].data
       assert.are.same({ 18, 20, 50, 10000, 20000 }, { bounds.service, bounds.old_min, bounds.new_min,
         bounds.old_max, bounds.new_max })
@@ -268,8 +270,8 @@ for _, engine in ipairs(books.ENGINES) do
       assert.are.equal(#seen, summary.delivered)
       local rate
       for _, e in ipairs(seen) do if e.type == "service.rate" then rate = e end end
-      assert.are.same({ "b", 18, "0.08", "0.07", "-0.01", "-12.50", "down" }, { rate.panel, rate.service,
-        rate.old, rate.new, rate.change, rate.percent, rate.direction })
+      assert.are.same({ sbs.b.url, "b", 18, "0.08", "0.07", "-0.01", "-12.50", "down" }, { rate.panel,
+        rate.name, rate.service, rate.old, rate.new, rate.change, rate.percent, rate.direction })
       assert.is_number(rate.id)
     end)
   end)

@@ -28,17 +28,17 @@ describe("watch.diff", function()
     assert.are.same({ "2 service.removed", "3 service.rate", "3 service.bounds", "4 service.bounds",
       "5 service.flags", "6 service.added" }, kinds(watch.diff(old, new)))
     local ch = watch.diff(old, new)
-    assert.are.same({ service = 3, name = "Service 3", old = "0.90", new = "1.2", change = "0.30",
+    assert.are.same({ service = 3, service_name = "Service 3", old = "0.90", new = "1.2", change = "0.30",
       percent = "33.33", direction = "up" }, ch[2].data)
-    assert.are.same({ service = 3, name = "Service 3", old_min = 10, new_min = 5, old_max = 1000,
+    assert.are.same({ service = 3, service_name = "Service 3", old_min = 10, new_min = 5, old_max = 1000,
       new_max = 1000 }, ch[3].data)
     assert.are.same({ "refill", "cancel", "dripfeed" }, ch[5].data.changed)
     assert.are.same({ true, false, false, true, false, true }, { ch[5].data.old_refill,
       ch[5].data.new_refill, ch[5].data.old_cancel, ch[5].data.new_cancel, ch[5].data.old_dripfeed,
       ch[5].data.new_dripfeed })
-    assert.are.same({ service = 6, name = "Service 6", type = "Default", category = "Cat",
+    assert.are.same({ service = 6, service_name = "Service 6", type = "Default", category = "Cat",
       rate = "0.0125", min = 10, max = 1000, refill = false, cancel = false }, ch[6].data)
-    assert.are.equal("Service 2", ch[1].data.name)
+    assert.are.equal("Service 2", ch[1].data.service_name)
     -- one bound alone is a change too
     assert.are.same({ "7 service.bounds" }, kinds(watch.diff({ svc(7) }, { svc(7, { max = 999 }) })))
     assert.are.same({ "7 service.bounds" }, kinds(watch.diff({ svc(7) }, { svc(7, { min = 9 }) })))
@@ -144,9 +144,19 @@ describe("catalog interface", function()
       "smm.router.catalog: new: product 'p': panel 'a' service id must be a whole number >= 1, not 17")
     assert.has_error(function() catalog.new{ panels = { panels[1], panels[1] } } end,
       "smm.router.catalog: new: two panels named 'a'")
+    -- a book whose connection is not in this process (nginx's thread pool): no snapshots
+    local threaded = catalog.new{ panels = panels, book = {} }
+    assert.is_truthy(threaded:list("a", { refresh = true }))
+    assert.has_error(function() threaded:watch() end, "smm.router.catalog: watch(): snapshots need a"
+      .. " book opened in this process (smm.book.open without thread_pool)")
     local cat = catalog.new{ panels = panels }
     assert.has_error(function() cat:offers("nope") end, "smm.router.catalog: no product named 'nope'")
     assert.has_error(function() cat:list("b") end, "smm.router.catalog: no panel named 'b'")
     assert.has_error(function() cat:refresh("b") end, "smm.router.catalog: no panel named 'b'")
+    local list, info = assert(cat:refresh("a")) -- no book: the fetch alone
+    assert.are.equal(2, #list)
+    assert.is_false(info.changed)
+    assert.has_error(function() cat:snapshot("a") end,
+      "smm.router.catalog: snapshot(name): the catalog has no book")
   end)
 end)

@@ -18,6 +18,7 @@
 -- book's outbox in the same transaction (below), whichever call fetched it, so no change is
 -- ever stored without being told. A panel's first snapshot is its baseline: no events.
 --   cat:refresh(name) -> list, { changed = bool, snapshot = id, events = n } | nil, err
+--     (without a book, or with a thread-pool book: the fetch alone, changed = false)
 --     (list(name, { refresh = true }) is the same fetch; it returns the list even when the
 --     book could not store it: the next refresh or watch stores it and tells its changes)
 --   cat:snapshot(name) -> { id, panel, taken_at, digest, services = list } | nil (none yet)
@@ -35,8 +36,10 @@
 --                     panels (those that did), services (its map)
 --   product.cheapest  a product whose cheapest panel changed: product, old_panel, old_rate,
 --                     new_panel, new_rate, service (the new panel's id); rates per 1000, exact
--- (a panel whose list could not be fetched counts with its last snapshot). Events carry the
--- panel's name (column panel); the book's hooks deliver them like order events.
+-- (a panel whose list could not be fetched counts with its last snapshot). A service event names
+-- its panel as the router's panel events do: the panel's URL in the column panel (and
+-- data.panel), its name in data.name (the service's name is data.service_name); the book's
+-- hooks deliver them like order events.
 --   -> { panels = { { name =, changed =, snapshot = id | nil, events = n, err = err | nil },
 --        ... }, events = { { type =, panel =, data = }, ... } } | nil, err (the book failed)
 local money = require "smm.money"
@@ -49,6 +52,8 @@ local M = {}
 
 local Catalog = {}
 Catalog.__index = Catalog
+
+local function book_module() return require("smm.book") end
 
 local OPTIONS = { panels = "table", products = "table", book = "table" }
 
@@ -68,12 +73,18 @@ function M.new(opts)
   end
   local self = setmetatable({ panels = {}, order = {}, map = opts.products or {},
     book = opts.book, seen = {}, snaps = {}, memo = match.memo() }, Catalog)
+  -- Snapshots need the book's connection in this process: a book of nginx's worker threads
+  -- (thread_pool) keeps it in the threads. With such a book lists are not snapshotted, and
+  -- refresh, snapshot and watch refuse (the router's own use of the book is unaffected).
+  self.snapshots = opts.book ~= nil and book_module().connections[opts.book] ~= nil
   for i, p in ipairs(opts.panels) do
     if type(p) ~= "table" or type(p.name) ~= "string" or p.name == "" or p.client == nil then
       usage("new: panels[" .. i .. "] must be { name = text, client = client }", 2)
     end
     if self.panels[p.name] then usage("new: two panels named '" .. p.name .. "'", 2) end
-    self.panels[p.name] = p
+    -- events name a panel as the router's do: its URL (no key, no credentials), data.name
+    local url = type(p.client) == "table" and p.client.url
+    self.panels[p.name] = { name = p.name, client = p.client, url = type(url) == "string" and url or p.name }
     self.order[#self.order + 1] = p.name
   end
   for product, map in pairs(self.map) do
@@ -102,7 +113,6 @@ end
 ------------------------------------------------------------------------------------------
 -- snapshots
 
-local function book_module() return require("smm.book") end
 
 -- The last snapshot's list of a panel, from the cache when its id is the book's last.
 local function last_list(self, db, name, last)
@@ -159,33 +169,45 @@ local function record(self, db, now, fetched)
   return db:transaction(function()
     if db.dialect.lock_catalog then db:rows(db.dialect.lock_catalog) end
     local result, written = {}, {}
-    local before, after = {}, {}
+    local before, after, known = {}, {}, {}
     local any = false
     for _, name in ipairs(self.order) do
-      local last = snapshot.last(db, name)
-      local old = last_list(self, db, name, last)
       local e = encoded[name]
-      before[name], after[name] = old, old
       if e then
+        local last = snapshot.last(db, name)
+        known[name] = true
         if last and last.digest == e.digest then
           result[name] = { changed = false, snapshot = last.id, events = 0 }
+          before[name], after[name] = e.list, e.list
         else
+          local old = last_list(self, db, name, last)
           local id = snapshot.store(db, now, name, e.text, e.digest)
           self.snaps[name] = { id = id, list = e.list }
           local n = 0
           if old then
+            local url = self.panels[name].url
             for _, c in ipairs(watch.diff(old, e.list)) do
-              events.emit(db, now, c.type, nil, name, c.data)
+              c.data.name = name
+              events.emit(db, now, c.type, nil, url, c.data)
               written[#written + 1] = { type = c.type, panel = name, data = c.data }
               n = n + 1
             end
-            after[name] = e.list
+            before[name], after[name] = old, e.list
             any = true
           else
             -- a baseline: before and after alike, nothing to tell
             before[name], after[name] = e.list, e.list
           end
           result[name] = { changed = true, snapshot = id, events = n }
+        end
+      end
+    end
+    if any then
+      -- the panels not fetched now count with their last snapshot (read only when needed)
+      for _, name in ipairs(self.order) do
+        if not known[name] then
+          local old = last_list(self, db, name, snapshot.last(db, name))
+          before[name], after[name] = old, old
         end
       end
     end
@@ -230,11 +252,20 @@ local function fetched_anew(self, name, list)
   return true
 end
 
+local function need_snapshots(self, what)
+  if not self.book then usage(what .. ": the catalog has no book", 3) end
+  if not self.snapshots then
+    usage(what .. ": snapshots need a book opened in this process (smm.book.open without"
+      .. " thread_pool)", 3)
+  end
+end
+
 function Catalog:refresh(name)
   local p = panel_of(self, name, 2)
   local list, err = p.client:services{ refresh = true }
   if not list then return nil, err end
   self.seen[name] = list
+  if not self.snapshots then return list, { changed = false, events = 0 } end -- nowhere to store
   local result, rerr = recorded(self, { [name] = list })
   if not result then return nil, rerr end
   return list, result[name] or { changed = false, events = 0 }
@@ -245,7 +276,7 @@ function Catalog:list(name, opts)
   if opts ~= nil and type(opts) ~= "table" then usage("list(name, opts): opts must be a table", 2) end
   local list, err = p.client:services(opts)
   if not list then return nil, err end
-  if self.book and fetched_anew(self, name, list) then
+  if self.snapshots and fetched_anew(self, name, list) then
     -- best effort here: a list that could not be stored is stored by the next refresh/watch
     local ok = recorded(self, { [name] = list })
     if not ok then self.seen[name] = nil end
@@ -255,7 +286,7 @@ end
 
 function Catalog:snapshot(name)
   panel_of(self, name, 2)
-  if not self.book then usage("snapshot(name): the catalog has no book", 2) end
+  need_snapshots(self, "snapshot(name)")
   return book_module().guarded(self.book, function(db)
     local row = db:row("SELECT " .. db:columns("id taken_at") .. ", panel, digest " ..
       "FROM catalog_snapshots WHERE panel = ? ORDER BY id DESC LIMIT 1", name)
@@ -266,7 +297,7 @@ function Catalog:snapshot(name)
 end
 
 function Catalog:watch()
-  if not self.book then usage("watch(): the catalog has no book", 2) end
+  need_snapshots(self, "watch()")
   local fetched, errs = {}, {}
   for _, name in ipairs(self.order) do
     local list, err = self.panels[name].client:services{ refresh = true }

@@ -314,10 +314,12 @@ local function offers(self, r, order)
       end
     end
   end
+  -- prefer names panels the caller trusts more than a lower price: they go first when they can
+  -- take the order (within max_cost, in funds, up), in prefer's order; the rest cheapest first
   table.sort(candidates, function(a, b)
+    if a.rank ~= b.rank then return a.rank < b.rank end
     local c = money.compare(a.price, b.price)
     if c ~= 0 then return c < 0 end
-    if a.rank ~= b.rank then return a.rank < b.rank end
     return a.index < b.index
   end)
   for _, c in ipairs(candidates) do c.index, c.rank = nil, nil end
@@ -327,7 +329,8 @@ end
 -- syntax: q, err = router:quote{ product =, quantity =, [refill = true], [cancel = true],
 --                                [prefer = { names }], [avoid = { names }], [max_cost = "1.50"] }
 -- -> { candidates = { { panel =, service =, name =, rate =, price =, min =, max =, refill =,
---      cancel = }, ... } (cheapest first; equal prices in `prefer`'s order, then the panels'),
+--      cancel = }, ... } (those in `prefer` first, in its order; then cheapest first, equal
+--      prices in the panels' order),
 --      excluded = { { panel =, service =, reason =, message = }, ... } }
 -- reasons: avoided, down, list_unavailable, service_gone, below_min, above_max, no_refill,
 -- no_cancel, unpriced, over_max_cost, short_of_funds (the balance known is below the price).

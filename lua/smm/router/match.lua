@@ -276,33 +276,33 @@ function M.explain(s)
   return out
 end
 
--- A group's score: the worst of its members' against the first, with the reason; nil when one
--- member is no match at all. g: panel index -> record (holes where a panel has none).
+-- A group's score: the worst of its members' against the first; the first's panel index; the
+-- reason (nil when every member is the first's very record fields: worded on demand). nil when
+-- one member is no match at all. g: panel index -> record, false or nil where a panel has none.
 local function group_score(g, npanels, memo)
   local rep, first
-  local worst, ws, wn, wc, wlo, whi, wr, wx = 101, nil, nil, nil, nil, nil, nil, nil
+  local worst, why = 101, nil
   for p = 1, npanels do
     local s = g[p]
-    if s ~= nil then
+    if s then
       if not rep then
         rep, first = s, p
-      elseif worst == 101 and s.name == rep.name and s.type == rep.type and
-          s.category == rep.category and s.min == rep.min and s.max == rep.max and
-          s.refill == rep.refill and s.cancel == rep.cancel and type(s.min) == "number" and
-          type(s.max) == "number" then
+      elseif s.name == rep.name and s.type == rep.type and s.category == rep.category and
+          s.min == rep.min and s.max == rep.max and s.refill == rep.refill and
+          s.cancel == rep.cancel and type(s.min) == "number" and type(s.max) == "number" then
         -- the same service sold again (the common case): nothing to weigh
-        worst, ws, wn, wc, wlo, whi, wr, wx = 100, s, 100, 100, s.min, s.max, true, true
+        if worst > 100 then worst = 100 end
       else
         local sc, name, category, lo, hi, refill, cancel = pair(rep, s, memo)
         if not sc then return nil end
-        if sc < worst then
-          worst, ws, wn, wc, wlo, whi, wr, wx = sc, s, name, category, lo, hi, refill, cancel
+        if sc < worst or (sc == worst and not why) then
+          worst, why = sc, reason_of(rep, s, name, category, lo, hi, refill, cancel)
         end
       end
     end
   end
-  if not wn then return nil end
-  return worst, reason_of(rep, ws, wn, wc, wlo, whi, wr, wx), first
+  if worst > 100 then return nil end
+  return worst, first, why
 end
 
 -- A product name proposed for a group: its first service's name in lower case, each run of
@@ -343,14 +343,14 @@ end
 
 local function disjoint(a, b, npanels)
   for p = 1, npanels do
-    if a[p] ~= nil and b[p] ~= nil then return false end
+    if a[p] and b[p] then return false end
   end
   return true
 end
 
 local function absorb(into, g, npanels)
   for p = 1, npanels do
-    if g[p] ~= nil then
+    if g[p] then
       into[p] = g[p]
       into.n = into.n + 1
     end
@@ -391,23 +391,20 @@ local function merge_block(block, npanels, memo, min_score)
 end
 
 local function first_of(g, npanels)
-  for p = 1, npanels do if g[p] ~= nil then return p end end
+  for p = 1, npanels do if g[p] then return p end end
 end
 
--- Suggestions worded on demand (see the top of this file).
-local SUGGESTION = {}
-local hidden = setmetatable({}, { __mode = "k" })
+-- Suggestions worded on demand (see the top of this file). ctx: what one call found, in
+-- arrays by position in its list (group, first panel index, reason or nil).
 local LAZY = { services = true, records = true, reason = true, mapped = true, known = true }
 
-local function fill(s, h)
-  if h.filled then return end
-  h.filled = true
-  local g, ctx = h.g, h.ctx
-  local lists, known = ctx.lists, ctx.known
+local function fill(s, ctx, i)
+  if rawget(s, "services") then return end
+  local g, lists, known = ctx.groups[i], ctx.lists, ctx.known
   local services, records, mapped, kn, same = {}, {}, nil, nil, true
   for p = 1, ctx.npanels do
     local r = g[p]
-    if r ~= nil then
+    if r then
       local panel = lists[p].name
       local id = r.service
       services[panel], records[panel] = id, r
@@ -424,9 +421,9 @@ local function fill(s, h)
   rawset(s, "records", records)
   rawset(s, "mapped", same and mapped or nil)
   rawset(s, "known", (not same) and kn or nil)
-  local reason = g.reason
+  local reason = ctx.reasons[i]
   if not reason then
-    local rep = g[g.first]
+    local rep = g[ctx.firsts[i]]
     reason = reason_of(rep, rep, 100, 100, rep.min, rep.max, true, true)
   end
   rawset(s, "reason", reason)
@@ -436,10 +433,10 @@ local function name_all(ctx)
   if ctx.named then return end
   ctx.named = true
   local used = {}
-  local lists = ctx.lists
+  local lists, out = ctx.lists, ctx.out
   local mapped = {}
-  for i, s in ipairs(ctx.out) do
-    fill(s, hidden[s])
+  for i, s in ipairs(out) do
+    fill(s, ctx, i)
     -- a group holding a mapped service is named after its product (the panels' order decides)
     local m = rawget(s, "mapped")
     local kn = rawget(s, "known")
@@ -450,11 +447,11 @@ local function name_all(ctx)
     end
     if m then used[m], mapped[i] = true, m end
   end
-  for i, s in ipairs(ctx.out) do
+  for i, s in ipairs(out) do
     local name = mapped[i]
     if not name then
-      local g = hidden[s].g
-      name = slug(tostring(g[g.first].name or ""))
+      local g = ctx.groups[i]
+      name = slug(tostring(g[ctx.firsts[i]].name or ""))
       if used[name] then
         local n = 2
         while used[name .. "-" .. n] do n = n + 1 end
@@ -466,24 +463,28 @@ local function name_all(ctx)
   end
 end
 
-SUGGESTION.__index = function(s, k)
-  local h = hidden[s]
-  if not h then return nil end
-  if k == "product" then
-    name_all(h.ctx)
-    return rawget(s, "product")
-  elseif LAZY[k] then
-    fill(s, h)
-    return rawget(s, k)
+-- One metatable per call: its __index knows the call's findings.
+local function suggestion_mt(ctx)
+  local mt = {}
+  mt.__index = function(s, k)
+    local i = ctx.pos[s]
+    if not i then return nil end
+    if k == "product" then
+      name_all(ctx)
+      return rawget(s, "product")
+    elseif LAZY[k] then
+      fill(s, ctx, i)
+      return rawget(s, k)
+    end
   end
+  return mt
 end
 
 -- Every field of every suggestion worked out (plain tables from then on). Returns the list.
 function M.plain(list)
   for _, s in ipairs(list) do
     local _ = s.product
-    local h = hidden[s]
-    if h then fill(s, h) end
+    _ = s.services
   end
   return list
 end
@@ -503,52 +504,56 @@ function M.suggest(lists, opts)
     end
   end
 
-  -- 1. by exact name (and type): a group is a table panel index -> record
-  local by_name, groups = {}, {}
+  -- 1. by exact name (and type): a group is a table panel index -> record (false: none; the
+  -- array part made at once, never grown)
+  local by_name, groups, ng = {}, {}, 0
   for p = 1, npanels do
     local list = lists[p].services
     for i = 1, #list do
       local s = list[i]
       local name = s.name
       local g = by_name[name]
-      if g == nil then
-        g = { [p] = s }
-        by_name[name] = g
-        groups[#groups + 1] = g
-      elseif g[p] ~= nil or g[g.first or first_of(g, npanels)].type ~= s.type then
-        -- a second service of one name on one panel, or of another type: a group of its own
-        g = { [p] = s }
-        groups[#groups + 1] = g
-      else
+      if g and not g[p] and (g[1] or g[first_of(g, npanels)]).type == s.type then
         g[p] = s
+      else
+        -- a new name; or a second service of one name on one panel, or of another type: a
+        -- group of its own (the first one keeps the name)
+        if npanels == 3 then g = { false, false, false }
+        elseif npanels == 2 then g = { false, false }
+        elseif npanels == 4 then g = { false, false, false, false }
+        else g = {} end
+        g[p] = s
+        if by_name[name] == nil then by_name[name] = g end
+        ng = ng + 1
+        groups[ng] = g
       end
     end
   end
 
-  local found = {}
-  local function emit(g, score, reason, first)
+  local fgroups, fscores, ffirsts, freasons, nf = {}, {}, {}, {}, 0
+  local function emit(g, score, first, reason)
     if score >= min_score then
-      g.first, g.score = first, score
-      if reason.same_name == false or score < 100 then g.reason = reason end
-      found[#found + 1] = g
+      nf = nf + 1
+      fgroups[nf], fscores[nf], ffirsts[nf], freasons[nf] = g, score, first, reason or false
     end
   end
 
   -- 2. the rest, a) by type and the full normalised name, b) by type and the name's key
   local rest = {}
-  for _, g in ipairs(groups) do
+  for k = 1, ng do
+    local g = groups[k]
     local n = 0
-    for p = 1, npanels do if g[p] ~= nil then n = n + 1 end end
-    g.n = n
-    local score, reason, first
-    if n > 1 then score, reason, first = group_score(g, npanels, memo) end
+    for p = 1, npanels do if g[p] then n = n + 1 end end
+    local score, first, reason
+    if n > 1 then score, first, reason = group_score(g, npanels, memo) end
     if n == npanels and score then
-      emit(g, score, reason, first)
+      emit(g, score, first, reason)
     elseif n > 1 and not score then
       for p = 1, npanels do
-        if g[p] ~= nil then rest[#rest + 1] = { n = 1, [p] = g[p] } end
+        if g[p] then rest[#rest + 1] = { n = 1, [p] = g[p] } end
       end
     else
+      g.n = n
       rest[#rest + 1] = g
     end
   end
@@ -605,12 +610,12 @@ function M.suggest(lists, opts)
       end
       for _, g in ipairs(block) do
         if g.n == npanels then
-          local score, reason, first = group_score(g, npanels, memo)
+          local score, first, reason = group_score(g, npanels, memo)
           if score then
-            emit(g, score, reason, first)
+            emit(g, score, first, reason)
           elseif pass == 1 then
             for p = 1, npanels do
-              if g[p] ~= nil then left[#left + 1] = { n = 1, [p] = g[p] } end
+              if g[p] then left[#left + 1] = { n = 1, [p] = g[p] } end
             end
           end
         else
@@ -623,27 +628,33 @@ function M.suggest(lists, opts)
   -- what found no service of every panel: groups of two or more panels
   for _, g in ipairs(rest) do
     if g.n > 1 then
-      local score, reason, first = group_score(g, npanels, memo)
-      if score then emit(g, score, reason, first) end
+      local score, first, reason = group_score(g, npanels, memo)
+      if score then emit(g, score, first, reason) end
     end
   end
 
   -- 3. best first (a counting sort: scores are 0-100), in the order found within a score
   local buckets = {}
-  for _, g in ipairs(found) do
-    local b = buckets[g.score]
-    if not b then b = {} buckets[g.score] = b end
-    b[#b + 1] = g
+  for i = 1, nf do
+    local sc = fscores[i]
+    local b = buckets[sc]
+    if not b then b = {} buckets[sc] = b end
+    b[#b + 1] = i
   end
   local out = {}
-  local ctx = { lists = lists, known = known, npanels = npanels, out = out }
+  local ctx = { lists = lists, known = known, npanels = npanels, out = out, groups = {},
+    firsts = {}, reasons = {}, pos = setmetatable({}, { __mode = "k" }) }
+  local cgroups, cfirsts, creasons, pos = ctx.groups, ctx.firsts, ctx.reasons, ctx.pos
+  local mt = suggestion_mt(ctx)
+  local n = 0
   for score = 100, 0, -1 do
     local b = buckets[score]
     if b then
-      for _, g in ipairs(b) do
-        local s = setmetatable({ score = score }, SUGGESTION)
-        hidden[s] = { g = g, ctx = ctx }
-        out[#out + 1] = s
+      for _, i in ipairs(b) do
+        n = n + 1
+        local s = setmetatable({ score = score }, mt)
+        out[n], pos[s] = s, n
+        cgroups[n], cfirsts[n], creasons[n] = fgroups[i], ffirsts[i], freasons[i] or nil
       end
     end
   end

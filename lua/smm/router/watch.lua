@@ -4,17 +4,19 @@
 --   local changes = watch.diff(old_list, new_list)
 --   -- { { type = "service.rate", service = 17, data = { ... } }, ... }  by id, then type
 --
---   service.added     the new record's fields (service, name, type, category, rate, min, max,
---                     refill, cancel, dripfeed)
+--   service.added     the new record's fields (service, service_name, type, category, rate,
+--                     min, max, refill, cancel, dripfeed)
 --   service.removed   the old record's fields
---   service.rate      service, name, old, new, change ("0.05" / "-0.05"), percent ("5.56" /
+--   service.rate      service, service_name, old, new, change ("0.05" / "-0.05"), percent ("5.56" /
 --                     "-5.26": of the old rate, rounded half away from zero to 2 decimals,
 --                     nil when the old rate was 0), direction ("up" / "down")
---   service.bounds    service, name, old_min, new_min, old_max, new_max
---   service.flags     service, name, changed ({ "refill", ... }), old_refill, new_refill,
+--   service.bounds    service, service_name, old_min, new_min, old_max, new_max
+--   service.flags     service, service_name, changed ({ "refill", ... }), old_refill, new_refill,
 --                     old_cancel, new_cancel, old_dripfeed, new_dripfeed
 -- Money is exact decimal text throughout (smm.money), never a float: "0.9" and "0.90" are one
 -- rate. A name, type or category change alone is no event (the snapshot still changes).
+-- (The service's name is service_name: in the book's events, name is the panel's, as in the
+-- router's panel events.)
 -- The product events (product.orphaned, product.cheapest) need every panel's lists: see
 -- smm.router.catalog, which also writes these into the outbox with the snapshot.
 local money = require "smm.money"
@@ -30,6 +32,7 @@ local FLAGS = { "refill", "cancel", "dripfeed" }
 local function record_data(s)
   local d = {}
   for _, f in ipairs(M.FIELDS) do d[f] = s[f] end
+  d.service_name, d.name = d.name, nil
   return d
 end
 
@@ -103,22 +106,22 @@ function M.diff(old_list, new_list)
       local same_rate = s.rate == o.rate or
         (exact(s.rate) and exact(o.rate) and money.compare(s.rate, o.rate) == 0)
       if not same_rate then
-        local d = { service = id, name = s.name, old = o.rate, new = s.rate }
+        local d = { service = id, service_name = s.name, old = o.rate, new = s.rate }
         if exact(s.rate) and exact(o.rate) then
           d.change, d.percent, d.direction = M.rate_change(o.rate, s.rate)
         end
         add("service.rate", id, d)
       end
       if s.min ~= o.min or s.max ~= o.max then
-        add("service.bounds", id, { service = id, name = s.name, old_min = o.min, new_min = s.min,
-          old_max = o.max, new_max = s.max })
+        add("service.bounds", id, { service = id, service_name = s.name, old_min = o.min,
+          new_min = s.min, old_max = o.max, new_max = s.max })
       end
       local changed = {}
       for _, f in ipairs(FLAGS) do
         if (s[f] == true) ~= (o[f] == true) then changed[#changed + 1] = f end
       end
       if #changed > 0 then
-        local d = { service = id, name = s.name, changed = changed }
+        local d = { service = id, service_name = s.name, changed = changed }
         for _, f in ipairs(FLAGS) do
           d["old_" .. f], d["new_" .. f] = o[f] == true, s[f] == true
         end
