@@ -294,6 +294,18 @@ describe("smm over several panels: panels, quote --product, add --product", func
       assert.is_nil(route_of("mc-1"))
     end)
 
+    it("--prefer puts a dearer panel first: quoted first, placed there", function()
+      local r = smm("quote --product ig-followers --quantity 1000 --prefer c,a --json")
+      assert.equal(0, r.code, r.err)
+      local doc = cli.json(r.out)
+      assert.same({ "c", "a", "b" }, { doc.candidates[1].panel, doc.candidates[2].panel, doc.candidates[3].panel })
+      r = smm("add --product ig-followers --link https://ig.example/p --quantity 1000 --ref pref-1 --prefer c " ..
+        "--yes --json")
+      assert.equal(0, r.code, r.err)
+      assert.equal("c", cli.json(r.out).panel)
+      assert.same({ 0, 0, 1 }, { adds("a"), adds("b"), adds("c") })
+    end)
+
     it("the cheapest panel short of funds: refused there, placed with the next", function()
       sbs.b:config{ balance = "0.10" }
       local r = smm("add --product ig-followers --link https://ig.example/f --quantity 1000 --ref funds-1 --yes --json")

@@ -442,7 +442,8 @@ local function yes_no(v) return v and "yes" or "no" end
 -- An event as a table row: { panel, change, service, name, before, after }.
 local function change_row(e)
   local d = type(e.data) == "table" and e.data or {}
-  local row = { panel = e.panel, change = e.type, service = d.service, name = d.name, type = e.type }
+  -- (the service's name is data.service_name: data.name is the panel's, as in every panel event)
+  local row = { panel = e.panel, change = e.type, service = d.service, name = d.service_name, type = e.type }
   local t = e.type
   if t == "service.added" then
     row.change, row.after = "added", "rate " .. tostring(d.rate) .. ", " .. tostring(bounds(d.min, d.max))
