@@ -82,7 +82,16 @@ local function decimal(v)
   if require("smm.money").is_decimal(v) and not v:find("^%-") then return v end
   return nil, "must be a decimal amount, like 5.00"
 end
-M.PANEL_OPTIONS = { key_env = env_name, key_file = text, dialect = text, low_balance = decimal }
+-- A dialect's name, checked by smm.dialect where the library has it (else smm.new says).
+local function dialect(v)
+  local ok, d = pcall(require, "smm.dialect")
+  if ok and type(d) == "table" and type(d.resolve) == "function" then
+    local found, problem = d.resolve(v)
+    if not found then return nil, tostring(problem or "is not a dialect") end
+  end
+  return v
+end
+M.PANEL_OPTIONS = { key_env = env_name, key_file = text, dialect = dialect, low_balance = decimal }
 
 local PANEL_NAME = "^[%w_.%-]+$"
 

@@ -213,7 +213,8 @@ function Ctx:router()
     return require("smm.router").new{ book = book, panels = panels, products = r.products }
   end)
   if not ok then
-    error({ usage = self:scrub(tostring(router):gsub("^.-smm%.router[%.%w]*: ", "")) }, 0)
+    -- (the library's words without where it raised: "smm.new: unknown option ...")
+    error({ usage = self:scrub((tostring(router):gsub("^.*smm%.[%w%.]+: ", ""))) }, 0)
   end
   self.the_router, self.router_config = router, r
   return router, r
