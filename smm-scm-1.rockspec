@@ -58,6 +58,7 @@ build = {
       ["smm.book.threaded"] = "lua/smm/book/threaded.lua",
       ["smm.book.webhook_ngx"] = "lua/smm/book/webhook_ngx.lua",
       ["smm.client"] = "lua/smm/client.lua",
+      ["smm.dialect"] = "lua/smm/dialect.lua",
       ["smm.errors"] = "lua/smm/errors.lua",
       ["smm.json"] = "lua/smm/json.lua",
       ["smm.kinds"] = "lua/smm/kinds.lua",

@@ -8,6 +8,26 @@ local cjson = require "cjson"
 local sandbox = require "helpers.sandbox"
 local books = require "helpers.book"
 local catalog = require "smm.router.catalog"
+local cli = require "helpers.cli"
+local socket = require "socket"
+
+local CHILD = books.root .. "/spec/helpers/catalog_watch_child.lua"
+local WATCHERS = 6
+
+local function exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+local function eventually(seconds, check)
+  local deadline = socket.gettime() + seconds
+  while socket.gettime() < deadline do
+    if check() then return true end
+    socket.sleep(0.02)
+  end
+  return check()
+end
 
 local A = {
   { service = 1, name = "Instagram Followers [Refill 30D]", type = "Default",
@@ -256,6 +276,42 @@ for _, engine in ipairs(books.ENGINES) do
       -- the change is told by the next watch
       local w = assert(cat:watch())
       assert.are.equal(1, #of_type(w.events, "service.rate"))
+    end)
+
+    it("tells a change once when " .. WATCHERS .. " processes watch the same book at once", function()
+      assert(cat:watch())
+      local url = store.url
+      sbs.a:services{ service = 1, rate = "0.97" }
+      -- the panel answers slowly: every watcher has fetched before any records
+      sbs.a:config{ latency = 300 }
+      local dir = store.dir .. "/watchers"
+      os.execute("rm -rf " .. cli.quote(dir) .. " && mkdir -p " .. cli.quote(dir))
+      local go = dir .. "/go"
+      local commands = {}
+      for i = 1, WATCHERS do
+        commands[i] = books.child(CHILD, { url, sbs.a.url, go, dir .. "/ready" .. i }) ..
+          " >" .. cli.quote(dir .. "/out" .. i) .. " 2>&1 &"
+      end
+      os.execute("sh -c " .. cli.quote(table.concat(commands, "\n") .. "\nwait\ntouch " ..
+        cli.quote(dir .. "/done")) .. " >/dev/null 2>&1 &")
+      assert.is_true(eventually(60, function()
+        for i = 1, WATCHERS do if not exists(dir .. "/ready" .. i) then return false end end
+        return true
+      end), "the watchers did not start")
+      cli.write_file(go, "go")
+      assert.is_true(eventually(120, function() return exists(dir .. "/done") end), "the watchers did not end")
+      local told, changed = 0, 0
+      for i = 1, WATCHERS do
+        local text = cli.read_file(dir .. "/out" .. i) or ""
+        local n, c = text:match("events=(%d+) changed=(%a+)")
+        assert(n, "watcher " .. i .. ": " .. text)
+        told = told + tonumber(n)
+        if c == "true" then changed = changed + 1 end
+      end
+      assert.are.equal(1, told)
+      assert.are.equal(1, changed)
+      assert.are.equal(1, #of_type(outbox(book), "service.rate"))
+      assert.are.equal(2, count(book, "catalog_snapshots WHERE panel = ?", "a"))
     end)
 
     it("delivers the watch's events through the book's hooks, like order events", function()

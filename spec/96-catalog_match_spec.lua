@@ -111,6 +111,11 @@ describe("product suggestions across panels", function()
     assert.are.equal("bounds do not overlap", why)
     _, why = match.score(A[4], B[4])
     assert.are.equal("types differ", why)
+    -- spelled apart, the same network
+    local sc, reason = match.score({ name = "TikTok Views", type = "Default", min = 1, max = 10 },
+      { name = "Tik-Tok Views \240\159\154\128", type = "Default", min = 5, max = 50 })
+    assert.are.equal(100, reason.name)
+    assert.is_true(sc >= 60)
     -- followers are not likes
     local followers = find(list, "a", 1)
     assert.are_not.equal(18, followers.services.b)

@@ -86,7 +86,7 @@ describe("catalog snapshots' digest", function()
     local text, digest = snapshot.encode(a)
     local _, again = snapshot.encode({ svc(1, { rate = "0.90" }), svc(2) })
     assert.are.equal(digest, again)
-    assert.matches('^%[{"cancel":false', text)
+    assert.matches('^%[{"service":1,"name":"Service 1",', text)
     for _, change in ipairs{ { rate = "0.91" }, { min = 11 }, { refill = true }, { name = "x" },
         { dripfeed = false } } do
       local _, other = snapshot.encode({ svc(2), svc(1, (function()
@@ -96,6 +96,12 @@ describe("catalog snapshots' digest", function()
       end)()) })
       assert.are_not.equal(digest, other)
     end
+    -- a record off the usual shape (no category, an id as text) is stored all the same
+    local odd = snapshot.encode({ svc(2), svc(1, { category = false, service = "x1" }) })
+    local back = require("cjson").decode(odd)
+    assert.are.same({ 2, "x1", false }, { back[1].service, back[2].service, back[2].category })
+    assert.are.equal(snapshot.encode({ svc(2), svc(1) }),
+      snapshot.encode({ svc(1), svc(2) })) -- ids out of order: sorted
     -- fields beyond the API's own are not kept
     local _, extra = snapshot.encode({ svc(2), svc(1, { rate = "0.90", desc = "anything" }) })
     assert.are.equal(digest, extra)

@@ -9,6 +9,7 @@
 --   { failure = "network" | "timeout" | "too_large" | "tls", message = ..., sent = <bool> }
 local errors = require "smm.errors"
 local normalize = require "smm.normalize"
+local dialects = require "smm.dialect"
 
 local M = {}
 
@@ -56,17 +57,32 @@ local function names_result(json)
   end
 end
 
--- ctx: { action =, idempotent =, secret = }. `idempotent` false means the action spends or
+-- A panel of the api_token dialect answers {"errors": ...}: a client of another dialect that
+-- gets one says so, since the key, the service and the errors are then all named otherwise.
+local OTHER_DIALECT = " (the panel answered \"errors\" instead of \"error\": it may speak the " ..
+  "api_token dialect, smm.new{ ..., dialect = \"api_token\" })"
+
+-- ctx: { action =, idempotent =, secret =, [error_field =] } (error_field: the dialect's name
+-- for `error`, when it is not "error": see smm.dialect). `idempotent` false means the action spends or
 -- changes something, so an answer that does not prove its outcome leaves it unknown
 -- (ambiguous): only JSON the client understands, or a status in NOTHING_DONE, is definite.
 -- Returns json, normalized (true when the transport applied the request's schema), or nil, err.
 function M.read(result, ctx)
   -- the usual answer first: JSON with a 2xx that is no error
   local json = result.json
+  local hint
   if json ~= nil then
     local status = result.status
-    if type(json) == "table" and json.error ~= nil and not normalize.is_error(json.error) then
-      json.error = nil -- {"order": 23501, "error": null}: the field is there, the error is not
+    if type(json) == "table" then
+      if ctx.error_field then
+        dialects.adopt_errors(json, ctx.error_field)
+      elseif json.errors ~= nil and json.error == nil then
+        local text = dialects.error_text(json.errors)
+        if text then json.error, json.errors, hint = text, nil, OTHER_DIALECT end
+      end
+      if json.error ~= nil and not normalize.is_error(json.error) then
+        json.error = nil -- {"order": 23501, "error": null}: the field is there, the error is not
+      end
     end
     if status >= 200 and status < 300 and (type(json) ~= "table" or json.error == nil) then
       return json, result.normalized == true
@@ -102,6 +118,14 @@ function M.read(result, ctx)
       fields.message = "the panel answered both " .. named .. " " .. id ..
         " and an error (" .. text .. "): the " .. named .. " may exist; check before retrying"
       fields.retryable, fields.ambiguous = false, true
+    elseif hint then
+      fields.message = text .. hint
+    elseif ctx.dialect and errors.api_code(text) == "invalid_key" then
+      -- a key refused where it was put: the panel may read it from elsewhere
+      local d = ctx.dialect
+      fields.message = text .. " (the key was sent " .. (d.key_header and ("in the header " ..
+        d.key_header) or ("as the field " .. tostring(d.key_field))) .. ", as the dialect " ..
+        tostring(d.name) .. " has it: does the panel speak that dialect?)"
     end
     return nil, errors.api(text, fields, secret)
   end

@@ -56,6 +56,7 @@ Catalog.__index = Catalog
 local function book_module() return require("smm.book") end
 
 local OPTIONS = { panels = "table", products = "table", book = "table" }
+local MEMO_BOUND = 200000 -- names worked out and kept for the next suggest
 
 local function usage(message, level) error("smm.router.catalog: " .. message, (level or 1) + 1) end
 
@@ -369,6 +370,8 @@ function Catalog:suggest(opts)
       errs[name] = err
     end
   end
+  -- the memo lives across calls (names rarely change between two fetches), within bounds
+  if self.memo.size > MEMO_BOUND then self.memo = match.memo() end
   local out = match.suggest(lists, { products = self.map, min_score = opts.min_score,
     memo = self.memo })
   return match.plain(out), errs

@@ -72,7 +72,8 @@ M.WORDS = WORDS
 
 -- A memo for suggest/score: what was worked out about names, types and categories, kept by the
 -- caller across calls (names rarely change between two fetches).
-function M.memo() return { names = {}, types = {}, cats = {} } end
+-- size: how many names it holds (a long-lived caller starts a new one past a bound).
+function M.memo() return { names = {}, types = {}, cats = {}, size = 0 } end
 
 -- What a service is made of at the coarsest: its network and what it sells. Names that share
 -- these (and the type) are compared when nothing finer brought them together ("Instagram Post
@@ -97,10 +98,15 @@ local DAY_WORDS = { day = true, days = true, d = true }
 --   coarse  the key's network and product words only ("instagram like"), or nil
 --   days  the refill period the name states ("R30", "[Refill 30D]", "30 days refill",
 --         "Refill 30"; "lifetime" = 36500), or nil
-local function name_info(names, name)
+local function name_info(memo, name)
+  local names = memo.names
   local info = names[name]
   if info then return info end
+  memo.size = memo.size + 1
   local s = lower(name)
+  if find(s, "tik", 1, true) or find(s, "you", 1, true) then
+    s = gsub(gsub(s, "tik[%s%-]*tok", "tiktok"), "you[%s%-]+tube", "youtube")
+  end
   if find(s, "[\226\239\240-\244]") then
     s = gsub(s, "[\240-\244][\128-\191][\128-\191][\128-\191]", " ") -- emojis and the like
     s = gsub(s, "\226[\128-\191][\128-\191]", " ")  -- U+2000-U+2FFF: dashes, arrows, symbols
@@ -216,7 +222,7 @@ local function category_score(memo, ca, cb)
   if not row then row = {} memo.cats[ca] = row end
   local v = row[cb]
   if v then return v end
-  v = percent(dice(name_info(memo.names, ca).set, name_info(memo.names, cb).set))
+  v = percent(dice(name_info(memo, ca).set, name_info(memo, cb).set))
   row[cb] = v
   return v
 end
@@ -237,8 +243,8 @@ local function pair(a, b, memo)
   if lo > hi then return nil, "bounds do not overlap" end
   local name, days_a, days_b = 100, nil, nil
   if a.name ~= b.name then
-    local ia = name_info(memo.names, tostring(a.name or ""))
-    local ib = name_info(memo.names, tostring(b.name or ""))
+    local ia = name_info(memo, tostring(a.name or ""))
+    local ib = name_info(memo, tostring(b.name or ""))
     name = percent(0.8 * dice(ia.set, ib.set) + 0.2 * dice(ia.all, ib.all))
     days_a, days_b = ia.days, ib.days
   end
@@ -359,15 +365,44 @@ end
 
 -- Level 2b: the groups of one block scored pairwise, the best pairs merged first, never two
 -- services of one panel in a group.
+local function signature(g, npanels)
+  local t = {}
+  for p = 1, npanels do t[p] = g[p] and "1" or "0" end
+  return concat(t)
+end
+
 local function merge_block(block, npanels, memo, min_score)
+  -- only groups of disjoint panel sets can merge: compared by sets, never two of one set
+  local sets, set_order = {}, {}
+  for i, g in ipairs(block) do
+    local sig = signature(g, npanels)
+    local list = sets[sig]
+    if not list then
+      list = {}
+      sets[sig] = list
+      set_order[#set_order + 1] = sig
+    end
+    list[#list + 1] = i
+  end
   local cands = {}
-  for i = 1, #block - 1 do
-    local u = block[i]
-    for j = i + 1, #block do
-      local v = block[j]
-      if disjoint(u, v, npanels) then
-        local sc = pair(u[u.first], v[v.first], memo)
-        if sc and sc >= min_score then cands[#cands + 1] = { sc, i, j } end
+  for x = 1, #set_order - 1 do
+    for y = x + 1, #set_order do
+      local a, b = set_order[x], set_order[y]
+      local apart = true
+      for k = 1, npanels do
+        if byte(a, k) == 49 and byte(b, k) == 49 then apart = false break end -- a panel in both
+      end
+      if apart then
+        for _, i in ipairs(sets[a]) do
+          local u = block[i]
+          for _, j in ipairs(sets[b]) do
+            local v = block[j]
+            local sc = pair(u[u.first], v[v.first], memo)
+            if sc and sc >= min_score then
+              if i < j then cands[#cands + 1] = { sc, i, j } else cands[#cands + 1] = { sc, j, i } end
+            end
+          end
+        end
       end
     end
   end
@@ -493,7 +528,6 @@ function M.suggest(lists, opts)
   opts = opts or {}
   check(lists, opts)
   local memo = opts.memo or M.memo()
-  local names = memo.names
   local min_score = opts.min_score or M.MIN_SCORE
   local npanels = #lists
   local known = {}
@@ -563,7 +597,7 @@ function M.suggest(lists, opts)
     for _, g in ipairs(rest) do
       g.first = first_of(g, npanels)
       local rep = g[g.first]
-      local info = name_info(names, tostring(rep.name or ""))
+      local info = name_info(memo, tostring(rep.name or ""))
       local k = pass == 1 and info.full or pass == 2 and info.key or info.coarse
       k = k and (type_of(memo.types, rep.type) .. "\0" .. k)
       if not k then
