@@ -283,3 +283,50 @@ describe("smm.router review: a key the panel echoes, a password in the URL #rout
     assert.is_nil(env.find_any(seen, { PASSWORD, "wr/o+n", "wr\\/o" }))
   end)
 end)
+
+describe("smm.router review: `errors` read by a client of the common dialect #router", function()
+  local echo = require "helpers.echo"
+  local placement = require "smm.router.placement"
+  local srv, store, book
+
+  setup(function()
+    srv = echo.start()
+    store = books.store("sqlite")
+    book = store:open()
+  end)
+
+  teardown(function()
+    if book then book:close() end
+    if store then store:close() end
+    if srv then srv:stop() end
+  end)
+
+  -- an add whose answer is `reply` (the echo server answers what the request asks it to)
+  local function add(reply, ref)
+    local c = require("smm").new{ url = srv.url, key = env.KEY, retries = 0, book = book }
+    local res, err = c:add({ service = 1, link = "https://x.test/e", quantity = 100, reply = reply },
+      { ref = ref })
+    c:close()
+    return res, err
+  end
+
+  it("alone, a refusal: the router may fail over", function()
+    local res, err = add('{"errors":["Not enough funds on balance"]}', "errors-1")
+    assert.is_nil(res)
+    assert.is_false(err.ambiguous)
+    assert.equal("short_of_funds", placement.not_placed_here(err))
+    assert.equal("failed", book:get("errors-1").state)
+  end)
+
+  it("beside other fields (an order_id of the panel's own), in doubt: never failed over", function()
+    for i, reply in ipairs{ '{"order_id":5,"errors":["Not enough funds for the next run"]}',
+                            '{"errors":["Link may be private"],"data":{"id":6}}' } do
+      local ref = "errors-beside-" .. i
+      local res, err = add(reply, ref)
+      assert.is_nil(res, reply)
+      assert.is_true(err.ambiguous, reply)
+      assert.is_nil(placement.not_placed_here(err), reply)
+      assert.equal("in_doubt", book:get(ref).state, reply)
+    end
+  end)
+end)
