@@ -70,7 +70,7 @@ local OTHER_DIALECT = " (the panel answered \"errors\" instead of \"error\": it 
 function M.read(result, ctx)
   -- the usual answer first: JSON with a 2xx that is no error
   local json = result.json
-  local hint
+  local hint, beside
   if json ~= nil then
     local status = result.status
     if type(json) == "table" then
@@ -78,7 +78,12 @@ function M.read(result, ctx)
         dialects.adopt_errors(json, ctx.error_field)
       elseif json.errors ~= nil and json.error == nil then
         local text = dialects.error_text(json.errors)
-        if text then json.error, json.errors, hint = text, nil, OTHER_DIALECT end
+        if text then
+          json.error, json.errors, hint = text, nil, OTHER_DIALECT
+          for name in pairs(json) do
+            if name ~= "error" then beside = true break end
+          end
+        end
       end
       if json.error ~= nil and not normalize.is_error(json.error) then
         json.error = nil -- {"order": 23501, "error": null}: the field is there, the error is not
@@ -120,6 +125,13 @@ function M.read(result, ctx)
       fields.retryable, fields.ambiguous = false, true
     elseif hint then
       fields.message = text .. hint
+      if beside and changes then
+        -- read as another dialect's refusal only when it is nothing else: beside it, a field
+        -- of that panel's own ("order_id", "data") may name what was done
+        fields.ambiguous, fields.retryable = true, false
+        fields.message = fields.message .. "; the answer holds more than the errors: it may " ..
+          "have been carried out, check before retrying"
+      end
     elseif ctx.dialect and errors.api_code(text) == "invalid_key" then
       -- a key refused where it was put: the panel may read it from elsewhere
       local d = ctx.dialect

@@ -68,8 +68,14 @@ function M.outcome(db, now, name, url, ok, last_error, threshold, cool_off, now_
   end
   db:run([[UPDATE panels SET failures = failures + 1, last_error = ?, updated_at = ? WHERE name = ?]],
     last_error, now, name)
+  -- a panel down whose cool-off is over fails again (its list fetched for a quote or an add,
+  -- before any probe was taken): as a failed probe, down for another cool-off. Left down with
+  -- the old down_until, it stayed due: every quote and add asked it again (a hanging panel cost
+  -- each of them its whole timeout) and the breaker never tripped on it again.
   local n = db:changes([[UPDATE panels SET state = 'down', down_until = ? WHERE name = ?
-    AND (state = 'probing' OR (state = 'up' AND failures >= ?))]], now_ms + cool_off, name, threshold)
+    AND (state = 'probing' OR (state = 'up' AND failures >= ?)
+      OR (state = 'down' AND (down_until IS NULL OR down_until <= ?)))]],
+    now_ms + cool_off, name, threshold, now_ms)
   if n == 1 then
     if r.state == "up" then
       events.emit(db, now, "panel.down", nil, url, { name = name, failures = r.failures + 1,

@@ -42,6 +42,9 @@ end
 
 -- A request to the panel ended: ok, or failed with err (only a failure of the panel counts).
 function Health:outcome(panel, ok, err)
+  -- refused before it was sent (bad input, the book): no news of the panel either way. Taken
+  -- for an answer, it would clear the failures and put a down panel's probe back up, unasked.
+  if not ok and type(err) == "table" and (err.kind == "invalid" or err.kind == "book") then return nil end
   if not ok and not M.is_failure(err) then ok = true end
   return self.book:panel("outcome", panel.name, panel.url, ok, (not ok) and tostring(err) or nil,
     self.threshold, self.cool_off, self.clock())

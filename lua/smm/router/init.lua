@@ -180,6 +180,7 @@ end
 local QUOTE_OPTIONS = { "product", "quantity", "refill", "cancel", "prefer", "avoid", "max_cost" }
 local ROUTING_KEYS = { product = true, refill = true, cancel = true, prefer = true, avoid = true,
                        max_cost = true, ref = true }
+local ROUTING_NAMES = { "avoid", "cancel", "max_cost", "prefer", "product", "ref", "refill" }
 
 local function invalid(field, message, action)
   return errors.invalid(field, message, action)
@@ -208,6 +209,13 @@ local function routing(self, q, action)
     if list ~= nil then
       if type(list) ~= "table" then
         return nil, invalid(list_name, "must be a list of panel names, got " .. validate.shown(list), action)
+      end
+      -- a list only: { a = true } would be read as no list at all, its panels silently let in
+      for k in pairs(list) do
+        if type(k) ~= "number" or k < 1 or k > #list or k ~= math.floor(k) then
+          return nil, invalid(list_name, "must be a list of panel names like { \"a\", \"b\" }, got a key " ..
+            validate.shown(k), action)
+        end
       end
       for i, name in ipairs(list) do
         if not self.by_name[name] then
@@ -244,6 +252,17 @@ local function find_service(list, id)
   return index[id]
 end
 
+-- Why service s (id) does not take the order's checked fields (validate.for_service's message),
+-- or nil when it does.
+local function unfit(checked, id, s)
+  local fields = {}
+  for k, v in pairs(checked) do fields[k] = v end
+  fields.service = id
+  local ok, err = validate.for_service(fields, s, "add")
+  if ok then return nil end
+  return err.message
+end
+
 -- Is the panel's balance known to be below `total`? A balance older than balance_ttl is asked
 -- anew first (one balance request): a panel topped up since must not stay left out. row.balance
 -- is then the answer's.
@@ -260,8 +279,12 @@ local function short(self, p, row, total)
 end
 
 -- Candidates and exclusions for checked routing options `r` and the order's fields (priced as
--- they would be sent). Lists are fetched only for panels that may take the order.
-local function offers(self, r, order)
+-- they would be sent). Lists are fetched only for panels that may take the order. checked (an
+-- add: the order's fields as validate.add cleaned them): each service is also asked whether it
+-- takes them (drip-feed, the fields of its kind), as the client would before sending: a panel
+-- whose service cannot is left out ("unfit"), rather than the order refused at that panel's
+-- client when another panel can take it.
+local function offers(self, r, order, checked)
   local rows, err = self.book:panels()
   if not rows then return nil, err end
   local by = {}
@@ -296,6 +319,8 @@ local function offers(self, r, order)
           exclude(p, id, "no_refill", "service " .. id .. " has no refill")
         elseif r.cancel and not s.cancel then
           exclude(p, id, "no_cancel", "service " .. id .. " cannot be canceled")
+        elseif checked and unfit(checked, id, s) then
+          exclude(p, id, "unfit", unfit(checked, id, s))
         else
           local total, field, problem = price.quote(s, order)
           if not total then
@@ -333,7 +358,8 @@ end
 --      prices in the panels' order),
 --      excluded = { { panel =, service =, reason =, message = }, ... } }
 -- reasons: avoided, down, list_unavailable, service_gone, below_min, above_max, no_refill,
--- no_cancel, unpriced, over_max_cost, short_of_funds (the balance known is below the price).
+-- no_cancel, unfit (add only: the service does not take the order's fields, e.g. drip-feed),
+-- unpriced, over_max_cost, short_of_funds (the balance known is below the price).
 function Router:quote(q)
   if type(q) ~= "table" then usage("quote(q): q must be a table") end
   validate.options(q, QUOTE_OPTIONS, "router:quote(q)", 2)
@@ -387,7 +413,8 @@ end
 -- The order as client:add returns it, with panel = name and route = { product, panel, service,
 -- price, reason, passed_over = { { panel, service, reason, message }, ... } }. err.code
 -- "no_panel" (err.passed_over: why each was left) when none took it; "in_doubt" for a ref in
--- doubt; any other error is the chosen panel's (err.panel names it).
+-- doubt; any other error is the chosen panel's (err.panel names it, err.ref the order's ref:
+-- without a ref given, the one made for it, which book:resolve(ref, ...) settles).
 function Router:add(a)
   if type(a) ~= "table" then usage("add(order): order must be a table") end
   if a.service ~= nil then usage("add(order): a routed order names a product, not a service") end
@@ -403,11 +430,31 @@ function Router:add(a)
   end
   local order = {}
   for k, v in pairs(a) do
-    if not ROUTING_KEYS[k] then order[k] = v end
+    if not ROUTING_KEYS[k] then
+      -- a misspelled routing option would pass as a panel's extra field, sent along while the
+      -- guarantee or the cap it asked for is silently dropped ("refil = true": no refill asked)
+      local meant = type(k) == "string" and not validate.ADD_FIELDS[k] and
+        validate.did_you_mean(k, ROUTING_NAMES)
+      if meant then
+        return nil, invalid(k, "= " .. validate.shown(v) .. " looks like a misspelling of the router's " ..
+          "option '" .. meant .. "': nothing was sent", "add")
+      end
+      order[k] = v
+    end
   end
   order.quantity = r.quantity
+  -- the order's fields checked before anything is sent (a typo is refused here, not at the
+  -- first panel's client, after lists and balances were asked and a down panel's probe taken)
+  local checked, verr
+  do
+    local fields = {}
+    for k, v in pairs(order) do fields[k] = v end
+    fields.service = 1 -- any id: the service is the router's to choose
+    checked, verr = validate.add(fields, "add")
+    if not checked then return nil, verr end
+  end
 
-  local q, rows = offers(self, r, order)
+  local q, rows = offers(self, r, order, checked)
   if not q then return nil, rows end -- the book's error
   local passed_over = copy_list(q.excluded)
   local first = #passed_over
@@ -458,8 +505,8 @@ function Router:add(a)
       self.health:outcome(p, false, aerr)
       local why = placement.not_placed_here(aerr)
       if not why then
-        aerr.panel = p.name
-        aerr.route = route
+        -- the ref (made here when the caller gave none) is what settles an order in doubt
+        aerr.panel, aerr.route, aerr.ref = p.name, route, ref
         return nil, aerr
       end
       passed_over[#passed_over + 1] = { panel = p.name, service = c.service, reason = why,
