@@ -48,7 +48,8 @@ end
 -- The result an answer of a changing action names (an order or refill id), as text, when it
 -- names one (null, false, "" and 0 name nothing).
 local function names_result(json)
-  for _, name in ipairs{ "order", "refill" } do
+  -- order_id / refill_id: the names some panels (and the api_token variant) give the same ids
+  for _, name in ipairs{ "order", "refill", "order_id", "refill_id" } do
     local v = normalize.integer(json[name])
     if v ~= nil and v ~= false and v ~= 0 then
       local t = type(v)
