@@ -213,6 +213,45 @@ for _, engine in ipairs(books.ENGINES) do
       same_adds({ a = before.a, b = before.b, c = before.c + 1 }, sbs)
     end)
 
+    it("compares prices in one currency only: another currency is left out, or refused when none is named",
+      function()
+      -- the sandboxes answer USD; c says it prices in EUR
+      local eur = { c = { currency = "EUR" } }
+      local mixed = rt.router(book, sbs, { products = PRODUCTS, panel = eur })
+      assert.equal("USD", mixed:balance("a").a.currency) -- learnt, and kept in the book
+      assert.equal("USD", mixed:balance("b").b.currency)
+      local before = rt.adds(sbs)
+      local q, err = mixed:quote{ product = "followers", quantity = 1000 }
+      assert.is_nil(q)
+      assert.equal("currency", err.field)
+      assert.matches("different currencies", err.message)
+      assert.matches("EUR", err.message)
+      local r = ref()
+      local res
+      res, err = mixed:add{ product = "followers", link = "https://x.test/" .. r, quantity = 1000, ref = r }
+      assert.is_nil(res)
+      assert.equal("currency", err.field)
+      same_adds(before, sbs)
+      assert.is_nil(book:get(r))
+
+      local usd = rt.router(book, sbs, { products = PRODUCTS, panel = eur, currency = "usd" })
+      q = assert(usd:quote{ product = "followers", quantity = 1000 })
+      assert.same({ "a", "b" }, panels_of(q))
+      assert.equal("other_currency", reasons(q).c)
+      assert.equal("USD", q.candidates[1].currency)
+
+      local in_eur = rt.router(book, sbs, { products = PRODUCTS, panel = eur, currency = "EUR" })
+      q = assert(in_eur:quote{ product = "followers", quantity = 1000 })
+      assert.same({ "c" }, panels_of(q))
+      assert.same({ a = "other_currency", b = "other_currency" }, reasons(q))
+      res = assert(in_eur:add{ product = "followers", link = "https://x.test/" .. r, quantity = 1000, ref = r })
+      assert.equal("c", res.panel)
+      same_adds({ a = before.a, b = before.b, c = before.c + 1 }, sbs)
+
+      assert.has_error(function() rt.router(book, sbs, { products = PRODUCTS, currency = 1.5 }) end,
+        "smm.router: new: currency must be a currency code like \"USD\", got 1.5")
+    end)
+
     it("a ref already placed is answered from the book, whatever the prices now; nothing is sent", function()
       local r = ref()
       local first = assert(router:add{ product = "followers", link = "https://x.test/" .. r, quantity = 1000, ref = r })

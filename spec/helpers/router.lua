@@ -37,7 +37,7 @@ function M.stop(sbs)
   end
 end
 
--- opts: products (default M.PRODUCTS), breaker, clock, client (options for every panel's client),
+-- opts: products (default M.PRODUCTS), breaker, clock, currency, client (options for every panel's client),
 -- order (the panels' order, default a, b, c), panel = { [name] = { extra entry fields } }
 function M.router(book, sbs, opts)
   opts = opts or {}
@@ -50,7 +50,7 @@ function M.router(book, sbs, opts)
     panels[i] = entry
   end
   return require("smm.router").new{ book = book, panels = panels, products = opts.products or M.PRODUCTS,
-    breaker = opts.breaker, clock = opts.clock }
+    breaker = opts.breaker, clock = opts.clock, currency = opts.currency }
 end
 
 -- add requests each panel received (the sandbox's own counter)

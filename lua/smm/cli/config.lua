@@ -91,7 +91,12 @@ local function dialect(v)
   end
   return v
 end
-M.PANEL_OPTIONS = { key_env = env_name, key_file = text, dialect = dialect, low_balance = decimal }
+local function currency(v)
+  if v:find("^%a+$") then return v:upper() end
+  return nil, "must be a currency code, like USD"
+end
+M.PANEL_OPTIONS = { key_env = env_name, key_file = text, dialect = dialect, low_balance = decimal,
+                    currency = currency }
 
 local PANEL_NAME = "^[%w_.%-]+$"
 
@@ -370,7 +375,7 @@ function M.resolve(flags, getenv)
     if M.SETTINGS[name] then
       r.settings[name] = value
     elseif (M.PANEL_OPTIONS[name] and name ~= "dialect") or name == "name" then -- luacheck: ignore 542
-      -- the router's low_balance and where the key came from: not smm.new's (dialect is)
+      -- the router's low_balance and currency, where the key came from: not smm.new's (dialect is)
     elseif name ~= "url" and name ~= "key" and name ~= "_line" then
       r.options[name] = value
     end

@@ -8,7 +8,12 @@
 --                { name = "b", url = "https://b.example/api/v2", key = KEY_B, timeout = 20000 } },
 --     products = { ["ig-followers"] = { a = 1, b = 17 } },
 --     [breaker = { failures = 3, cool_off = 60000 }], [clock = function() return ms end],
---     [balance_ttl = 300] }
+--     [balance_ttl = 300], [currency = "USD"] }
+-- currency: what prices, max_cost and balances are in. Prices in two currencies are not
+-- comparable, so a panel whose currency (its entry's `currency`, else the one its balance
+-- answers gave) differs from the router's is left out ("other_currency"); without the option,
+-- panels known to price in different currencies make quote and add fail (field currency)
+-- rather than pick the "cheapest" of incomparable numbers.
 -- balance_ttl (seconds, the book's clock): a balance known to be short of an order's price and
 -- older than this is asked anew before the panel is left out for it.
 --   local q = router:quote{ product = "ig-followers", quantity = 1000 }
@@ -39,8 +44,8 @@ M.Router = Router
 
 local function usage(message, level) error("smm.router: " .. message, (level or 2) + 1) end
 
-local NEW_OPTIONS = { "book", "panels", "products", "breaker", "clock", "balance_ttl" }
-local ROUTER_KEYS = { name = true, low_balance = true } -- the rest of a panel entry is smm.new's
+local NEW_OPTIONS = { "book", "panels", "products", "breaker", "clock", "balance_ttl", "currency" }
+local ROUTER_KEYS = { name = true, low_balance = true, currency = true } -- the rest is smm.new's
 local NAME_PATTERN = "^[%w_%.%-]+$"
 
 local function default_clock()
@@ -103,8 +108,15 @@ function M.new(opts)
     usage("new: 'balance_ttl' must be a number of seconds >= 0, got " .. tostring(balance_ttl))
   end
 
+  local function currency_of(v, where)
+    if v ~= nil and (type(v) ~= "string" or not v:find("^%a+$")) then
+      usage("new: " .. where .. "currency must be a currency code like \"USD\", got " .. validate.shown(v), 3)
+    end
+    return v and v:upper()
+  end
   local self = setmetatable({ book = book, order = {}, by_name = {}, by_url = {},
-                              products = opts.products or {}, balance_ttl = balance_ttl }, Router)
+                              products = opts.products or {}, balance_ttl = balance_ttl,
+                              currency = currency_of(opts.currency, "") }, Router)
   local listed = {}
   for i, entry in ipairs(opts.panels) do
     if type(entry) ~= "table" then usage("new: panels[" .. i .. "] must be a table") end
@@ -131,7 +143,8 @@ function M.new(opts)
       usage("new: panels '" .. self.by_url[url].name .. "' and '" .. name .. "' have the same URL " .. url ..
         ": the book keys orders by URL and order id, so one URL is one panel")
     end
-    local p = { name = name, url = url, low_balance = low, client = client }
+    local p = { name = name, url = url, low_balance = low, client = client,
+                currency = currency_of(entry.currency, "panel '" .. name .. "': ") }
     self.order[i], self.by_name[name], self.by_url[url] = p, p, p
     listed[i] = { name = name, client = client }
   end
@@ -234,7 +247,7 @@ local function routing(self, q, action)
   local avoided = {}
   for _, name in ipairs(q.avoid or {}) do avoided[name] = true end
   return { product = product, quantity = quantity, refill = q.refill, cancel = q.cancel, ranks = ranks,
-           avoided = avoided, max_cost = max_cost }
+           avoided = avoided, max_cost = max_cost, action = action }
 end
 
 -- A list's services by id, made once per list (a client's cached list is the same table until
@@ -298,8 +311,11 @@ local function offers(self, r, order, checked)
     local id = map[p.name]
     if id ~= nil then
       local row = by[p.name]
+      local cur = p.currency or (row and type(row.currency) == "string" and row.currency:upper()) or nil
       if r.avoided[p.name] then
         exclude(p, id, "avoided", "avoided by the caller")
+      elseif self.currency and cur and cur ~= self.currency then
+        exclude(p, id, "other_currency", "prices in " .. cur .. ", the router in " .. self.currency)
       elseif self.health:view(row) == "down" then
         exclude(p, id, "down", "down after " .. tostring(row.failures) .. " failures (" ..
           tostring(row.last_error) .. "), until " .. tostring(row.down_until))
@@ -332,10 +348,24 @@ local function offers(self, r, order, checked)
             exclude(p, id, "short_of_funds", "costs " .. total .. ", more than its balance " .. row.balance)
           else
             candidates[#candidates + 1] = { panel = p.name, service = id, name = s.name, rate = s.rate,
-              price = total, min = s.min, max = s.max, refill = s.refill, cancel = s.cancel,
+              price = total, currency = cur, min = s.min, max = s.max, refill = s.refill, cancel = s.cancel,
               index = index, rank = r.ranks[p.name] or math.huge }
           end
         end
+      end
+    end
+  end
+  if not self.currency then
+    local seen, first = {}, nil
+    for _, c in ipairs(candidates) do
+      if c.currency and not seen[c.currency] then
+        seen[c.currency] = c.panel
+        if first and first ~= c.currency then
+          return nil, invalid("currency", "panels price in different currencies (" .. seen[first] .. " " ..
+            first .. ", " .. c.panel .. " " .. c.currency .. "): give the router a currency, or each " ..
+            "panel its own, to compare like with like", r.action)
+        end
+        first = first or c.currency
       end
     end
   end
