@@ -42,6 +42,7 @@ build = {
       ["smm.cli.legacy_journal"] = "lua/smm/cli/legacy_journal.lua",
       ["smm.cli.order"] = "lua/smm/cli/order.lua",
       ["smm.cli.output"] = "lua/smm/cli/output.lua",
+      ["smm.cli.panels"] = "lua/smm/cli/panels.lua",
       ["smm.cli.sync"] = "lua/smm/cli/sync.lua",
     },
     bin = { "bin/smm" },

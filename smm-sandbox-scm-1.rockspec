@@ -30,8 +30,10 @@ build = {
     lua = {
       ["smm.sandbox"] = "lua/smm/sandbox/init.lua",
       ["smm.sandbox.decimal"] = "lua/smm/sandbox/decimal.lua",
+      ["smm.sandbox.dialect"] = "lua/smm/sandbox/dialect.lua",
       ["smm.sandbox.faults"] = "lua/smm/sandbox/faults.lua",
       ["smm.sandbox.http"] = "lua/smm/sandbox/http.lua",
+      ["smm.sandbox.jsonread"] = "lua/smm/sandbox/jsonread.lua",
       ["smm.sandbox.panel"] = "lua/smm/sandbox/panel.lua",
       ["smm.sandbox.services"] = "lua/smm/sandbox/services.lua",
     },

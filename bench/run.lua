@@ -29,6 +29,10 @@
 --   6. the order book: bench/book_sync.lua (a sync round over 100,000 orders against /status, on
 --      SQLite and PostgreSQL, and the RSS after) and bench/book_batch.lua (smm batch
 --      --concurrency 8 of 2,000 rows); see bench_book.
+--   7. several panels: bench/router_add.lua (a routed add / a direct add on the same 20 ms panel,
+--      through one book); see bench_router.
+--   8. several panels: bench/catalog_merge.lua (merging three 10,000-service lists into products
+--      against fetching one; SMM_BENCH_CATALOG=0 skips it).
 --   + callgrind instructions per balance call: client vs bare libcurl (difference of two runs
 --     of different lengths, so start-up and warm-up cancel).
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/bench/[^/]*$") or ".")
@@ -467,6 +471,31 @@ local function bench_book()
     without and (without .. "/s") or "", r or "", ">= 0.8", r ~= nil and tonumber(r) >= 0.8)
 end
 
+-- Several panels (bench/router_add.lua, its own process): a routed add through smm.router (three
+-- sandbox panels at 20 ms, the cheapest taking it) against a direct client:add on that same
+-- panel, both through one SQLite book with a ref each. SMM_BENCH_ROUTER=0 skips it.
+local function bench_router()
+  if os.getenv("SMM_BENCH_ROUTER") == "0" then return end
+  local ok, s = pcall(run, LUA .. " " .. quote(root .. "/bench/router_add.lua") .. " 2>&1")
+  if not ok then note("  bench/router_add.lua failed: %s", tostring(s)) end
+  local routed, direct, r = tostring(s):match("routed ([%d.]+) ms / direct ([%d.]+) ms = ([%d.]+)")
+  row("routed add / direct add, 20 ms panel", routed and (routed .. " ms") or "failed",
+    direct and (direct .. " ms") or "", r or "", "<= 1.05", r ~= nil and tonumber(r) <= 1.05)
+end
+
+-- Several panels: bench/catalog_merge.lua (three sandbox panels of 10,000 services each).
+local function bench_catalog()
+  if os.getenv("SMM_BENCH_CATALOG") == "0" then return end
+  local ok, s = pcall(run, LUA .. " " .. quote(root .. "/bench/catalog_merge.lua") .. " 2>&1")
+  if not ok then note("  bench/catalog_merge.lua failed: %s", tostring(s)) end
+  local m, f, r = tostring(s):match("catalog merge: ([%d.]+) ms vs fetch ([%d.]+) ms = ([%d.]+)")
+  row("merge 3 x 10k services / fetch 1", m and (m .. " ms") or "failed", f and (f .. " ms") or "",
+    r or "", "<= 1.5", r ~= nil and tonumber(r) <= 1.5)
+  for line in tostring(s):gmatch("[^\n]+") do
+    if not line:find("^catalog merge: ") then note("  %s", line) end
+  end
+end
+
 local function main()
   assert(io.open(CURL_LOOP), CURL_LOOP .. " not built: run `make bench`")
   nginx.start()
@@ -478,6 +507,8 @@ local function main()
   bench_rss()
   local ir = bench_callgrind()
   bench_book()
+  bench_router()
+  bench_catalog()
   nginx.stop()
   bench_nginx_lua()
   bench_wrk_ngx()

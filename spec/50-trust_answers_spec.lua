@@ -139,7 +139,9 @@ describe("trusting answers", function()
 
     it("an order id with a real error message is ambiguous, never a definite failure", function()
       for _, body in ipairs{ '{"order":23501,"error":"Not enough funds"}',
-                             with_nested('{"order":"23501","error":"Not enough funds"}') } do
+                             with_nested('{"order":"23501","error":"Not enough funds"}'),
+                             '{"order_id":23501,"error":"Not enough funds"}',
+                             '{"error":"Not enough funds","refill_id":"23501"}' } do
         local client, srv = panel{ actions = { add = hostile.json(body) } }
         local res, err = client:add(ORDER)
         ambiguous(res, err)

@@ -267,7 +267,8 @@ describe("the order book on a SQLite file it cannot write #book", function()
   end)
 
   it("refuses to send when the disk is full (book_full), and places once there is room", function()
-    mount("size=512k")
+    -- room for the book as made (its WAL is checkpointed only at 1000 pages) and a few orders
+    mount("size=2m")
     local url = "sqlite:" .. mnt .. "/orders.db"
     local book = assert(smm.book.open(url))
     local client = env.client(sb, { book = book })

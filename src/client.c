@@ -164,6 +164,9 @@ static CURLcode configure_easy(smm_client *c, smm_transfer *t) {
   if (c->cainfo) SET(CURLOPT_CAINFO, c->cainfo);
   if (!c->ua_header) SET(CURLOPT_USERAGENT, c->user_agent);
   SET(CURLOPT_HTTPHEADER, c->header_lists[0]); /* t->headers = 0 */
+  /* The header lines go to the panel only, never into a proxy's CONNECT request: one of them
+   * may carry the API key (a dialect's X-Api-Key or Authorization line). */
+  SET(CURLOPT_HEADEROPT, CURLHEADER_SEPARATE);
   /* "gzip", not "" (every encoding libcurl knows, "deflate, gzip, br, zstd"): panels
    * compress JSON with gzip if at all, the longer line costs every request, and libcurl still
    * decodes any encoding it supports (deflate, br...) when an answer comes with one anyway,
@@ -311,6 +314,15 @@ int smm_client_new(lua_State *L) {
    *   either way.
    * - "Expect:" (empty) for a large body: removes the 100-continue wait libcurl would add.
    * No Content-Type: libcurl sends application/x-www-form-urlencoded for CURLOPT_POSTFIELDS. */
+  /* The extra lines of the option 'headers' (see below), fetched before ua_line is allocated:
+   * pushing may raise (out of memory), and ua_line would leak. */
+  if (o.headers > 0) {
+    lua_pushliteral(L, "headers");
+    lua_rawget(L, 1); /* the options table, checked by smm_options_read */
+    if (!lua_istable(L, -1)) o.headers = 0; /* changed since by a finalizer: no lines */
+  } else {
+    lua_pushnil(L); /* none: nothing is read from it */
+  }
   c->ua_header = c->proxy == NULL && c->user_agent[0] > ' ' && c->user_agent[0] < 127;
   if (c->ua_header) {
     size_t n = strlen(c->user_agent);
@@ -319,13 +331,25 @@ int smm_client_new(lua_State *L) {
     memcpy(ua_line, "User-Agent: ", 12);
     memcpy(ua_line + 12, c->user_agent, n + 1);
   }
+  /* The option 'headers' (checked by options.c: lines "Name: value"): the caller's extra lines
+   * go into every list, after libcurl's. smm.new puts a panel dialect's key header there
+   * (X-Api-Key, Authorization: Bearer): fixed for the handle's life, so made once here. The
+   * lines are copied into the lists (freed with them); nothing below raises before the lists
+   * are owned by c. */
   for (i = 0; i < SMM_HEADER_LISTS && !failed; i++) { /* each list stays owned by c */
     struct curl_slist **list = &c->header_lists[i];
     const char *encoding = i & SMM_HEADERS_GZIP ? "Accept-Encoding: gzip" : "Accept-Encoding:";
+    int h;
     failed = (ua_line != NULL && append_line(list, ua_line) != 0) ||
              append_line(list, encoding) != 0 ||
              ((i & SMM_HEADERS_EXPECT_OFF) && append_line(list, "Expect:") != 0);
+    for (h = 1; h <= o.headers && !failed; h++) {
+      lua_rawgeti(L, -1, h); /* checked strings, unless a finalizer changed them since */
+      failed = lua_type(L, -1) != LUA_TSTRING || append_line(list, lua_tostring(L, -1)) != 0;
+      lua_pop(L, 1);
+    }
   }
+  lua_pop(L, 1);
   free(ua_line);
   if (failed) luaL_error(L, "smm.core: out of memory");
 

@@ -18,7 +18,7 @@
 
 static const char *const option_names[] = {"timeout", "connect_timeout", "proxy", "ssl_verify",
                                            "cainfo", "user_agent", "max_body", "concurrency",
-                                           NULL};
+                                           "headers", NULL};
 
 static int opt_field(lua_State *L, int idx, const char *name) {
   lua_pushstring(L, name);
@@ -52,6 +52,28 @@ static const char *opt_string(lua_State *L, const char *name, const char *what) 
   return s;
 }
 
+/* One extra header line "Name: value": a name of token characters (RFC 9110), a colon, a value
+ * that starts with a visible character (libcurl drops a line with nothing after the colon, and
+ * would then remove its own header of that name), no CR, LF or NUL (another header line, or the
+ * body, would start). The message never shows the line: it may hold a key. */
+static void check_header(lua_State *L, int i) {
+  size_t len, n = 0;
+  const char *s;
+  if (lua_type(L, -1) != LUA_TSTRING)
+    luaL_error(L, "smm.core.new: option 'headers' item %d must be a string \"Name: value\"", i);
+  s = lua_tolstring(L, -1, &len);
+  while (n < len && (s[n] > 32 && s[n] < 127 && strchr("\"(),/:;<=>?@[\\]{}", s[n]) == NULL)) n++;
+  if (n == 0 || n >= len || s[n] != ':')
+    luaL_error(L, "smm.core.new: option 'headers' item %d must be \"Name: value\" with a token name",
+               i);
+  if (strlen(s) != len || strpbrk(s, "\r\n") != NULL)
+    luaL_error(L, "smm.core.new: option 'headers' item %d must not contain CR, LF or NUL", i);
+  n++;
+  while (n < len && s[n] == ' ') n++;
+  if (n >= len || (unsigned char)s[n] <= 32 || s[n] == 127)
+    luaL_error(L, "smm.core.new: option 'headers' item %d has an empty value", i);
+}
+
 static int has_prefix(const char *s, const char *p) {
   return strncmp(s, p, strlen(p)) == 0;
 }
@@ -64,6 +86,7 @@ void smm_options_read(lua_State *L, int idx, smm_options *o) {
   o->ssl_verify = DEFAULT_SSL_VERIFY;
   o->max_body = DEFAULT_MAX_BODY;
   o->concurrency = DEFAULT_CONCURRENCY;
+  o->headers = 0;
   if (lua_isnoneornil(L, idx)) return;
   if (lua_type(L, idx) != LUA_TTABLE)
     luaL_error(L, "smm.core.new: options must be a table, got %s", luaL_typename(L, idx));
@@ -104,6 +127,21 @@ void smm_options_read(lua_State *L, int idx, smm_options *o) {
     o->user_agent = opt_string(L, "user_agent", "a string");
     if (strpbrk(o->user_agent, "\r\n") != NULL) /* it would start another header line */
       luaL_error(L, "smm.core.new: option 'user_agent' must not contain CR or LF");
+  }
+  if (opt_field(L, idx, "headers")) {
+    int n, i;
+    if (lua_type(L, -1) != LUA_TTABLE)
+      luaL_error(L, "smm.core.new: option 'headers' must be a list of \"Name: value\" strings");
+    n = (int)lua_rawlen(L, -1);
+    if (n > SMM_MAX_HEADERS)
+      luaL_error(L, "smm.core.new: option 'headers' lists more than %d lines", SMM_MAX_HEADERS);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      check_header(L, i);
+      lua_pop(L, 1);
+    }
+    o->headers = n;
+    lua_pop(L, 1);
   }
   if (opt_field(L, idx, "max_body")) {
     lua_Number x = opt_number(L, "max_body", 4503599627370496.0, "a positive number of bytes");

@@ -19,7 +19,11 @@ typedef struct smm_options {
   int ssl_verify;
   size_t max_body;
   int concurrency;
+  int headers; /* how many extra header lines the option 'headers' lists (checked) */
 } smm_options;
+
+/* At most this many extra header lines (option 'headers'). */
+#define SMM_MAX_HEADERS 16
 
 /* Reads the options table at idx (none or nil: every default) into o. Raises on an unknown
  * option or a bad value, naming it; nothing is allocated. */

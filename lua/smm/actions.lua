@@ -10,7 +10,7 @@
 --
 -- Building never sends. An operation is built from a small context, not from the client:
 --   ctx = { catalog = <services.cache>, secrets = <the client's scrub list (errors.new)>,
---           options = <the client's options> }
+--           options = <the client's options>, dialect = <the panel's dialect (smm.dialect)> }
 -- An `add` that must be checked against its service (validate = true, or max_cost) and has no
 -- service at hand is { needs_service = id }: the client fetches the service (client:service)
 -- and builds it again with the service as the last argument.
@@ -21,6 +21,7 @@ local retry = require "smm.retry"
 local batch = require "smm.batch"
 local price = require "smm.price"
 local money = require "smm.money"
+local dialects = require "smm.dialect"
 
 local M = {}
 
@@ -205,6 +206,10 @@ function M.services(ctx, opts)
     if type(json) ~= "table" or (json[1] == nil and next(json) ~= nil) then
       return shape_error(ctx, "services", "service list")
     end
+    local d = ctx.dialect
+    if d and d.service_field ~= "service" then -- records name their id otherwise ("package")
+      dialects.adopt_services(json, d.service_field, normalized and normalize.integer)
+    end
     local list = normalize.services(json, normalized)
     ctx.catalog:put(list)
     return list
@@ -302,6 +307,9 @@ function M.add(ctx, order, opts, s)
   if opts.validate ~= nil and type(opts.validate) ~= "boolean" then
     error("smm: client:add(order, opts): option 'validate' must be a boolean", 3)
   end
+  if opts.route ~= nil and type(opts.route) ~= "table" then
+    error("smm: client:add(order, opts): option 'route' must be a table (smm.router's choice)", 3)
+  end
   local fields, err = validate.add(order)
   if not fields then return refused(err) end
   local ok
@@ -395,7 +403,8 @@ function M.call(ctx, action, fields)
   end
   local clean = {}
   for name, value in pairs(fields or {}) do
-    if type(name) ~= "string" or not name:find("^[%a_][%w_]*$") or name == "key" or name == "action" then
+    if type(name) ~= "string" or not name:find("^[%a_][%w_]*$") or name == "key" or name == "action" or
+        (ctx.dialect and name == ctx.dialect.key_field) then
       return refused(errors.invalid(tostring(name), "cannot be sent as a field", action))
     end
     local t = type(value)

@@ -9,6 +9,7 @@
 --   { failure = "network" | "timeout" | "too_large" | "tls", message = ..., sent = <bool> }
 local errors = require "smm.errors"
 local normalize = require "smm.normalize"
+local dialects = require "smm.dialect"
 
 local M = {}
 
@@ -47,7 +48,8 @@ end
 -- The result an answer of a changing action names (an order or refill id), as text, when it
 -- names one (null, false, "" and 0 name nothing).
 local function names_result(json)
-  for _, name in ipairs{ "order", "refill" } do
+  -- order_id / refill_id: the names some panels (and the api_token variant) give the same ids
+  for _, name in ipairs{ "order", "refill", "order_id", "refill_id" } do
     local v = normalize.integer(json[name])
     if v ~= nil and v ~= false and v ~= 0 then
       local t = type(v)
@@ -56,17 +58,37 @@ local function names_result(json)
   end
 end
 
--- ctx: { action =, idempotent =, secret = }. `idempotent` false means the action spends or
+-- A panel of the api_token dialect answers {"errors": ...}: a client of another dialect that
+-- gets one says so, since the key, the service and the errors are then all named otherwise.
+local OTHER_DIALECT = " (the panel answered \"errors\" instead of \"error\": it may speak the " ..
+  "api_token dialect, smm.new{ ..., dialect = \"api_token\" })"
+
+-- ctx: { action =, idempotent =, secret =, [error_field =] } (error_field: the dialect's name
+-- for `error`, when it is not "error": see smm.dialect). `idempotent` false means the action spends or
 -- changes something, so an answer that does not prove its outcome leaves it unknown
 -- (ambiguous): only JSON the client understands, or a status in NOTHING_DONE, is definite.
 -- Returns json, normalized (true when the transport applied the request's schema), or nil, err.
 function M.read(result, ctx)
   -- the usual answer first: JSON with a 2xx that is no error
   local json = result.json
+  local hint, beside
   if json ~= nil then
     local status = result.status
-    if type(json) == "table" and json.error ~= nil and not normalize.is_error(json.error) then
-      json.error = nil -- {"order": 23501, "error": null}: the field is there, the error is not
+    if type(json) == "table" then
+      if ctx.error_field then
+        dialects.adopt_errors(json, ctx.error_field)
+      elseif json.errors ~= nil and json.error == nil then
+        local text = dialects.error_text(json.errors)
+        if text then
+          json.error, json.errors, hint = text, nil, OTHER_DIALECT
+          for name in pairs(json) do
+            if name ~= "error" then beside = true break end
+          end
+        end
+      end
+      if json.error ~= nil and not normalize.is_error(json.error) then
+        json.error = nil -- {"order": 23501, "error": null}: the field is there, the error is not
+      end
     end
     if status >= 200 and status < 300 and (type(json) ~= "table" or json.error == nil) then
       return json, result.normalized == true
@@ -102,6 +124,21 @@ function M.read(result, ctx)
       fields.message = "the panel answered both " .. named .. " " .. id ..
         " and an error (" .. text .. "): the " .. named .. " may exist; check before retrying"
       fields.retryable, fields.ambiguous = false, true
+    elseif hint then
+      fields.message = text .. hint
+      if beside and changes then
+        -- read as another dialect's refusal only when it is nothing else: beside it, a field
+        -- of that panel's own ("order_id", "data") may name what was done
+        fields.ambiguous, fields.retryable = true, false
+        fields.message = fields.message .. "; the answer holds more than the errors: it may " ..
+          "have been carried out, check before retrying"
+      end
+    elseif ctx.dialect and errors.api_code(text) == "invalid_key" then
+      -- a key refused where it was put: the panel may read it from elsewhere
+      local d = ctx.dialect
+      fields.message = text .. " (the key was sent " .. (d.key_header and ("in the header " ..
+        d.key_header) or ("as the field " .. tostring(d.key_field))) .. ", as the dialect " ..
+        tostring(d.name) .. " has it: does the panel speak that dialect?)"
     end
     return nil, errors.api(text, fields, secret)
   end

@@ -11,6 +11,7 @@ local services = require "smm.services"
 local shared = require "smm.shared"
 local poll = require "smm.poll"
 local random = require "smm.random"
+local dialects = require "smm.dialect"
 
 local M = {}
 
@@ -27,6 +28,8 @@ local real_urls = setmetatable({}, { __mode = "k" })
 local scrub_lists = setmetatable({}, { __mode = "k" })
 -- Per-action reading contexts (they hold the key too, for scrubbing), made once per client.
 local contexts = setmetatable({}, { __mode = "k" })
+-- The panel's dialect (smm.dialect), by client.
+local dialect_of = setmetatable({}, { __mode = "k" })
 
 
 -- What smm.actions builds operations from (see the top of actions.lua), per client: its
@@ -58,7 +61,9 @@ function M.new(opts)
   -- the shared list is per account (url and key): panels price per account
   client.catalog = services.cache(o.public.services_ttl, function() return client:now() end,
     o.public.shared_dict and services.shared_store(o.public.shared_dict, o.url, o.key))
-  builders[client] = { catalog = client.catalog, secrets = o.secrets, options = o.public }
+  builders[client] = { catalog = client.catalog, secrets = o.secrets, options = o.public,
+                       dialect = o.dialect }
+  dialect_of[client] = o.dialect
   if o.public.rate_limit then
     -- panels limit a key, not a worker: inside nginx, with a shared dict, every worker takes
     -- from the account's one bucket there
@@ -104,8 +109,12 @@ local function context(client, action)
   local cache = contexts[client]
   local ctx = cache[action]
   if not ctx then
+    local d = dialect_of[client]
     ctx = { action = action, idempotent = retry.is_safe(action), secret = scrub_lists[client],
-            key = secrets[client], url = real_urls[client] }
+            key = secrets[client], url = real_urls[client],
+            -- the common form (a plain dialect) is written inline by send and exchange
+            dialect = not dialects.plain(d) and d or nil,
+            error_field = d.error_field ~= "error" and d.error_field or nil }
     cache[action] = ctx
   end
   return ctx
@@ -127,7 +136,11 @@ end
 -- gzip: ask for a compressed answer (smm.actions).
 function Client:send(action, fields, schema, gzip)
   local ctx = contexts[self][action] or context(self, action)
-  fields.key, fields.action = ctx.key, action
+  if ctx.dialect then
+    dialects.outgoing(ctx.dialect, fields, ctx.key, action)
+  else
+    fields.key, fields.action = ctx.key, action
+  end
   local ropts = ctx.ropts
   if not ropts or ropts.schema ~= schema or ropts.gzip ~= gzip then
     ctx.ropts = { idempotent = ctx.idempotent, schema = schema, gzip = gzip }
@@ -177,7 +190,11 @@ function Client:exchange(items)
   for i, item in ipairs(items) do
     local ctx = context(self, item.action)
     item.ctx = ctx
-    item.fields.key, item.fields.action = ctx.key, item.action
+    if ctx.dialect then
+      dialects.outgoing(ctx.dialect, item.fields, ctx.key, item.action)
+    else
+      item.fields.key, item.fields.action = ctx.key, item.action
+    end
     local round = rounds[1]
     if not round or round.idempotent ~= ctx.idempotent then round = rounds[2] end
     if not round then
@@ -284,7 +301,9 @@ local function intent_of(client, op, opts)
   if not ref then return nil, err end
   local fields = {}
   for name, value in pairs(op.requests[1]) do fields[name] = value end
-  return { panel = client.url, ref = ref, fields = fields, quote = known_quote(client, fields) }
+  -- route: smm.router's choice for this order, recorded with it (the client only passes it on)
+  return { panel = client.url, ref = ref, fields = fields, quote = known_quote(client, fields),
+           route = type(opts) == "table" and opts.route or nil }
 end
 
 -- list[i] = { op, opts }: each op claimed in place (it gets .intent), or replaced by its
@@ -534,6 +553,7 @@ end
 
 -- syntax: res, err = client:add(order [, { max_cost = "5.00", validate = true, ref = "shop-1234" }])
 -- ref: through a client made with a book, the order's idempotency key (see smm.book).
+-- route: a table recorded with the order in the book (smm.router passes its choice there).
 function Client:add(order, opts)
   if type(opts) == "table" and opts.ref ~= nil and not self.book then
     error("smm: client:add(order, opts): option 'ref' needs a client made with an order book " ..

@@ -59,7 +59,7 @@ local CHECKS = {
   retries = non_negative_int, retry_base = ms, retry_max = ms,
   services_ttl = ms, rate_limit = rate_limit, validate = of_type("boolean"),
   shared_dict = of_type("string"), random = of_type("function"), on_retry = of_type("function"),
-  book = book,
+  book = book, dialect = function() end, -- checked by smm.dialect (M.check)
 }
 
 M.DEFAULTS = {
@@ -219,13 +219,23 @@ function M.check(opts)
   if opts.key == "" or opts.key:find("[%c%s]") then
     raise("option 'key' must be a non-empty string without spaces or control characters")
   end
+  local dialect, problem = require("smm.dialect").resolve(opts.dialect)
+  if not dialect then raise("option 'dialect' " .. problem) end
+  if dialect.key_header and dialect.key_header:lower() == "authorization" and
+      opts.url:match("^%a[%w+.-]*://[^/?#]*@") then
+    raise("option 'dialect' " .. dialect.name .. " sends the key in the Authorization header, " ..
+      "which the user:password of option 'url' would take too: drop one")
+  end
   local public = {}
   for name, value in pairs(M.DEFAULTS) do public[name] = value end
   for name, value in pairs(opts) do
     if name ~= "key" then public[name] = value end
   end
   public.url = nil
-  return { url = opts.url, key = opts.key, public = public,
+  -- the dialect's name is printable; the table (it names where the key goes, not the key)
+  -- travels beside the key
+  public.dialect = opts.dialect or dialect.name
+  return { url = opts.url, key = opts.key, public = public, dialect = dialect,
            secrets = M.secrets(opts.key, opts.url, opts.proxy) }
 end
 

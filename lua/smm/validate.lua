@@ -180,7 +180,7 @@ local RESERVED = { key = true, action = true }
 
 -- The options of client:add, given in its second argument. In the order table they are refused:
 -- an order is often built from outside data, and a guard must not be switched off by a typo.
-M.ADD_OPTIONS = { "max_cost", "validate", "ref" }
+M.ADD_OPTIONS = { "max_cost", "validate", "ref", "route" }
 local ADD_OPTION = {}
 for _, name in ipairs(M.ADD_OPTIONS) do ADD_OPTION[name] = true end
 

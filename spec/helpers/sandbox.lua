@@ -7,6 +7,11 @@
 --   sb:stats()            -- { requests = n, actions = { add = n, ... }, orders = n, ... }
 --   sb:fault("html503", { action = "status", times = 2 })
 --   sb:reset() ; sb:stop()
+-- A catalogue of its own: sandbox.start{ services = { { service = 1, name = ..., type = ...,
+-- category = ..., rate = "0.90", min = 10, max = 1000, refill = true, cancel = false }, ... } }
+-- (written to a temporary JSON file for --services; a string is a file's path as it is);
+-- sb:services() the list in force; sb:services{ service = 1, rate = "1.10" } edits it (see
+-- POST /sandbox/services in lua/smm/sandbox/init.lua).
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
@@ -25,6 +30,17 @@ function M.start(opts)
   opts = opts or {}
   local lua = os.getenv("SMM_SANDBOX_LUA") or "lua5.4"
   local args = { "--port", "0" }
+  local services_file
+  if type(opts.services) == "table" then
+    services_file = os.tmpname()
+    local f = assert(io.open(services_file, "wb"))
+    f:write(cjson.encode(opts.services))
+    f:close()
+    local copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+    copy.services = services_file
+    opts = copy
+  end
   for name, value in pairs(opts) do
     args[#args + 1] = "--" .. name:gsub("_", "-")
     args[#args + 1] = shell_quote(value)
@@ -38,6 +54,7 @@ function M.start(opts)
   local url, pid = line:match("listening on (%S+) pid (%d+)")
   assert(url, "unexpected sandbox banner: " .. line)
   local base = url:match("^(https?://[^/]+)")
+  if services_file then os.remove(services_file) end -- read by now: the banner comes after
   return setmetatable({ url = url, base = base, pid = tonumber(pid), pipe = pipe, key = opts.key },
     Sandbox)
 end
@@ -71,6 +88,13 @@ function Sandbox:orders() return self:admin("orders") end
 function Sandbox:requests() return self:admin("requests") end
 function Sandbox:reset() return self:admin("reset", {}) end
 function Sandbox:config(fields) return self:admin("config", fields) end
+-- no fields: the catalogue in force; fields: change it (asserts the sandbox took the change)
+function Sandbox:services(fields)
+  if not fields then return self:admin("services") end
+  local out = self:admin("services", fields)
+  assert(out.ok, "sandbox services: " .. tostring(out.error))
+  return out
+end
 function Sandbox:advance(steps) return self:admin("advance", { steps = steps or 1 }) end
 function Sandbox:fault(name, fields)
   fields = fields or {}

@@ -22,7 +22,9 @@ DB.__index = DB
 local INTEGER = {}
 for name in ([[id order_id service quantity remains start_count attempts created_at sent_at
     updated_at final_at next_check lease_until checks refill_id version n event_id delivered_at
-    next_attempt at runs interval]]):gmatch("%S+") do INTEGER[name] = true end
+    next_attempt at runs interval failures down_until balance_at taken_at]]):gmatch("%S+") do
+  INTEGER[name] = true
+end
 M.INTEGER = INTEGER
 
 local function pack(...) return { n = select("#", ...), ... } end

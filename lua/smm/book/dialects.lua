@@ -20,6 +20,9 @@
 --              crash loses at most the last pages' records, never the database
 --   open       statements run once on each connection (PostgreSQL: no NOTICE on stderr when
 --              a migration finds its table there already)
+--   lock_catalog  run first in a transaction that stores catalog snapshots (smm.router.catalog):
+--              two watchers of one PostgreSQL book would both diff against the same last
+--              snapshot and tell each change twice (SQLite's write lock already orders them)
 --   lock_migrations / unlock_migrations   around migrating: two processes opening a new
 --              PostgreSQL book at once would both create its tables (SQLite's write lock
 --              already orders them)
@@ -46,6 +49,7 @@ return {
     tune = { "ALTER TABLE orders SET (fillfactor = 50)", "ALTER TABLE refills SET (fillfactor = 50)" },
     relaxed = "SET synchronous_commit = off", strict = "SET synchronous_commit = on",
     open = { "SET TIME ZONE 'UTC'", "SET lock_timeout = '30s'", "SET client_min_messages = warning" },
+    lock_catalog = "SELECT pg_advisory_xact_lock(7270002)",
     lock_migrations = "SELECT pg_advisory_lock(7270001)",
     unlock_migrations = "SELECT pg_advisory_unlock(7270001)",
   },

@@ -4,6 +4,12 @@
 --
 -- Event types: order.placed, order.failed, order.in_doubt, order.resolved, order.status
 -- (old and new), order.final, order.stale, refill.placed, refill.status.
+-- Of each panel of smm.router (ref empty, panel its URL, data.name its name): panel.down,
+-- panel.up, panel.low_balance (smm.book.panels).
+-- From the catalog's watch (smm.router.catalog, smm.router.watch; ref empty, panel the panel's
+-- URL, data.name its name, data.service_name the service's): service.added, service.removed,
+-- service.rate (old, new, change, percent, direction), service.bounds, service.flags; and
+-- (panel empty) product.orphaned, product.cheapest.
 local json = require "smm.json"
 
 local M = {}

@@ -35,7 +35,8 @@ local connections = setmetatable({}, { __mode = "k" })
 M.connections = connections
 
 local ORDER_COLUMNS = [[id ref panel state order_id service link quantity fields quote status remains
-  charge start_count currency error attempts created_at sent_at updated_at final_at next_check checks]]
+  charge start_count currency error attempts created_at sent_at updated_at final_at next_check checks
+  route]]
 
 local OPEN_OPTIONS = { clock = "function", name = "string", thread_pool = "string" }
 
@@ -133,6 +134,10 @@ local function public_order(row)
     local fields = cjson.decode(row.fields)
     if type(fields) == "table" then row.fields = whole_numbers(fields) end
   end
+  if ok and type(row.route) == "string" then
+    local route = cjson.decode(row.route)
+    if type(route) == "table" then row.route = whole_numbers(route) end
+  end
   return row
 end
 M.public_order = public_order
@@ -164,26 +169,51 @@ end
 -- send nothing), or nil, err (in doubt, a ref used for another order, the book failing).
 -- A claim sets intent.attempt: book:outcome records only the answer of the attempt that holds
 -- the ref (see there).
+-- A routed order (intent.route, smm.router) may go to another panel's service for the same
+-- product once its first panel provably did not place it: the same ref, routed for the same
+-- product with the same fields but the service, is the same order whatever panel and service it
+-- ends with.
+local function but_service(fields)
+  local copy = {}
+  for name, value in pairs(fields) do
+    if name ~= "service" and name ~= "key" and name ~= "action" then copy[name] = value end
+  end
+  return json.encode(copy)
+end
+
+local function rerouted(row, intent)
+  if type(intent.route) ~= "table" or type(row.route) ~= "string" then return false end
+  local ok, cjson = pcall(require, "cjson.safe")
+  local before = ok and cjson.decode(row.route)
+  if type(before) ~= "table" or before.product == nil or before.product ~= intent.route.product then
+    return false
+  end
+  local fields = cjson.decode(row.fields)
+  return type(fields) == "table" and but_service(whole_numbers(fields)) == but_service(intent.fields)
+end
+
 local function claim(book, db, now, intent)
   local text = recorded_fields(intent.fields)
   local f = intent.fields
+  local route = intent.route and json.encode(intent.route) or nil
   local n = db:changes([[INSERT INTO orders (ref, panel, state, service, link, quantity, fields,
-      quote, attempts, created_at, sent_at, updated_at)
-    VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (ref) DO NOTHING]],
-    intent.ref, intent.panel, f.service, f.link, f.quantity, text, intent.quote, now, now, now)
+      quote, attempts, created_at, sent_at, updated_at, route)
+    VALUES (?, ?, 'sending', ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (ref) DO NOTHING]],
+    intent.ref, intent.panel, f.service, f.link, f.quantity, text, intent.quote, now, now, now, route)
   if n == 1 then
     intent.attempt = 1
     return { claimed = true }
   end
   local row = select_order(db, "ref = ?", intent.ref)
-  if row.fields ~= text then
+  local same = rerouted(row, intent)
+  if row.fields ~= text and not same then
     return nil, book_error(book, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
       " was used for a different order (" .. row.fields .. "): nothing was sent; a ref names one order",
       { ref = intent.ref, field = "ref" })
   end
   -- a service id means another service on another panel: the same ref and fields sent
   -- elsewhere are another order (unless the first was provably never placed)
-  if row.panel ~= intent.panel and row.state ~= "failed" then
+  if row.panel ~= intent.panel and row.state ~= "failed" and not same then
     return nil, book_error(book, "ref_conflict", "ref " .. string.format("%q", intent.ref) ..
       " was used for an order on " .. row.panel .. ": nothing was sent; a ref names one order",
       { ref = intent.ref, field = "ref" })
@@ -191,8 +221,9 @@ local function claim(book, db, now, intent)
   if row.state == "failed" then
     -- not placed before (provably): this attempt takes it back, and only one can
     n = db:changes([[UPDATE orders SET state = 'sending', panel = ?, quote = ?, error = NULL,
+        service = ?, link = ?, quantity = ?, fields = ?, route = ?,
         attempts = attempts + 1, sent_at = ?, updated_at = ? WHERE ref = ? AND state = 'failed']],
-      intent.panel, intent.quote, now, now, intent.ref)
+      intent.panel, intent.quote, f.service, f.link, f.quantity, text, route, now, now, intent.ref)
     row = select_order(db, "ref = ?", intent.ref)
     if n == 1 then
       intent.attempt = row.attempts
@@ -562,6 +593,27 @@ function Book:report(opts)
     for _, g in ipairs(list) do settle(g) end
     settle(all)
     return list
+  end)
+end
+
+-- Several panels (smm.router): each panel's health, shared by every process on the book
+-- (smm.book.panels holds the SQL and says what each does).
+-- syntax: rows, err = book:panels()   { { name =, url =, state =, failures =, down_until =,
+--                                          balance =, currency =, balance_at =, last_error = }, ... }
+function Book:panels()
+  return guarded(self, function(db) return require("smm.book.panels").list(db) end)
+end
+
+-- syntax: result, err = book:panel(what, name, url, ...)   what: "ensure" | "try" | "outcome" |
+-- "balance", the arguments of that function of smm.book.panels after (db, now), run in one
+-- transaction. -> what it returns (several values for "try").
+local PANEL_STEPS = { ensure = true, try = true, outcome = true, balance = true }
+function Book:panel(what, ...)
+  if not PANEL_STEPS[what] then usage("panel(what, ...): unknown step '" .. tostring(what) .. "'") end
+  local step = require("smm.book.panels")[what]
+  local args = pack(...)
+  return guarded(self, function(db, now)
+    return db:transaction(function() return step(db, now, (table.unpack or unpack)(args, 1, args.n)) end)
   end)
 end
 

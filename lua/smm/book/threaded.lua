@@ -113,7 +113,7 @@ function ThreadedBook:intents(list)
 end
 
 for _, method in ipairs({ "outcome", "outcomes", "record", "resolve", "get", "find", "orders", "doubt",
-    "history", "counts", "report" }) do
+    "history", "counts", "report", "panels", "panel" }) do
   ThreadedBook[method] = forward(method)
 end
 

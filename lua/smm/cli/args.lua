@@ -53,6 +53,10 @@ M.FLAGS = {
   -- sync
   once = {}, exec = { value = true, multi = true }, webhook = { value = true, multi = true },
   ["webhook-secret-env"] = { value = true },
+  -- several panels (smm.router): which panel; a product of the config's [products]
+  panel = { value = true }, product = { value = true }, refill = {}, cancel = {},
+  ["max-cost"] = { value = true }, prefer = { value = true, multi = true },
+  avoid = { value = true, multi = true }, ["min-score"] = { value = true },
 }
 
 -- Flags of older versions, refused with what replaced them (the batch journal became the book).
@@ -67,7 +71,7 @@ M.SHORT = { h = "help", y = "yes" }
 
 -- every command talks to the panel within --timeout S (wait: also the whole wait)
 M.GLOBAL = { "url", "key", "profile", "config", "json", "no-color", "yes", "help", "quiet", "timeout",
-             "version" }
+             "version", "panel" }
 M.ORDER = { "service", "link", "quantity", "runs", "interval", "comments", "comments-file",
             "username", "min", "max", "posts", "old-posts", "delay", "expiry", "answer-number",
             "groups", "groups-file", "field" }
@@ -168,10 +172,14 @@ function M.parse(argv)
   return r
 end
 
+-- Commands that have no one panel to choose: --panel means nothing there and is refused.
+M.NO_PANEL = { doubt = true, report = true, match = true, watch = true }
+
 -- Refuses flags that the command does not take. allowed: arrays of flag names.
 function M.check(parsed, command, ...)
   local ok = {}
   for _, name in ipairs(M.GLOBAL) do ok[name] = true end
+  if M.NO_PANEL[command] then ok.panel = nil end
   for _, list in ipairs{ ... } do
     for _, name in ipairs(list) do ok[name] = true end
   end
@@ -181,6 +189,16 @@ function M.check(parsed, command, ...)
     end
   end
   return true
+end
+
+-- --prefer a,b --prefer c -> { "a", "b", "c" } (names of panels), or nil when not given.
+function M.names(values)
+  if values == nil then return nil end
+  local out = {}
+  for _, v in ipairs(values) do
+    for part in v:gmatch("[^,%s]+") do out[#out + 1] = part end
+  end
+  return out
 end
 
 -- "12" -> 12; nil, message otherwise. unit: text for the message.

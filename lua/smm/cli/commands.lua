@@ -393,6 +393,15 @@ function M.wait(ctx)
   return M.follow(ctx, ctx:client(), unique, opts)
 end
 
+-- A product's map as the config file writes it, in the panels' order: "a:1, b:17".
+function M.product_entries(map, panels)
+  local parts = {}
+  for _, p in ipairs(panels or {}) do
+    if map[p.name] then parts[#parts + 1] = p.name .. ":" .. string.format("%d", map[p.name]) end
+  end
+  return table.concat(parts, ", ")
+end
+
 -- config: what the command line would use, without the key -----------------------------------
 function M.config(ctx)
   local ok, problem = args.check(ctx, "config", { "book" })
@@ -411,6 +420,19 @@ function M.config(ctx)
   }
   for name, value in pairs(r.options) do doc.options[name] = value end
   doc.options.proxy = config.printable_url(doc.options.proxy)
+  -- several panels: each with where its key comes from (never the key), and the products
+  doc.panel = r.panel
+  doc.panels = output.array()
+  for _, p in ipairs(r.panels or {}) do
+    doc.panels[#doc.panels + 1] = { name = p.name, url = config.printable_url(p.url), key = "***",
+      key_source = config.key_source(p), dialect = p.dialect, low_balance = p.low_balance }
+  end
+  local product_names = {}
+  for name in pairs(r.products or {}) do product_names[#product_names + 1] = name end
+  table.sort(product_names)
+  doc.products = {}
+  for _, name in ipairs(product_names) do doc.products[name] = r.products[name] end
+  if #product_names == 0 then doc.products = nil end
   if output.json_mode() then
     output.json(doc)
   else
@@ -421,6 +443,12 @@ function M.config(ctx)
     row("config", r.path)
     row("profiles", #r.profiles > 0 and table.concat(r.profiles, ", ") or "none")
     row("profile", r.profile)
+    if #doc.panels > 0 then
+      local names = {}
+      for i, p in ipairs(doc.panels) do names[i] = p.name end
+      row("panels", table.concat(names, ", "))
+      if doc.panel then row("panel", doc.panel) end
+    end
     row("url", doc.url, doc.url_source)
     row("key", doc.key, doc.key_source)
     row("book", doc.book, doc.book_source)
@@ -431,6 +459,14 @@ function M.config(ctx)
       local v = doc.options[name]
       if type(v) == "table" then v = v.requests .. "/" .. v.per end
       row(name, tostring(v))
+    end
+    for _, p in ipairs(doc.panels) do
+      output.say(string.format("panel %s  %s  key ***  (%s)%s%s", p.name, p.url, p.key_source,
+        p.dialect and ("  dialect " .. p.dialect) or "", p.low_balance and ("  low_balance " .. p.low_balance)
+        or ""))
+    end
+    for _, name in ipairs(product_names) do
+      output.say("product " .. name .. " = " .. M.product_entries(r.products[name], r.panels))
     end
   end
   return 0

@@ -38,6 +38,14 @@ commands:
   doubt [REF ORDER_ID | REF --not-placed]                     orders in doubt; settle one
   report [--since T] [--by day|service|panel]                 what was charged, exactly
   config                                                      the settings in use (key hidden)
+
+several panels (the config's [panel NAME] sections and [products] map; see docs/cli.md):
+  panels                                                      each panel: state, balance, services, last error
+  quote --product P --quantity N [--refill] [--cancel]        the candidates, cheapest first, and the left out
+  add --product P --link L --quantity N [--ref R] [--max-cost X] [--prefer a,b] [--avoid c]
+                                                              to the cheapest able panel, through the book
+  match [--min-score S]                                       suggested products, to paste into [products]
+  watch                                                       what changed in the panels' service lists
   sandbox [--port N ...]                                      run the sandbox panel
   help                                                        this text (also --help)
   --version                                                   the version of smm
@@ -51,6 +59,7 @@ order fields (add, quote):
 options:
   --url URL --key KEY      the panel (or SMM_API_URL / SMM_API_KEY, or a profile)
   --profile NAME           a [profile NAME] of the config file (default: "default")
+  --panel NAME             a [panel NAME] of the config file (where one panel is meant)
   --config FILE            the config file (default $XDG_CONFIG_HOME/smm/config)
   --json                   one JSON document on stdout ({"error": {...}} on failure)
   --no-color               no colours (also: NO_COLOR=1)
@@ -67,9 +76,21 @@ exit codes: 0 ok, 1 API or usage error, 2 network/timeout/HTTP/decode error,
 the manual: docs/cli.md
 ]]
 
+-- quote and add with --product go through the router
+local function routed(name, direct)
+  return function(ctx)
+    if ctx.flags.product ~= nil then return require("smm.cli.panels")[name](ctx) end
+    return direct(ctx)
+  end
+end
+
 local COMMANDS = {
-  services = commands.services, balance = commands.balance, quote = commands.quote,
-  add = commands.add, status = commands.status, wait = commands.wait, refill = commands.refill,
+  services = commands.services, balance = commands.balance, quote = routed("quote", commands.quote),
+  add = routed("add", commands.add),
+  panels = function(ctx) return require("smm.cli.panels").panels(ctx) end,
+  match = function(ctx) return require("smm.cli.panels").match(ctx) end,
+  watch = function(ctx) return require("smm.cli.panels").watch(ctx) end,
+  status = commands.status, wait = commands.wait, refill = commands.refill,
   ["refill-status"] = commands.refill_status, refill_status = commands.refill_status,
   cancel = commands.cancel, config = commands.config, sandbox = commands.sandbox,
   batch = function(ctx) return require("smm.cli.batch").run(ctx) end,
@@ -140,8 +161,10 @@ function Ctx:client()
   if not r then error({ usage = err }, 0) end
   if r.warning then output.warn(r.warning) end
   if not r.url then
-    error({ usage = "no panel URL: give --url, set SMM_API_URL, or add a profile to " .. r.path }, 0)
+    error({ usage = r.choose_panel or ("no panel URL: give --url, set SMM_API_URL, or add a profile to " ..
+      r.path) }, 0)
   end
+  if not r.key and r.key_problem then error({ usage = r.key_problem }, 0) end
   if not r.key then
     error({ usage = "no API key for " .. config.printable_url(r.url) ..
       ": set SMM_API_KEY, add key = ... to a profile in " .. r.path .. ", or give --key" }, 0)
@@ -160,6 +183,41 @@ function Ctx:client()
   if not ok then error({ usage = self:scrub(tostring(client):gsub("^.-smm%.new: ", "")) }, 0) end
   self.the_client = client
   return client
+end
+
+-- The router over the config's [panel NAME] sections (smm.router), with the book it records in
+-- (opened for writing: the panels' state, snapshots and routed orders go there). Returns
+-- router, the resolved config. Raises a usage problem (no panels, a key missing) or a failure.
+function Ctx:router()
+  if self.the_router then return self.the_router, self.router_config end
+  local r, err = config.resolve(self.flags)
+  if not r then error({ usage = err }, 0) end
+  if #r.panels == 0 then
+    error({ usage = "smm " .. self.command .. " works over several panels: add [panel NAME] sections " ..
+      "(url, key) to " .. r.path .. " (see docs/cli.md)" }, 0)
+  end
+  if self.flags.url or self.flags.key then
+    error({ usage = "--url and --key name one panel: smm " .. self.command .. " uses the [panel NAME] " ..
+      "sections of " .. r.path }, 0)
+  end
+  local panels, perr = config.router_panels(r)
+  if not panels then error({ usage = perr }, 0) end
+  -- every panel's key and URL credentials are scrubbed from anything printed
+  local secrets = {}
+  for _, p in ipairs(panels) do
+    for _, s in ipairs(smm.secrets(p.key, p.url, p.proxy)) do secrets[#secrets + 1] = s end
+  end
+  self.secrets = secrets
+  local book = self:book(true)
+  local ok, router = pcall(function()
+    return require("smm.router").new{ book = book, panels = panels, products = r.products }
+  end)
+  if not ok then
+    -- (the library's words without where it raised: "smm.new: unknown option ...")
+    error({ usage = self:scrub((tostring(router):gsub("^.*smm%.[%w%.]+: ", ""))) }, 0)
+  end
+  self.the_router, self.router_config = router, r
+  return router, r
 end
 
 -- The order book, opened on first use (writing: the command records in it, so a book that
@@ -273,6 +331,7 @@ local function run(argv, env)
     return { crash = debug.traceback(tostring(e), 2) }
   end)
   if ctx.the_client then ctx.the_client:close() end
+  if ctx.the_router and ctx.the_router.close then ctx.the_router:close() end
   if ctx.the_book then ctx.the_book:close() end
   if ok and interrupts() > 0 and not ctx.stops_on_signal then ok, code = false, { interrupted = true } end
   if ok then return code or 0 end

@@ -26,7 +26,8 @@ local function order_doc(row)
     link = row.link, quantity = row.quantity, quote = row.quote, status = row.status, remains = row.remains,
     charge = row.charge, start_count = row.start_count, currency = row.currency, error = row.error,
     attempts = row.attempts, created_at = cli_book.iso(row.created_at), sent_at = cli_book.iso(row.sent_at),
-    updated_at = cli_book.iso(row.updated_at), final_at = cli_book.iso(row.final_at) }
+    updated_at = cli_book.iso(row.updated_at), final_at = cli_book.iso(row.final_at),
+    route = type(row.route) == "table" and row.route or nil }
 end
 
 local function state_colour(row)
@@ -61,6 +62,19 @@ function M.orders(ctx)
     else filter.status = normalize.status and normalize.status(status) or status end
   end
   filter.ref = ctx.flags.ref
+  if ctx.flags.panel then
+    -- a [panel NAME] of the config: the book keys its orders by the panel's printable URL
+    -- (found without reading its key: the book is all this command reads)
+    local config = require "smm.cli.config"
+    local flags = {}
+    for k, v in pairs(ctx.flags) do flags[k] = v end
+    flags.panel = nil
+    local r, err = config.resolve(flags)
+    if not r then return ctx:usage(err) end
+    local panel = config.find_panel(r, ctx.flags.panel)
+    if not panel then return ctx:usage(config.no_such_panel(r, ctx.flags.panel)) end
+    filter.panel = config.printable_url(panel.url)
+  end
   if ctx.flags.since then
     filter.since, problem = cli_book.since(ctx.flags.since)
     if not filter.since then return ctx:usage(problem) end
@@ -75,7 +89,18 @@ function M.orders(ctx)
   elseif #list == 0 then
     output.say("no orders in ", book.name, next(filter) and " match" or "")
   else
-    output.print_table(ORDER_COLUMNS, list, { width = output.terminal_size() })
+    -- orders routed over several panels (smm.router): their ids collide across panels, so the
+    -- panel each went to is shown after the id
+    local columns = ORDER_COLUMNS
+    for _, row in ipairs(list) do
+      if type(row.route) == "table" then
+        columns = { ORDER_COLUMNS[1], ORDER_COLUMNS[2], { title = "PANEL", get = function(r)
+          return type(r.route) == "table" and r.route.panel or nil end } }
+        for i = 3, #ORDER_COLUMNS do columns[#columns + 1] = ORDER_COLUMNS[i] end
+        break
+      end
+    end
+    output.print_table(columns, list, { width = output.terminal_size() })
   end
   return 0
 end

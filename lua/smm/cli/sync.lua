@@ -128,21 +128,66 @@ local function view(state)
   return lines
 end
 
+-- The panels to follow: the one panel of the command line (--panel, --url, a profile, the
+-- environment), else every [panel NAME] of the config file (through smm.router's clients, made
+-- with each panel's own options). -> { clients }, what to call them in the view.
+local function panels_of(ctx)
+  local r, err = config.resolve(ctx.flags)
+  if not r then error({ usage = err }, 0) end
+  if r.url or not r.choose_panel then
+    local client = ctx:client()
+    return { client }, client.url
+  end
+  local router, rc = ctx:router()
+  local clients, names = {}, {}
+  for i, p in ipairs(rc.panels) do
+    clients[i], names[i] = router:panel(p.name), p.name
+  end
+  return clients, "panels " .. table.concat(names, ", ")
+end
+
+-- One round over every panel followed: their summaries added up, the first failure kept.
+local function sync_all(book, clients, stop)
+  if #clients == 1 then return book:sync(clients[1], { stop = stop }) end
+  local total, first_err = nil, nil
+  for _, client in ipairs(clients) do
+    if stop() then break end
+    local s, err = book:sync(client, { stop = stop })
+    if err then first_err = first_err or err end
+    if s then
+      total = total or {}
+      for k, v in pairs(s) do
+        if type(v) == "number" then
+          -- counts add up; a time (next_due) is the soonest of the panels'
+          if k:find("_due$") or k:find("_at$") then
+            total[k] = total[k] and math.min(total[k], v) or v
+          else
+            total[k] = (total[k] or 0) + v
+          end
+        end
+      end
+    end
+  end
+  if first_err and not total then return nil, first_err end
+  return total or {}, first_err
+end
+
 function M.run(ctx)
   local run, problem = settings(ctx)
   if not run then return ctx:usage(problem) end
   local book = ctx:book(true)
-  local client = ctx:client()
+  local clients, label = panels_of(ctx)
   ctx.stops_on_signal = true
   local function stop() return ctx.interrupts() > 0 end
   local live = output.isatty(1) and not output.json_mode() and not run.once
-  local board, state = {}, { book = book.name, panel = client.url, round = 0 }
+  local board, state = {}, { book = book.name, panel = label, round = 0 }
   local failed_code
   while true do
     state.round, state.at, state.next, state.error = state.round + 1, cli_book.iso(os.time()), nil, nil
     if live then output.redraw(board, view(state)) end
-    local s, err = book:sync(client, { stop = stop })
+    local s, err = sync_all(book, clients, stop)
     local d, derr
+    -- (with several panels, s adds up those that answered, err is the first that did not)
     if s and #run.hooks > 0 and not stop() then d, derr = book:deliver(run.hooks, { stop = stop }) end
     local counts = book:counts()
     state.summary, state.delivery, state.counts = s, d, counts

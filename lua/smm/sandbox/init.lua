@@ -21,7 +21,13 @@
 --                   [retry_after=s] [status=CODE] [perform=0|1]  (see faults.lua)
 --   POST config    any of balance, numbers, status_style, error_style, error_status,
 --                   invisible_calls, dup_link, echo_key, latency, steps, clock, tick,
---                   services_count, content_type, key, rates_for
+--                   services_count, content_type, key, rates_for, dialect
+--   GET  services  the catalogue in force: every service's fields (kind included)
+--   POST services  change the catalogue (answers {ok, count} or {ok = false, error}):
+--                   list=JSON (replace it: the --services file's format), count=N (a generated
+--                   one; 0 = the built-in one), service=ID remove=1 (drop one), service=ID +
+--                   any of rate, min, max, refill, cancel, dripfeed, name, category, type, kind
+--                   (edit one; an unknown ID adds it: name, type, rate, min, max needed)
 --   POST advance   steps=N: advance every order and refill N steps
 --   GET  polls     status requests per order id asked: {total, distinct, max,
 --                   by_id = {["ID"] = n}}; POST polls clears the counts
@@ -32,6 +38,12 @@
 -- Per-account prices, as real panels have: rates_for = "KEY=FACTOR[,KEY=FACTOR]" (or
 -- --rates-for) multiplies every rate by the integer FACTOR for requests made with KEY, in the
 -- service list and in charges (the balance stays shared).
+-- Panel dialects (dialect.lua): dialect = perfectpanel (default) | api_token | x_api_key |
+-- bearer (or --dialect), where the key is read from and how fields and errors are named.
+-- Its own catalogue: services = "FILE" (or --services FILE; or a Lua list of records), a JSON
+-- list of { service, name, type, category, rate, min, max, refill, cancel, [dripfeed], [kind] }
+-- (rates as exact decimal text or JSON numbers, kind inferred from type when left out), so
+-- several sandboxes can sell different catalogues; a reset goes back to it.
 -- Nothing here is shared with the client library.
 --
 -- Counting: `requests` counts API requests parsed (admin requests are not counted);
@@ -45,6 +57,9 @@ local panel = require "smm.sandbox.panel"
 local faults = require "smm.sandbox.faults"
 local json = require "smm.json"
 local decimal = require "smm.sandbox.decimal"
+local dialect = require "smm.sandbox.dialect"
+local catalogue = require "smm.sandbox.services"
+local jsonread = require "smm.sandbox.jsonread"
 local gettime = require("socket").gettime
 
 local M = {}
@@ -55,7 +70,8 @@ M.VERSION = "1.0.0"
 local REQUEST_LOG = 200
 local PER_SECOND_KEPT = 3600 -- s
 
-local SERVER_KEYS = { latency = true, error_status = true, content_type = true, key = true }
+local SERVER_KEYS = { latency = true, error_status = true, content_type = true, key = true,
+                      dialect = true }
 
 local function split_keys(v, into)
   into = into or {}
@@ -78,7 +94,26 @@ end
 
 -- opts: host, port, keys (list or "a,b"), key, balance, steps, clock (calls|real), tick (ms),
 -- latency (ms), numbers, status_style, error_style, error_status, invisible_calls,
--- dup_link, services_count, content_type, rates_for, verbose, log (function)
+-- dup_link, services (file or list), services_count, content_type, rates_for, verbose,
+-- log (function)
+
+-- The --services option: a file of JSON or a Lua list of records -> a checked list (raises).
+local function read_services(v)
+  local list = v
+  if type(v) == "string" then
+    local f, err = io.open(v, "rb")
+    if not f then error("services: cannot read " .. tostring(err), 0) end
+    local text = f:read("*a")
+    f:close()
+    local bad
+    list, bad = jsonread.decode(text)
+    if bad then error("services: " .. v .. ": " .. bad, 0) end
+  end
+  local checked, err = catalogue.check_list(list)
+  if not checked then error(err, 0) end
+  return checked
+end
+
 function M.new(opts)
   opts = copy(opts or {})
   local keys = split_keys(opts.keys)
@@ -99,8 +134,10 @@ function M.new(opts)
     dup_link = opts.dup_link == true or opts.dup_link == "1" or opts.dup_link == "true",
     echo_key = opts.echo_key == true or opts.echo_key == "1" or opts.echo_key == "true",
     services_count = tonumber(opts.services_count or ""),
+    services = opts.services and read_services(opts.services) or nil,
     rates_for = opts.rates_for,
     content_type = opts.content_type or "application/json",
+    dialect = assert(dialect.check(opts.dialect or "perfectpanel")),
   }
   assert(decimal.parse(base.balance), "bad balance: " .. tostring(base.balance))
   local self = setmetatable({ base = base, host = opts.host or "127.0.0.1",
@@ -152,11 +189,13 @@ function Server:log_request(req, f, key_ok)
     fields[k] = v
   end
   if fields.key then fields.key = "***" end
+  if fields.api_token then fields.api_token = "***" end
   local i = self.request_next
   self.request_log[(i - 1) % REQUEST_LOG + 1] = {
     method = req.method, action = f.action, fields = fields, key_ok = key_ok,
     content_type = req.headers["content-type"], user_agent = req.headers["user-agent"],
     accept_encoding = req.headers["accept-encoding"],
+    x_api_key = req.headers["x-api-key"] and "***", authorization = req.headers.authorization and "***",
   }
   self.request_next = i + 1
 end
@@ -187,10 +226,10 @@ function Server:api(req, conn)
   local n = st.in_flight + 1
   st.in_flight = n
   if n > st.peak_in_flight then st.peak_in_flight = n end
-  local f = req.fields
+  local f = dialect.incoming(cfg.dialect, req, req.fields)
   local action = f.action
   if action then st.actions[action] = (st.actions[action] or 0) + 1 end
-  self:log_request(req, f, p:key_ok(f.key))
+  self:log_request(req, req.fields, p:key_ok(f.key))
 
   local fault = self.faults:take(action)
   local res
@@ -212,6 +251,7 @@ function Server:api(req, conn)
       res = faults.shape(fault, res, self)
     end
   end
+  if res.body then res.body = dialect.outgoing(cfg.dialect, action, res.body) end
   if self.log then
     self.log(string.format("%s %s action=%s -> %s%s", req.method, req.path, tostring(action),
       tostring(res.status or "RST"), fault and (" [fault " .. fault.fault .. "]") or ""))
@@ -237,7 +277,7 @@ function Server:config_view()
     error_status = cfg.error_status, invisible_calls = cfg.invisible_calls,
     dup_link = cfg.dup_link and 1 or 0, echo_key = cfg.echo_key and 1 or 0,
     services_count = #self.panel.services_list,
-    content_type = cfg.content_type, rates_for = cfg.rates_for }
+    content_type = cfg.content_type, rates_for = cfg.rates_for, dialect = cfg.dialect }
 end
 
 function Server:configure(fields)
@@ -256,6 +296,10 @@ function Server:configure(fields)
         cfg.keys = split_keys(value)
       end
       ok = true
+      if name == "dialect" then
+        ok, err = dialect.check(value)
+        if ok then cfg.dialect = value end
+      end
     else
       ok, err = self.panel:configure(name, value)
       if ok == false then err = "unknown config key: " .. name end
@@ -327,6 +371,11 @@ function Server:admin(name, req)
     local first, last = self.panel:bulk(fields, count)
     if not first then return answer({ ok = false, error = last }) end
     return answer({ ok = true, first = first, last = last })
+  elseif name == "services" then
+    if req.method == "GET" and next(f) == nil then return answer(self.panel:services_view()) end
+    local ok, err = self.panel:edit_services(f, jsonread.decode)
+    if not ok then return answer({ ok = false, error = err }) end
+    return answer({ ok = true, count = #self.panel.services_list })
   elseif name == "advance" then
     local steps = math.tointeger(tonumber(f.steps or "1")) or 1
     self.panel:advance(steps)

@@ -64,20 +64,90 @@ function M.new(cfg)
   self.placed = 0
   -- status requests per order id asked (any id, known or not): for "no order polled twice"
   self.polls, self.poll_total = {}, 0
-  self:set_services(cfg.services_count)
+  if cfg.services then
+    self:use_services(cfg.services)
+  else
+    self:set_services(cfg.services_count)
+  end
   return self
 end
 
+-- The catalogue in force: the panel's own copy of the records (so editing one never touches
+-- the built-in list or another panel's), indexed by id; the answer caches start again.
+function Panel:use_services(list)
+  local own, byid = {}, {}
+  for i, s in ipairs(list) do
+    local c = {}
+    for k, v in pairs(s) do c[k] = v end
+    c.rate_units = c.rate_units or assert(decimal.parse(c.rate))
+    own[i] = c
+    byid[c.service] = c
+  end
+  self.services_list, self.services = own, byid
+  self.services_cache = {}
+end
+
+-- n > 0: a generated catalogue of n services; else the built-in one.
 function Panel:set_services(n)
   n = tonumber(n)
-  self.services_list = (n and n > 0) and catalogue.generate(math.tointeger(n) or 12) or catalogue.list
-  local byid = {}
-  for _, s in ipairs(self.services_list) do
-    s.rate_units = s.rate_units or assert(decimal.parse(s.rate))
-    byid[s.service] = s
+  self:use_services((n and n > 0) and catalogue.generate(math.tointeger(n) or 12) or catalogue.list)
+end
+
+-- POST /sandbox/services: change the catalogue between two fetches, as a panel's owner does.
+--   list=JSON                  replace the whole list (the --services file's format)
+--   count=N                    a generated list of N services (0: the built-in list)
+--   service=ID remove=1        drop one service
+--   service=ID + fields        edit one (rate, min, max, refill, cancel, dripfeed, name,
+--                              category, type, kind); an unknown ID adds a service (name,
+--                              type, rate, min, max needed)
+-- Orders already placed keep the record they were placed with. Returns true or nil, message.
+function Panel:edit_services(f, read_json)
+  if f.list then
+    local v, err = read_json(f.list)
+    if err then return nil, "list: " .. err end
+    local list, bad = catalogue.check_list(v)
+    if not list then return nil, bad end
+    self:use_services(list)
+    return true
+  elseif f.count then
+    local n = math.tointeger(tonumber(f.count))
+    if not n or n < 0 then return nil, "count: a whole number >= 0, not " .. f.count end
+    self:set_services(n)
+    return true
   end
-  self.services = byid
-  self.services_cache = {}
+  local id = math.tointeger(tonumber(f.service or ""))
+  if not id then return nil, "service: an id, list= or count= expected" end
+  local old = self.services[id]
+  local list = {}
+  if f.remove == "1" or f.remove == "true" then
+    if not old then return nil, "service " .. id .. ": not in the list" end
+    for _, s in ipairs(self.services_list) do
+      if s ~= old then list[#list + 1] = s end
+    end
+  else
+    local fields = {}
+    for k, v in pairs(f) do if k ~= "remove" then fields[k] = v end end
+    local rec, err = catalogue.apply(old, fields)
+    if not rec then
+      return nil, "service " .. id .. ": " .. err .. (old and "" or
+        " (a new service needs name, type, rate, min, max)")
+    end
+    for _, s in ipairs(self.services_list) do list[#list + 1] = (s == old) and rec or s end
+    if not old then list[#list + 1] = rec end
+  end
+  self:use_services(list)
+  return true
+end
+
+-- The catalogue as JSON values (every record's fields, kind included), for GET /sandbox/services.
+function Panel:services_view()
+  local out = {}
+  for i, s in ipairs(self.services_list) do
+    out[i] = object("service", s.service, "name", s.name, "type", s.type, "kind", s.kind,
+      "category", s.category, "rate", s.rate, "min", s.min, "max", s.max, "refill", s.refill,
+      "cancel", s.cancel, "dripfeed", s.dripfeed)
+  end
+  return array(out, #out)
 end
 
 -- Apply one config key; returns true if the panel knows it.

@@ -9,6 +9,8 @@
 --   username  link, quantity, username
 --   poll      link, quantity, answer_number
 --   groups    link, groups (+ quantity; default = non-empty lines of groups)
+local decimal = require "smm.sandbox.decimal"
+
 local M = {}
 
 M.list = {
@@ -79,6 +81,93 @@ function M.generate(n)
     if t.kind == "package" then s.min, s.max = 1, 1
     else s.min, s.max = 10 * ((i % 5) + 1), 10000 * ((i % 7) + 1) end
     out[i] = s
+  end
+  return out
+end
+
+-- Which fields `add` takes, by the service's type, for a list given without `kind`s.
+M.KIND_OF_TYPE = { ["Default"] = "default", ["Package"] = "package",
+  ["Custom Comments"] = "comments", ["Custom Comments Package"] = "comments",
+  ["Subscriptions"] = "subs", ["Mentions User Followers"] = "username",
+  ["Mentions Custom List"] = "comments", ["Mentions Hashtag"] = "username",
+  ["Comment Likes"] = "username", ["Comment Replies"] = "username", ["Poll"] = "poll",
+  ["Invites from Groups"] = "groups" }
+local KINDS = { default = true, package = true, comments = true, subs = true, username = true,
+  poll = true, groups = true }
+local FLAGS = { refill = true, cancel = true, dripfeed = true }
+
+local function posint(v)
+  local n = math.tointeger(tonumber(v))
+  if n and n >= 0 and tostring(v):match("^%s*%d+%s*$") then return n end
+end
+
+local function flag(v)
+  if v == true or v == "1" or v == "true" or v == 1 then return true end
+  if v == false or v == "0" or v == "false" or v == 0 or v == nil or v == "" then return false end
+end
+
+-- Apply `fields` (a service's fields as given: JSON values or form text) onto the record `s`
+-- (a copy is made). Returns the record or nil and a message naming the field and the value.
+-- An unknown field is refused, so a misspelled one never silently does nothing.
+function M.apply(s, fields)
+  local out = {}
+  for k, v in pairs(s or {}) do out[k] = v end
+  for k, v in pairs(fields) do
+    if k == "service" or k == "min" or k == "max" then
+      local n = posint(v)
+      if not n then return nil, string.format("%s: a whole number >= 0, not %q", k, tostring(v)) end
+      out[k] = n
+    elseif k == "rate" then
+      local units = decimal.parse(tostring(v))
+      if not units or units < 0 then
+        return nil, string.format("rate: a decimal >= 0, not %q", tostring(v))
+      end
+      out.rate, out.rate_units = tostring(v), units
+    elseif k == "name" or k == "category" or k == "type" then
+      if type(v) ~= "string" or v == "" then
+        return nil, string.format("%s: a non-empty text, not %q", k, tostring(v))
+      end
+      out[k] = v
+    elseif k == "kind" then
+      if not KINDS[v] then return nil, string.format("kind: unknown %q", tostring(v)) end
+      out.kind = v
+    elseif FLAGS[k] then
+      local b = flag(v)
+      if b == nil then return nil, string.format("%s: true or false, not %q", k, tostring(v)) end
+      out[k] = b
+    else
+      return nil, string.format("unknown service field %q", tostring(k))
+    end
+  end
+  if fields.type and not fields.kind and not (s and s.kind and s.type == fields.type) then
+    out.kind = nil
+  end
+  out.kind = out.kind or M.KIND_OF_TYPE[out.type or ""] or "default"
+  out.category = out.category or out.name
+  for _, k in ipairs{ "service", "name", "type", "rate", "min", "max" } do
+    if out[k] == nil then return nil, k .. " missing" end
+  end
+  if out.min > out.max then
+    return nil, string.format("min %d is above max %d", out.min, out.max)
+  end
+  out.refill, out.cancel = out.refill == true, out.cancel == true
+  return out
+end
+
+-- A checked copy of a list of service records (the panel edits its copy, never the module's
+-- list). Returns the list or nil and a message naming the entry.
+function M.check_list(list)
+  if type(list) ~= "table" then return nil, "services: a JSON list of services expected" end
+  local out, seen = {}, {}
+  for i, s in ipairs(list) do
+    if type(s) ~= "table" then return nil, "services[" .. i .. "]: an object expected" end
+    local rec, err = M.apply(nil, s)
+    if not rec then return nil, "services[" .. i .. "]: " .. err end
+    if seen[rec.service] then
+      return nil, "services[" .. i .. "]: service " .. rec.service .. " listed twice"
+    end
+    seen[rec.service] = true
+    out[i] = rec
   end
   return out
 end

@@ -15,9 +15,11 @@ M.name = "curl"
 local CORE_OPTIONS = { "timeout", "connect_timeout", "proxy", "ssl_verify", "cainfo", "user_agent",
                        "max_body", "concurrency" }
 
-function M.new(opts)
+-- headers: extra header lines ("Name: value") for every request, or nil (smm.core's option
+-- `headers`, kept in C: never on a Lua table anyone can print).
+function M.new(opts, headers)
   local core = require "smm.core"
-  local core_opts = {}
+  local core_opts = { headers = headers }
   for _, name in ipairs(CORE_OPTIONS) do core_opts[name] = opts[name] end
   return core.new(core_opts)
 end

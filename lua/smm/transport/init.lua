@@ -31,9 +31,16 @@ local REQUIRED = { "request", "request_many", "sleep", "now", "close" }
 
 -- opts: the checked client options. opts.transport: nil, "curl", "ngx", or an object that
 -- implements request/request_many/sleep/now/close like transport/curl.lua.
+-- The dialect's extra header lines (the key in X-Api-Key or Authorization) go to the transport
+-- as plain header lines, apart from the public options (which are printable).
 function M.open(opts)
   local t = opts.public.transport or M.default_name()
+  local headers = opts.dialect and require("smm.dialect").headers(opts.dialect, opts.key)
   if type(t) == "table" then
+    if headers then
+      error("smm.new: option 'dialect' " .. tostring(opts.dialect.name) .. " sends the key in a " ..
+        "header, which a transport object cannot be given: use transport \"curl\" or \"ngx\"", 3)
+    end
     for _, method in ipairs(REQUIRED) do
       if type(t[method]) ~= "function" then
         error("smm.new: option 'transport' lacks the method '" .. method .. "'", 3)
@@ -41,8 +48,8 @@ function M.open(opts)
     end
     return t
   end
-  if t == "curl" then return require("smm.transport.curl").new(opts.public) end
-  if t == "ngx" then return require("smm.transport.ngx").new(opts.public) end
+  if t == "curl" then return require("smm.transport.curl").new(opts.public, headers) end
+  if t == "ngx" then return require("smm.transport.ngx").new(opts.public, headers) end
   error("smm.new: option 'transport' must be \"curl\", \"ngx\" or a transport object", 3)
 end
 

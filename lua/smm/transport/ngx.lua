@@ -48,9 +48,14 @@ local function default_user_agent()
   return "lua-smm/" .. tostring(version)
 end
 
+-- Extra header lines by transport ("Name: value\r\n" each, joined): kept off the transport
+-- table, which a printed client shows, since a dialect's line carries the key.
+local extra_headers = setmetatable({}, { __mode = "k" })
+
 -- opts: smm.new's checked options (options.check fills in the defaults); any left out, as
--- when a test makes a transport of its own, are taken from options.DEFAULTS.
-function M.new(opts)
+-- when a test makes a transport of its own, are taken from options.DEFAULTS. headers: extra
+-- header lines ("Name: value") for every request, or nil.
+function M.new(opts, headers)
   opts = opts or {}
   if type(ngx) ~= "table" or not ngx.socket or not ngx.socket.tcp then
     error("smm.new: transport \"ngx\" needs nginx with the lua module (ngx.socket.tcp)", 3)
@@ -67,7 +72,15 @@ function M.new(opts)
     if v == nil then v = DEFAULTS[name] end
     return v
   end
-  return setmetatable({
+  local lines = {}
+  for i, line in ipairs(headers or {}) do
+    if type(line) ~= "string" or not find(line, "^[%w!#$%%&'*+.^_`|~-]+: *[^%s]") or
+        find(line, "[%z\r\n]") then
+      error("smm.new: transport \"ngx\": extra header " .. i .. " must be one line \"Name: value\"", 3)
+    end
+    lines[i] = line .. "\r\n"
+  end
+  local self = setmetatable({
     timeout = option("timeout"),
     connect_timeout = option("connect_timeout"),
     ssl_verify = option("ssl_verify") ~= false,
@@ -75,6 +88,8 @@ function M.new(opts)
     max_body = option("max_body"),
     concurrency = option("concurrency"),
   }, Transport)
+  if #lines > 0 then extra_headers[self] = concat(lines) end
+  return self
 end
 
 ---------------------------------------------------------------------------------------------
@@ -587,7 +602,7 @@ local function head_of(self, u, gzip)
   if not head then
     head = "POST " .. u.path .. " HTTP/1.1\r\n" ..
       "Host: " .. u.host_header .. "\r\n" ..
-      "User-Agent: " .. self.user_agent .. "\r\n" ..
+      "User-Agent: " .. self.user_agent .. "\r\n" .. (extra_headers[self] or "") ..
       "Accept: application/json\r\n" ..
       ((gzip and gunzip.available) and "Accept-Encoding: gzip\r\n" or "") ..
       "Content-Type: application/x-www-form-urlencoded\r\n" ..
