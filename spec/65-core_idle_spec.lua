@@ -38,6 +38,30 @@ describe("smm.core: request_many's idle function", function()
     end
   end)
 
+  it("is first called once every request in flight has been sent, on new connections too", function()
+    -- a request on a new connection (not idempotent: never a reused one) leaves only after its
+    -- connect, at a later turn of the loop: an idle step run before would hold it back
+    sb:config{ latency = 600 }
+    finally(function() sb:config{ latency = 30 } end)
+    local h = handle()
+    local seen
+    local results = h:request_many(url, { bodies[1], bodies[2], bodies[3], bodies[4] },
+      { concurrency = 4, idempotent = false, idle = function()
+        if seen == nil then
+          -- the loop waits while this runs: what the panel holds now was sent before it
+          for _ = 1, 50 do
+            seen = sb:stats().in_flight
+            if seen >= 4 then break end
+            require("socket").sleep(0.01)
+          end
+        end
+        return false
+      end })
+    h:close()
+    assert.equal(4, seen)
+    for i = 1, 4 do assert.equal(200, results[i].status) end
+  end)
+
   it("keeps being called while it has more to do (the run only looks at the network then)", function()
     local h = handle()
     local calls = 0

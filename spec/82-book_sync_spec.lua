@@ -246,6 +246,8 @@ for _, engine in ipairs({ "sqlite", "postgresql" }) do
       assert.same({ 0, 2 }, { s.checked, s.errors })
       local row = order_row(book, "n1")
       assert.equal(due, row.next_check)
+      -- found while the last page travelled, then folded with the release that followed
+      assert.equal(due, s.next_due)
       assert.is_nil(row.lease_owner)
       assert.equal(0, live_slices(book))
       assert.equal(0, row.checks)

@@ -175,6 +175,23 @@ static void interrupted_result(smm_transfer *t, int index) {
   t->index = index;
 }
 
+/* 1 when every transfer in flight has sent its request (libcurl records the pretransfer time
+ * once the request is out: the DO phase done, which sends the head and a small body). Until
+ * then the idle function waits: on a new connection the request leaves only at a later
+ * curl_multi_perform, after the connect, and an idle step run first (a book's commit, a few
+ * ms) would hold every request of the round back by that much. */
+static int all_sent(smm_client *c, int conc) {
+  int i;
+  for (i = 0; i < conc; i++) {
+    curl_off_t pre = 0;
+    smm_transfer *t = c->pool[i];
+    if (t->in_multi &&
+        (curl_easy_getinfo(t->easy, CURLINFO_PRETRANSFER_TIME_T, &pre) != CURLE_OK || pre <= 0))
+      return 0;
+  }
+  return 1;
+}
+
 static smm_transfer *idle_transfer(smm_client *c, int conc) {
   int i;
   for (i = 0; i < conc; i++)
@@ -286,7 +303,7 @@ void smm_multi_run(lua_State *L, smm_client *c, const char *url, int bodies_idx,
      * other transfer makes network progress. */
     if (active > 0 && running > 0 && !(finished && next < n)) {
       int wait_ms = smm_catching_interrupts() ? SLICE_MS : 1000;
-      if (idle) {
+      if (idle && all_sent(c, conc)) {
         lua_pushvalue(L, idle);
         if (lua_pcall(L, 0, 1, 0) != 0 || !lua_toboolean(L, -1))
           idle = 0; /* done, or failed: its error is dropped (see multi.h) */

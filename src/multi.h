@@ -24,7 +24,7 @@ typedef struct smm_request_opts {
  * item (false: none). Raises only for internal curl errors (out of memory), after removing every
  * transfer from the multi handle.
  * o->idle_idx: a Lua function called, under lua_pcall and between curl calls, whenever the run
- * would wait for the network; it returns true while it has more to do (the run then only looks
+ * would wait for the network with every request in flight sent; it returns true while it has more to do (the run then only looks
  * at the network without waiting, and calls it again), false or nothing when done. A caller
  * does its own work there while the answers are on their way (smm.book's sync writes one page
  * while the next one's statuses travel). An error it raises ends its calls for this run and is

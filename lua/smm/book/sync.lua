@@ -136,6 +136,7 @@ local function sql_for(db)
   s.slice_begin = "INSERT INTO sync_slices (token, lease_until) VALUES (?, CAST(? AS BIGINT))"
   s.slice_done = "DELETE FROM sync_slices WHERE token = ?"
   s.slices_forgotten = "DELETE FROM sync_slices WHERE lease_until < CAST(? AS BIGINT)"
+  s.slice_expired = "SELECT token FROM sync_slices WHERE lease_until < CAST(? AS BIGINT) LIMIT 1"
   s.orders.changed = "UPDATE orders SET status = ?, remains = CAST(? AS BIGINT), charge = ?, " ..
     "start_count = CAST(? AS BIGINT), currency = ?, state = ?, final_at = CAST(? AS BIGINT), " ..
     "updated_at = CAST(? AS BIGINT), next_check = CAST(? AS BIGINT), " ..
@@ -218,26 +219,43 @@ end
 -- start_count, currency } (the row as it was); res: client:status's entries by order id.
 -- What an order's entry in a status answer says: "lost" (no answer for it), "refused" (the
 -- panel's error for this id), "changed" or "same".
+-- (Every row of a round goes through here: the usual text values are compared as they are, no
+-- function called for them.)
 local function order_news(row, entry)
   if not entry or entry.kind then return "lost" end
   if entry.error then return "refused" end
-  if as_text(entry.status) ~= row[4] or entry.remains ~= number_or_nil(row[5]) or
-      as_text(entry.charge) ~= row[6] or entry.start_count ~= number_or_nil(row[7]) or
-      as_text(entry.currency) ~= row[8] then
+  local status, charge, currency = entry.status, entry.charge, entry.currency
+  if status ~= nil and type(status) ~= "string" then status = as_text(status) end
+  if charge ~= nil and type(charge) ~= "string" then charge = as_text(charge) end
+  if currency ~= nil and type(currency) ~= "string" then currency = as_text(currency) end
+  if status ~= row[4] or charge ~= row[6] or currency ~= row[8] then return "changed" end
+  local remains, start_count = row[5], row[7]
+  if entry.remains ~= (remains and tonumber(remains)) or
+      entry.start_count ~= (start_count and tonumber(start_count)) then
     return "changed"
   end
   return "same"
 end
 
--- Whether a slice's answers change nothing but its rows' next check (the usual case: then one
--- statement, in a transaction of its own, is all it writes).
+-- A slice whose answers change nothing but its rows' next check (the usual case: the claim
+-- wrote that already): its counts (checked, refused), in one pass and with no statement at all.
+-- nil when some row changed or was lost (then write_orders).
 local function orders_quiet(slice)
   local res, rows = slice.res, slice.rows
+  if not res then return nil end
+  local checked, refused = 0, 0
   for i = 1, #rows do
-    local what = order_news(rows[i], res and res[rows[i][3]])
-    if what == "lost" or what == "changed" then return false end
+    local row = rows[i]
+    local what = order_news(row, res[row[3]])
+    if what == "same" then
+      checked = checked + 1
+    elseif what == "refused" then
+      refused = refused + 1
+    else
+      return nil
+    end
   end
-  return true
+  return checked, refused
 end
 
 local function write_orders(db, s, panel, now, o, page, summary)
@@ -252,6 +270,7 @@ local function write_orders(db, s, panel, now, o, page, summary)
       -- the chunk failed (the network, the panel): asked again next round
       summary.errors = summary.errors + 1
       db:run(t.lost, o.due, row[1], token)
+      page.soonest = o.due
     elseif what == "refused" then
       summary.errors = summary.errors + 1 -- the panel's word on this id: backed off as unchanged
     else
@@ -263,6 +282,7 @@ local function write_orders(db, s, panel, now, o, page, summary)
         local final = normalize.is_final(status)
         if db:changes(t.changed, status, remains, charge, start_count, currency,
             final and "final" or "placed", final and now or nil, now, back, row[1], token) == 1 then
+          if not final and not (page.soonest and page.soonest <= back) then page.soonest = back end
           summary.changed = summary.changed + 1
           local id = tonumber(row[3])
           db:run(t.history, row[2], now, status, remains, charge, start_count)
@@ -290,6 +310,7 @@ local function write_refills(db, s, panel, now, o, page, summary)
     if not entry or entry.kind then
       summary.errors = summary.errors + 1
       db:run(t.lost, o.due, row[1], token)
+      page.soonest = o.due
     elseif entry.error then
       summary.errors = summary.errors + 1
     else
@@ -298,6 +319,7 @@ local function write_refills(db, s, panel, now, o, page, summary)
       if status ~= row[5] then
         local final = normalize.is_refill_final(status)
         if db:changes(t.changed, status, final and "final" or "open", now, back, row[1], token) == 1 then
+          if not final and not (page.soonest and page.soonest <= back) then page.soonest = back end
           summary.refills_changed = summary.refills_changed + 1
           local refill = tonumber(row[4])
           db:run(t.history, row[2], now, status, "refill " .. row[4])
@@ -320,13 +342,14 @@ local function new_walk(tbl, panel, round_token)
            swept = false }
 end
 
-local function width_of(tbl) return tbl == "orders" and 8 or 5 end
 local function key_of(tbl) return tbl == "orders" and 3 or 4 end
 
 -- Up to n due rows after the cursor, leased to `token` in one statement: a slice of a page.
-local function claim_slice(db, now, s, walk, o, token, n)
-  local t, width, key = s[walk.tbl], width_of(walk.tbl), key_of(walk.tbl)
-  local slice = { token = token, rows = {}, ids = {} }
+-- Their ids (what the panel is asked about) are appended to `ids`.
+local function claim_slice(db, now, s, walk, o, token, n, ids)
+  local t, key = s[walk.tbl], key_of(walk.tbl)
+  local rows = {}
+  local slice = { token = token, rows = rows }
   local first, last
   -- One statement (UPDATE ... RETURNING), so its own transaction: the rows it leases are the
   -- rows it returns, or none of them is leased.
@@ -335,26 +358,31 @@ local function claim_slice(db, now, s, walk, o, token, n)
   -- larger than the panel can answer in min_interval, would never end).
   for row in each_row(db, t.claim, token, now + o.lease, now, o.min_interval, o.max_interval, now,
       walk.panel, walk.cursor, o.due, now, n) do
-    local r = {}
-    for k = 1, width do r[k] = row[k] end
-    local id, rowid = tonumber(r[key]), tonumber(r[1])
-    r[key], r[1] = id, rowid
-    slice.rows[#slice.rows + 1] = r
-    slice.ids[#slice.ids + 1] = id
+    -- the driver's own table, a new one for each row, is the slice's row
+    local id, rowid = tonumber(row[key]), tonumber(row[1])
+    row[key], row[1] = id, rowid
+    rows[#rows + 1] = row
+    ids[#ids + 1] = id
     if not first or rowid < first then first = rowid end
     if not last or rowid > last then last = rowid end
   end
-  if #slice.rows == 0 then
+  if #rows == 0 then
     -- once through: a second sweep from the start takes what another worker's lease held
-    -- when the cursor passed it and has expired since (a worker killed mid-round)
+    -- when the cursor passed it and has expired since (a worker killed mid-round). Only when
+    -- such a lease exists: the sweep reads every open row (40 ms for 100,000 on SQLite, with
+    -- the requests in flight kept waiting), and without one it finds nothing a claim could
+    -- not (rows another worker left due in the meantime are due at the next round).
     if walk.cursor > 0 and not walk.swept then
-      walk.cursor, walk.swept = 0, true
-      return claim_slice(db, now, s, walk, o, token, n)
+      walk.swept = true
+      if db:row(s.slice_expired, now) then
+        walk.cursor = 0
+        return claim_slice(db, now, s, walk, o, token, n, ids)
+      end
     end
     return nil
   end
   slice.first, slice.last, walk.cursor = first, last, last
-  walk.claimed = walk.claimed + #slice.rows
+  walk.claimed = walk.claimed + #rows
   return slice
 end
 
@@ -370,10 +398,9 @@ local function claim_page(db, clock, s, walk, o, pause)
   db:run(s.slice_begin, page.token, clock() + o.lease)
   local got = 0
   while got < want do
-    local slice = claim_slice(db, clock(), s, walk, o, page.token, math.min(SLICE, want - got))
+    local slice = claim_slice(db, clock(), s, walk, o, page.token, math.min(SLICE, want - got), page.ids)
     if not slice then break end
     page.slices[#page.slices + 1] = slice
-    for _, id in ipairs(slice.ids) do page.ids[#page.ids + 1] = id end
     got = got + #slice.rows
     if got < want then pause() end
   end
@@ -384,16 +411,24 @@ local function claim_page(db, clock, s, walk, o, pause)
   return page
 end
 
+-- The soonest next check written after the claims (see next_due).
+local function wrote(walk, at)
+  if at and not (walk.soonest and walk.soonest <= at) then walk.soonest = at end
+end
+
 -- A page's answers (page.res) written, a slice per transaction.
 local function write_page(db, clock, s, walk, o, page, summary, pause)
   local write, quiet = WRITE[walk.tbl], QUIET[walk.tbl]
   for i, slice in ipairs(page.slices) do
     slice.res = page.res
-    if quiet and quiet(slice) then
+    local checked, refused
+    if quiet then checked, refused = quiet(slice) end
+    if checked then
       -- nothing to write but the counts: no statement, no transaction
-      write(db, s, walk.panel, clock(), o, slice, summary)
+      summary.checked, summary.errors = summary.checked + checked, summary.errors + refused
     else
       db:transaction(write, db, s, walk.panel, clock(), o, slice, summary)
+      wrote(walk, slice.soonest)
       if i < #page.slices then pause() end
     end
     slice.res = nil
@@ -404,6 +439,7 @@ end
 -- A page claimed and not asked about (or asked, and nothing answered): due at the next round.
 local function release_page(db, s, walk, o, page)
   if page then
+    wrote(walk, o.due)
     db:transaction(function()
       for _, slice in ipairs(page.slices) do
         db:run(s[walk.tbl].lost_all, o.due, walk.panel, slice.first, slice.last, page.token)
@@ -420,15 +456,28 @@ local function begin_round(db, s, panel, now, o, summary)
   db:run(s.slices_forgotten, now - 86400)
 end
 
--- After them: when the next order or refill is due.
-local function next_due(db, s, panel)
+-- After them: when the next order or refill is due. known[tbl]: the soonest next check of
+-- that table, found while the round's last requests travelled (follow).
+local function next_due(db, s, panel, known)
   local due
   for _, tbl in ipairs({ "orders", "refills" }) do
-    local row = db:row(s[tbl].next_due, panel)
-    local n = row and tonumber(row.n)
+    local n = known and known[tbl]
+    if n == nil then
+      local row = db:row(s[tbl].next_due, panel)
+      n = row and tonumber(row.n) or false
+    end
     if n and (not due or n < due) then due = n end
   end
   return due
+end
+
+-- The soonest next check of the walk's table, read once its last page is claimed (the scan
+-- reads every open row: done while that page travels), and folded with what was written after.
+local function walk_due(walk)
+  if walk.scanned == nil then return nil end
+  local due = walk.scanned
+  if walk.soonest and (not due or walk.soonest < due) then due = walk.soonest end
+  return due or false
 end
 
 -- Pages of one table until nothing is due, the limit is reached or stop() says so.
@@ -465,6 +514,12 @@ local function follow(c, client, s, walk, o, summary, ask)
       if last then written(last) end
       pause()
       upcoming = claim()
+      if not upcoming then
+        -- the last page: what the round leaves due, read while it travels
+        pause()
+        local row = db:row(s[walk.tbl].next_due, walk.panel)
+        walk.scanned, walk.soonest = row and tonumber(row.n) or false, nil
+      end
       in_work = false
     end)
     local function step()
@@ -526,20 +581,25 @@ function M.round(book, client, opts)
     local s = sql_for(db)
     o.due = now
     db:run(db.dialect.relaxed)
+    local known = {}
     local ok, failure = pcall(function()
       begin_round(db, s, panel, now, o, summary)
-      local err, stopped = follow(c, client, s, new_walk("orders", panel, round_token), o, summary,
+      local walk = new_walk("orders", panel, round_token)
+      local err, stopped = follow(c, client, s, walk, o, summary,
         function(ids) return client:status(ids) end)
+      known.orders = walk_due(walk)
       stopped_err = err
       if not stopped and type(client.refill_status) == "function" then
-        local rerr = follow(c, client, s, new_walk("refills", panel, round_token), refill_options(o), summary,
+        walk = new_walk("refills", panel, round_token)
+        local rerr = follow(c, client, s, walk, refill_options(o), summary,
           function(ids) return client:refill_status(ids) end)
+        known.refills = walk_due(walk)
         stopped_err = stopped_err or rerr
       end
     end)
     db:run(db.dialect.strict)
     if not ok then error(failure, 0) end
-    summary.next_due = next_due(db, s, panel)
+    summary.next_due = next_due(db, s, panel, known)
     return summary
   end) }
   if not result[1] then return nil, result[2] end

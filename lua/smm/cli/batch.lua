@@ -69,6 +69,15 @@ local function did_you_mean(name)
 end
 
 -- CSV text -> rows { line =, order =, hash = } or nil, { "line N: message", ... }
+-- A row's fingerprint (row.hash: order.hash of its order) is made when first asked for: only an
+-- old journal's import compares it (FNV-1a in plain arithmetic: 0.1 s for 2,000 rows).
+local ROW = { __index = function(row, name)
+  if name ~= "hash" then return nil end
+  local hash = order.hash(row.order)
+  rawset(row, "hash", hash)
+  return hash
+end }
+
 function M.rows(text)
   local records, problem, line = csv.parse(text)
   if not records then return nil, { { line = line, message = problem:gsub("^line %d+: ", "") } } end
@@ -137,7 +146,7 @@ function M.rows(text)
             "' is the ref of line " .. refs[ref] .. " too: a ref names one order" }
         end
         if ref then refs[ref] = refs[ref] or rec.line end
-        rows[#rows + 1] = { line = rec.line, order = o, hash = order.hash(o), ref = ref }
+        rows[#rows + 1] = setmetatable({ line = rec.line, order = o, ref = ref }, ROW)
       end
     end
   end
@@ -399,9 +408,11 @@ end
 -- N rows at a time through client:batch (each intent committed before its request), in calls of
 -- CHUNK_WINDOWS groups of N: within a call the book's work for one group is done while the next
 -- group's requests travel (client:batch's window), so at most 2N rows are claimed and not yet
--- answered at any moment. Stops, after the call, at an error every next row would meet, a row in
--- doubt, a book that fails; at the first Ctrl-C nothing new is sent.
-local CHUNK_WINDOWS = 4
+-- answered at any moment. Stops, after the group, at an error every next row would meet, a row
+-- in doubt, a book that fails; at the first Ctrl-C nothing new is sent. Long calls: a call's
+-- first intents are committed before anything travels and its last answers recorded after, a
+-- few ms each (at 4 groups a call that was 0.84 -> 0.77 of the bare adds' rate).
+local CHUNK_WINDOWS = 64
 local function send_rows(ctx, run)
   local live = output.isatty(2)
   local sent = 0
