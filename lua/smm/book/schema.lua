@@ -138,11 +138,11 @@ M.MIGRATIONS = {
       )]],
     "CREATE INDEX catalog_snapshots_panel ON catalog_snapshots (panel, id)",
   } },
-  -- (7 and 8 are the catalog's and the router's.) The start of every sync round looks for the
+  -- The start of every sync round looks for the
   -- panel's open orders past max_age (sync's housekeeping): through (panel, state, id) that read
   -- every open row (24 ms for 100,000 on SQLite, before the round's first request); through this
   -- index, only the old ones. created_at never changes, so no sync update touches it.
-  { version = 9, statements = {
+  { version = 7, statements = {
     "CREATE INDEX orders_open_age ON orders (panel, state, created_at)",
   } },
 }
