@@ -169,6 +169,9 @@ function M.apply(db)
     require("smm.book.db").fail(db, "the book's schema is version " .. current() ..
       ", newer than this lua-smm knows (" .. M.LATEST .. "): upgrade lua-smm", "book_newer")
   end
+  -- a book already current takes no write lock: opening it beside a busy writer (a batch, a
+  -- sync worker) must not queue behind it once per migration
+  if current() == M.LATEST then return end
   for _, m in ipairs(M.MIGRATIONS) do
     db:transaction(function()
       local have = current()
