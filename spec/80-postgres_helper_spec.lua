@@ -144,4 +144,17 @@ describe("helpers.postgres #book", function()
     ps:close()
     assert.is_truthy(state == "" or state:find("^%s*Z"), "postmaster " .. pid .. " still runs: " .. state)
   end)
+
+  it("starts while the spec's process holds more open files than the postgres user may open", function()
+    -- a long suite keeps each spec file's sockets and pipes to the end; inherited, they left
+    -- initdb and the server no descriptors of their own (runuser: 1024)
+    local held = {}
+    for i = 1, 1100 do held[i] = assert(io.open("/dev/null")) end
+    local p = postgres.start{ database = "crowded" }
+    for _, f in ipairs(held) do f:close() end
+    local c = p:connect()
+    assert.equal(1, query(c, "SELECT 1 AS one")[1].one)
+    c:close()
+    p:stop()
+  end)
 end)

@@ -68,6 +68,14 @@ end
 
 -- A command line for a PostgreSQL program: as the postgres user when root. Run from the folder,
 -- since the postgres user may not enter the caller's working directory.
+-- The server and initdb inherit every descriptor the spec's process holds open (busted keeps
+-- each spec file's clients, sockets and pipes alive to the end of the run), and count them
+-- against their own limit: as the postgres user (runuser: 1024 open files), a long suite left
+-- initdb and the server too few ("insufficient file descriptors"). Closed before they start,
+-- by perl (Debian's perl-base is always there).
+local CLOSE_FDS = "perl -e " .. quote([[use POSIX (); my $max = POSIX::sysconf(POSIX::_SC_OPEN_MAX()) || 1024;]] ..
+  [[ POSIX::close($_) for 3 .. $max - 1; exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\n"]])
+
 local function as_owner(dir, words)
   local parts = {}
   for i, w in ipairs(words) do parts[i] = quote(w) end
@@ -75,7 +83,7 @@ local function as_owner(dir, words)
   -- initdb's `postgres -V` never returns (the server is not what is being checked)
   local cmd = table.concat(parts, " ")
   if root() then cmd = "runuser -u postgres -- " .. cmd end
-  return "cd " .. quote(dir) .. " && env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS " .. cmd
+  return "cd " .. quote(dir) .. " && env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS " .. CLOSE_FDS .. " " .. cmd
 end
 
 -- true, or false and why there can be no server here. Under CI=true the reason is an error: a
@@ -198,12 +206,7 @@ function M.start(opts)
   os.remove(pwfile)
   if not ok then self:fail("initdb failed", read(dir .. "/initdb.log")) end
 
-  -- max_files_per_process: the server inherits whatever descriptors the spec's process holds
-  -- open (sandbox pipes, sockets, books not yet collected), and counts them against this limit:
-  -- at the default 1000, a long suite on Lua 5.1 left it "System allows -4" and no server
-  collectgarbage("collect") -- clients and books the specs dropped: their sockets not inherited
-  collectgarbage("collect")
-  local settings = "-c listen_addresses=127.0.0.1 -c max_connections=100 -c max_files_per_process=10000"
+  local settings = "-c listen_addresses=127.0.0.1 -c max_connections=100"
   if self.fast then settings = settings .. " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" end
   local started
   for _ = 1, opts.attempts or 5 do
