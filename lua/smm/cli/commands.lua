@@ -160,20 +160,22 @@ end
 -- Through the order book: the intent is committed before the request leaves, so the same --ref
 -- again (from this machine or another sharing the book) sends nothing.
 
--- An order the book already has under this ref: placed (said, exit 0) or in doubt (exit 6).
-local function already_recorded(ref, row)
+-- An order the book already has under this ref: placed (said, exit 0) or in doubt (exit 6); a
+-- routed one names its panel (order ids collide across panels). smm add and smm add --product.
+function M.already_recorded(ref, row)
   if cli_book.IN_DOUBT[row.state] then
     output.error("ref " .. ref .. " is in doubt (" .. (row.state == "sending" and
       "its add was sent and no answer was recorded" or tostring(row.error or "its answer was lost")) ..
       "): nothing was sent; " .. cli_book.settle_advice(ref), { kind = "book", code = "in_doubt" })
     return M.EXIT.ref_in_doubt
   end
+  local panel = type(row.route) == "table" and row.route.panel or nil
   if output.json_mode() then
     output.json{ order = row.order_id, ref = ref, recorded = true, state = row.state, status = row.status,
-      service = row.service }
+      service = row.service, panel = panel }
   else
-    output.say("order ", string.format("%d", row.order_id), " (ref ", ref, ") was placed earlier",
-      row.status and (", status " .. row.status) or "", ": nothing was sent")
+    output.say("order ", string.format("%d", row.order_id), panel and (" on panel " .. panel) or "", " (ref ",
+      ref, ") was placed earlier", row.status and (", status " .. row.status) or "", ": nothing was sent")
   end
   return 0
 end
@@ -197,7 +199,7 @@ function M.add(ctx)
         "): nothing was sent; a ref names one order", { kind = "book", code = "ref_conflict" })
       return M.EXIT.error
     end
-    if row and row.state ~= "failed" then return already_recorded(ref, row) end
+    if row and row.state ~= "failed" then return M.already_recorded(ref, row) end
   end
   if not output.json_mode() or not ctx.flags.yes then
     output.note(describe_order(clean, service, price))
@@ -219,7 +221,7 @@ function M.add(ctx)
   if res.recorded then
     -- another run placed it between the look-up above and this add: the book decided
     local row = book:get(res.ref) or { order_id = res.order, state = res.state, status = res.status }
-    return already_recorded(res.ref, row)
+    return M.already_recorded(res.ref, row)
   end
   if res.book_error then
     output.error(string.format("order %d was placed (%s), but the book could not record it: %s; " ..

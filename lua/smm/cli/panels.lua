@@ -10,7 +10,8 @@ local money = require "smm.money"
 
 local M = {}
 
-local EXIT = require("smm.cli.commands").EXIT
+local commands = require "smm.cli.commands"
+local EXIT = commands.EXIT
 
 local function iso(ms)
   if type(ms) ~= "number" then return nil end
@@ -206,23 +207,6 @@ end
 -- through the book: the cheapest able panel, failing over only when the one tried provably
 -- did not place it. max_cost is --max-cost, else the dearest price shown: a fail-over never
 -- spends more than the person agreed to.
-local function already_recorded(ref, row)
-  if cli_book.IN_DOUBT[row.state] then
-    output.error("ref " .. ref .. " is in doubt (" .. (row.state == "sending" and
-      "its add was sent and no answer was recorded" or tostring(row.error or "its answer was lost")) ..
-      "): nothing was sent; " .. cli_book.settle_advice(ref), { kind = "book", code = "in_doubt" })
-    return EXIT.ref_in_doubt
-  end
-  local panel = type(row.route) == "table" and row.route.panel or nil
-  if output.json_mode() then
-    output.json{ order = row.order_id, ref = ref, recorded = true, state = row.state, status = row.status,
-      service = row.service, panel = panel }
-  else
-    output.say("order ", string.format("%d", row.order_id), panel and (" on panel " .. panel) or "", " (ref ",
-      ref, ") was placed earlier", row.status and (", status " .. row.status) or "", ": nothing was sent")
-  end
-  return 0
-end
 
 function M.add(ctx)
   local ok, problem = args.check(ctx, "add", { "product", "link", "quantity", "ref", "book", "max-cost",
@@ -256,7 +240,7 @@ function M.add(ctx)
           { kind = "book", code = "ref_conflict" })
         return EXIT.error
       end
-      return already_recorded(ref, row)
+      return commands.already_recorded(ref, row)
     end
   end
   local q, qerr = router:quote(req)
@@ -283,7 +267,7 @@ function M.add(ctx)
   end
   local question = "Place this order with panel " .. best.panel .. " for " .. best.price ..
     (#doc.candidates > 1 and (" (at most " .. (req.max_cost or dearest) .. " on another panel)") or "") .. "?"
-  local confirmed = require("smm.cli.commands").confirm(ctx, question)
+  local confirmed = commands.confirm(ctx, question)
   if confirmed ~= true then return confirmed end
   local call = { product = req.product, link = ctx.flags.link, quantity = req.quantity, ref = ref,
                  max_cost = req.max_cost or dearest, prefer = req.prefer, avoid = req.avoid,
@@ -300,7 +284,7 @@ function M.add(ctx)
   end
   if res.recorded then
     local row = book:get(res.ref) or { order_id = res.order, state = res.state, status = res.status }
-    return already_recorded(res.ref, row)
+    return commands.already_recorded(res.ref, row)
   end
   local route = type(res.route) == "table" and res.route or {}
   local panel = res.panel or route.panel
