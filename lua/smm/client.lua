@@ -10,7 +10,6 @@ local transports = require "smm.transport"
 local services = require "smm.services"
 local shared = require "smm.shared"
 local poll = require "smm.poll"
-local random = require "smm.random"
 local dialects = require "smm.dialect"
 
 local M = {}
@@ -266,19 +265,9 @@ local function build(client, name, a, b)
   return op
 end
 
--- A ref names one order for good: printable, short enough for any index.
-local MAX_REF = 200
-
--- The ref of an add through a book: the caller's, checked, or a new one (an order placed
--- without a ref is recorded all the same).
+-- The ref of an add through a book (smm.validate.ref).
 local function ref_of(opts)
-  local ref = type(opts) == "table" and opts.ref or nil
-  if ref == nil then return "auto-" .. os.date("!%Y%m%dT%H%M%SZ") .. "-" .. random.hex(8) end
-  if type(ref) ~= "string" or ref == "" or #ref > MAX_REF or ref:find("%c") then
-    return nil, errors.invalid("ref", "must be a non-empty string of at most " .. MAX_REF ..
-      " bytes without control characters, got " .. validate.shown(ref), "add")
-  end
-  return ref
+  return validate.ref(type(opts) == "table" and opts.ref or nil)
 end
 
 -- The order's price when the service list is already at hand (nothing is fetched for it).

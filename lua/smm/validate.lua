@@ -1,6 +1,7 @@
 -- Checks what a caller asks for before anything is sent, and names the field that is wrong.
 -- Returns clean values (integers as Lua integers, lists joined into lines) or nil, err.
 local errors = require "smm.errors"
+local random = require "smm.random"
 
 local M = {}
 
@@ -401,6 +402,19 @@ function M.ids(list, field, action)
     end
   end
   return out
+end
+
+-- A ref names one order for good (the book's idempotency key): printable, short enough for any
+-- index. The caller's, checked, or a new one when none is given (an order placed without a ref
+-- is recorded all the same). -> ref, or nil, err. client:add's and router:add's.
+local MAX_REF = 200
+function M.ref(ref)
+  if ref == nil then return "auto-" .. os.date("!%Y%m%dT%H%M%SZ") .. "-" .. random.hex(8) end
+  if type(ref) ~= "string" or ref == "" or #ref > MAX_REF or ref:find("%c") then
+    return nil, errors.invalid("ref", "must be a non-empty string of at most " .. MAX_REF ..
+      " bytes without control characters, got " .. shown(ref), "add")
+  end
+  return ref
 end
 
 return M

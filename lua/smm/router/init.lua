@@ -29,7 +29,6 @@ local smm = require "smm"
 local errors = require "smm.errors"
 local money = require "smm.money"
 local price = require "smm.price"
-local random = require "smm.random"
 local json = require "smm.json"
 local validate = require "smm.validate"
 local catalog = require "smm.router.catalog"
@@ -403,8 +402,6 @@ end
 ---------------------------------------------------------------------------------------------
 -- add
 
-local MAX_REF = 200
-
 local function no_panel(product, passed_over)
   local why = {}
   for i, e in ipairs(passed_over) do why[i] = e.panel .. ": " .. e.reason end
@@ -451,13 +448,8 @@ function Router:add(a)
   if a.key ~= nil or a.action ~= nil then usage("add(order): 'key' and 'action' are not order fields") end
   local r, err = routing(self, a, "add")
   if not r then return nil, err end
-  local ref = a.ref
-  if ref == nil then
-    ref = "auto-" .. os.date("!%Y%m%dT%H%M%SZ") .. "-" .. random.hex(8)
-  elseif type(ref) ~= "string" or ref == "" or #ref > MAX_REF or ref:find("%c") then
-    return nil, invalid("ref", "must be a non-empty string of at most " .. MAX_REF ..
-      " bytes without control characters, got " .. validate.shown(ref), "add")
-  end
+  local ref, rerr = validate.ref(a.ref)
+  if not ref then return nil, rerr end
   local order = {}
   for k, v in pairs(a) do
     if not ROUTING_KEYS[k] then
